@@ -1,0 +1,115 @@
+"""Losses on the output layer's logits, with their exact gradients.
+
+Each loss maps logits ``z (T, B, O)``, targets ``y (T, B, O)`` and a loss mask
+``(T, B)`` to a scalar and ``dloss/dz (T, B, O)``. Masked steps contribute
+nothing to either.
+
+=========  =============================  =====================  ==============
+name       per-step loss                  dloss/dz               outputs
+=========  =============================  =====================  ==============
+bce        sum_o softplus(z) - y z        sigmoid(z) - y         sigmoid(z)
+softmax    logsumexp(z) - sum_o y z       softmax(z) - y         softmax(z)
+mse        sum_o (z - y)^2                2 (z - y)              z
+=========  =============================  =====================  ==============
+
+``reduction="sum"`` adds every scored term (the notebook's choice);
+``"mean"`` divides by the number of scored terms: scored steps times ``O``
+for the element-wise losses (``bce``, ``mse``, as PyTorch does), scored steps
+for ``softmax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from rnnlab.functional import bce_with_logits, sigmoid
+
+REDUCTIONS = ("sum", "mean")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the max so ``exp`` never overflows."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _logsumexp(z: np.ndarray) -> np.ndarray:
+    m = z.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss on logits: per-step values, gradient and the model's output transform."""
+
+    name: str
+    step_loss: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (T,B,O),(T,B,O) -> (T,B)
+    dlogits: Callable[[np.ndarray, np.ndarray], np.ndarray]  # -> (T,B,O)
+    output: Callable[[np.ndarray], np.ndarray]  # logits -> probabilities / values
+    elementwise: bool  # True: "mean" counts O terms per step
+
+
+LOSSES: dict[str, Loss] = {
+    "bce": Loss(
+        "bce",
+        lambda z, y: bce_with_logits(z, y).sum(axis=-1),
+        lambda z, y: sigmoid(z) - y,
+        sigmoid,
+        elementwise=True,
+    ),
+    "softmax": Loss(
+        "softmax",
+        lambda z, y: _logsumexp(z) - (y * z).sum(axis=-1),
+        lambda z, y: softmax(z) - y,
+        softmax,
+        elementwise=False,
+    ),
+    "mse": Loss(
+        "mse",
+        lambda z, y: ((z - y) ** 2).sum(axis=-1),
+        lambda z, y: 2.0 * (z - y),
+        lambda z: z,
+        elementwise=True,
+    ),
+}
+
+
+def get_loss(name: str) -> Loss:
+    """The loss called ``name``; a clear ``ValueError`` for unknown names."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose 'sum' or 'mean'")
+
+
+def loss_and_dlogits(
+    name: str, z: np.ndarray, y: np.ndarray, mask: np.ndarray, reduction: str = "sum"
+) -> tuple[float, np.ndarray]:
+    """Masked, reduced loss and its gradient with respect to the logits.
+
+    Parameters
+    ----------
+    z : ndarray of shape (T, B, O)
+        Logits.
+    y : ndarray of shape (T, B, O)
+        Targets (one-hot rows for ``softmax``).
+    mask : ndarray of shape (T, B)
+        Weight of each step's loss: 1 scored, 0 ignored (padding or unscored).
+    """
+    loss = get_loss(name)
+    check_reduction(reduction)
+    scale = 1.0
+    if reduction == "mean":
+        count = mask.sum() * (z.shape[-1] if loss.elementwise else 1)
+        scale = 1.0 / max(float(count), 1.0)
+    value = float((loss.step_loss(z, y) * mask).sum()) * scale  # scalar
+    dz = loss.dlogits(z, y) * (mask[..., None] * scale)  # (T, B, O)
+    return value, dz

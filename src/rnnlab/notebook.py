@@ -1,0 +1,197 @@
+"""The seed notebook's own API, running on rnnlab's core.
+
+The notebook's code runs unchanged against this module and prints the same
+numbers::
+
+    from rnnlab.notebook import RNN, binarize
+    model = RNN()
+    model.predict([0, 1])            # [0.007152809912960745, 0.9928144512645394]
+    model.update_weights([1, 1], [0, 1], learning_rate=1, print_loss=True)
+
+Its attributes (``Wy_first``, ``Waa_second_1``, ``a_first``...) read and write
+the core model's parameters (see the table in DESIGN.md), and its gradient is
+the core's ``truncate=1`` gradient, which is exactly what the notebook
+derived by hand. Where the notebook crashed — ``InvalidInputError`` was never
+defined, ``math.e**-z`` overflows for ``z < -709`` — this module does what was
+meant: raises a real ``InvalidInputError`` and saturates the sigmoid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab import functional
+from rnnlab.kernels import numpy_ref
+from rnnlab.model import RNN as CoreRNN
+
+
+class InvalidInputError(ValueError):
+    """A target that is not 0 or 1."""
+
+
+def sigmoid(z):
+    """``1 / (1 + e^-z)`` that never overflows; a float for a number, an array for an array."""
+    s = functional.sigmoid(z)
+    return float(s) if np.ndim(s) == 0 else s
+
+
+def log_loss(y_hat, y):
+    """``-log(y_hat)`` if ``y == 1``, ``-log(1 - y_hat)`` if ``y == 0`` (clipped: never ``log(0)``)."""
+    if y not in (0, 1):
+        raise InvalidInputError("y must be 0 or 1 but it is ", y)
+    return float(functional.log_loss(y_hat, y))
+
+
+def by_derivative(y_hat, y):
+    """d loss / d by for one step: ``y_hat - y``."""
+    return y_hat - y
+
+
+def Wy_derivative(y_hat, y, a):
+    """d loss / d Wy for the unit with activation ``a``."""
+    return by_derivative(y_hat, y) * a
+
+
+def ba_derivative(y_hat, y, Wy, an):
+    """d loss / d ba through one step: ``(y_hat - y) Wy an (1 - an)``."""
+    return (y_hat - y) * Wy * an * (1 - an)
+
+
+def Waa_derivative(y_hat, y, Wy, an, a_prev):
+    """d loss / d Waa through one step (the previous state held fixed)."""
+    return ba_derivative(y_hat, y, Wy, an) * a_prev
+
+
+def Wax_derivative(y_hat, y, Wy, an, x):
+    """d loss / d Wax through one step."""
+    return ba_derivative(y_hat, y, Wy, an) * x
+
+
+def binarize(x_input):
+    """Threshold probabilities at 0.5 into 0/1."""
+    return [0 if x < 0.50 else 1 for x in x_input]
+
+
+def make_shift_data(n: int = 1000, min_len: int = 4, max_len: int = 10, rng=0):
+    """The notebook's data: ``n`` random bit strings and their right shifts by one.
+
+    ``rng`` is a ``numpy.random.Generator`` or a seed. Returns ``X, y``, lists
+    of lists of 0/1, as the notebook's cells build them.
+    """
+    rng = np.random.default_rng(rng)
+    X = []
+    for _ in range(n):
+        length = int(rng.integers(min_len, max_len + 1))
+        X.append([int(b) for b in rng.integers(0, 2, size=length)])
+    y = [[0, *seq[:-1]] for seq in X]
+    return X, y
+
+
+# notebook name -> (core parameter, index)
+_NAMES = {
+    "Wax_first": ("W_xh", (0, 0)),
+    "Wax_second": ("W_xh", (1, 0)),
+    "Waa_first_1": ("W_hh", (0, 0)),
+    "Waa_first_2": ("W_hh", (0, 1)),
+    "Waa_second_1": ("W_hh", (1, 0)),
+    "Waa_second_2": ("W_hh", (1, 1)),
+    "ba_first": ("b_h", (0,)),
+    "ba_second": ("b_h", (1,)),
+    "Wy_first": ("W_hy", (0, 0)),
+    "Wy_second": ("W_hy", (0, 1)),
+    "by": ("b_y", (0,)),
+    "a_first": ("h0", (0,)),
+    "a_second": ("h0", (1,)),
+}
+# the notebook's gradient tuple order
+_GRADIENT_ORDER = (
+    "Wy_first", "Wy_second", "by",
+    "Waa_first_1", "Waa_first_2", "ba_first",
+    "Waa_second_1", "Waa_second_2", "ba_second",
+    "Wax_first", "Wax_second",
+)  # fmt: skip
+
+# the notebook's hand-set weights, exactly as written (ba_first = 5: its comment says -5)
+_NOTEBOOK_WEIGHTS = {
+    "Wy_first": 0, "Wy_second": 10, "by": -5,
+    "Waa_first_1": 0, "Waa_first_2": 0, "ba_first": 5,
+    "Waa_second_1": 10, "Waa_second_2": 0, "ba_second": -5,
+    "Wax_first": 10, "Wax_second": 0,
+    "a_first": 0, "a_second": 0,
+}  # fmt: skip
+
+
+def _notebook_attribute(name: str) -> property:
+    key, index = _NAMES[name]
+
+    def get(self) -> float:
+        return float(self.core.params[key][index])
+
+    def set(self, value) -> None:
+        self.core.params[key][index] = value
+
+    return property(get, set, doc=f"The notebook's ``{name}``: ``{key}{list(index)}``.")
+
+
+class RNN:
+    """The notebook's 2-unit sigmoid RNN, its weights living in ``self.core`` (an rnnlab RNN)."""
+
+    def __init__(self):
+        self.core = CoreRNN(1, 2, 1, "sigmoid", backend="numpy")
+        for name, value in _NOTEBOOK_WEIGHTS.items():
+            setattr(self, name, value)
+
+    def predict(self, x_input):
+        """Output probabilities for one sequence (a list of numbers), one per step."""
+        return self.core.predict_proba([x_input])[0]
+
+    def run(self, x, a_first, a_second):
+        """One step from the state ``(a_first, a_second)``: ``(y_hat, a_first, a_second)``."""
+        params = self._params_from(a_first, a_second)
+        logits, tape = numpy_ref.forward(params, np.array([[[x]]], float), **self.core.config.network)
+        (h,) = tape[0][0][0]  # (H,)
+        return sigmoid(logits[0, 0, 0]), float(h[0]), float(h[1])
+
+    def forward_pass(self, x, y, a_first, a_second):
+        """One training step's gradients (the previous state held fixed) and its outputs.
+
+        Returns ``(gradients, a_first, a_second, y_hat)``, the gradients in the
+        notebook's order (``Wy_first, Wy_second, by, Waa_first_1, ...``).
+        """
+        _check_targets([y])
+        params = self._params_from(a_first, a_second)
+        x_step = np.array([[[x]]], dtype=float)  # (T=1, B=1, I=1)
+        _, grads = numpy_ref.loss_and_grad(
+            params, x_step, np.array([[[y]]], float), np.ones((1, 1)), **self.core.config.network
+        )
+        y_hat, a1, a2 = self.run(x, a_first, a_second)
+        return _in_notebook_order(grads), a1, a2, y_hat
+
+    def update_weights(self, x_input, y_input, learning_rate=0.0001, print_loss=False):
+        """One SGD step on one sequence with the notebook's one-step gradients."""
+        _check_targets(y_input)
+        loss, grads = self.core.loss_and_grad([x_input], [y_input], truncate=1)
+        if print_loss:
+            print("logistic loss", loss)
+        for name in _GRADIENT_ORDER:
+            key, index = _NAMES[name]
+            self.core.params[key][index] -= learning_rate * grads[key][index]
+
+    def _params_from(self, a_first, a_second) -> dict:
+        params = dict(self.core.params)
+        params["h0"] = np.array([a_first, a_second], dtype=float)
+        return params
+
+
+for _name in _NAMES:
+    setattr(RNN, _name, _notebook_attribute(_name))
+
+
+def _in_notebook_order(grads: dict) -> tuple:
+    return tuple(float(grads[_NAMES[n][0]][_NAMES[n][1]]) for n in _GRADIENT_ORDER)
+
+
+def _check_targets(y_input) -> None:
+    for y in y_input:
+        if y not in (0, 1):
+            raise InvalidInputError("y must be 0 or 1 but it is ", y)

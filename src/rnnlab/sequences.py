@@ -1,0 +1,227 @@
+"""Turning user sequences into padded time-major batches, and back.
+
+The public API takes what the notebook uses — a list of variable-length
+sequences, each a list of numbers (one feature) or of feature vectors — or a
+padded batch-first array ``(B, T)`` / ``(B, T, F)`` with ``lengths`` (PyTorch's
+``batch_first`` convention). Inside, everything is time-major: ``x (T, B, I)``,
+``y (T, B, O)`` and a loss mask ``(T, B)`` that is zero on padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A padded, time-major batch.
+
+    Attributes
+    ----------
+    x : ndarray of shape (T, B, I)
+        Inputs, zero on padding.
+    y : ndarray of shape (T, B, O) or None
+        Targets (one-hot rows for class targets), zero on padding.
+    mask : ndarray of shape (T, B)
+        Loss weight of each step: 1 where a step is scored, 0 on padding and
+        on steps the task does not score.
+    lengths : ndarray of shape (B,)
+        Number of valid steps of each sequence.
+    as_list : bool
+        Whether the user gave lists (outputs go back as lists) or arrays.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    mask: np.ndarray
+    lengths: np.ndarray
+    as_list: bool = True
+
+    @property
+    def padding_mask(self) -> np.ndarray:
+        """``(T, B)`` float mask: 1 on valid steps, 0 on padding."""
+        steps = np.arange(self.x.shape[0])[:, None]  # (T, 1)
+        return (steps < self.lengths[None, :]).astype(self.x.dtype)
+
+
+def make_batch(
+    X,
+    Y=None,
+    *,
+    input_size: int,
+    output_size: int,
+    lengths=None,
+    mask=None,
+    targets: str = "binary",
+    dtype=np.float64,
+) -> Batch:
+    """Validate user sequences and pad them into a :class:`Batch`.
+
+    Parameters
+    ----------
+    X : list of sequences, or ndarray of shape (B, T) or (B, T, I)
+    Y : same layout as ``X`` with ``O`` features, or class indices ``(B, T)``
+        for ``targets="class"``; optional.
+    lengths : array-like of shape (B,), only with array inputs
+    mask : same layout as ``X`` without features; which steps are scored
+        (1) and which are not (0). Defaults to every valid step.
+    targets : {"binary", "class", "real"}
+        What the targets must be: 0/1 values, class indices (or one-hot
+        rows), or any finite reals.
+    """
+    as_list = not isinstance(X, np.ndarray)
+    xs = _sequences(X, "X", input_size, lengths, dtype)
+    seq_lengths = np.array([len(s) for s in xs], dtype=np.int64)
+    x = _pad(xs, input_size, dtype)
+
+    y = None
+    if Y is not None:
+        if targets == "class":
+            ys = _class_sequences(Y, output_size, lengths, dtype)
+        else:
+            ys = _sequences(Y, "Y", output_size, lengths, dtype)
+        _check_same_lengths(xs, ys, "Y")
+        if targets == "binary":
+            _check_binary(ys)
+        y = _pad(ys, output_size, dtype)
+
+    valid = (np.arange(x.shape[0])[:, None] < seq_lengths[None, :]).astype(dtype)  # (T, B)
+    if mask is not None:
+        ms = _sequences(mask, "mask", 1, lengths, dtype)
+        _check_same_lengths(xs, ms, "mask")
+        if any(np.any(m < 0) for m in ms):
+            raise ValueError("mask values must be non-negative (1 scores a step, 0 skips it)")
+        valid = valid * _pad(ms, 1, dtype)[..., 0]
+    return Batch(x=x, y=y, mask=valid, lengths=seq_lengths, as_list=as_list)
+
+
+def unbatch(values: np.ndarray, batch: Batch):
+    """Time-major ``values (T, B, O)`` back into the user's layout.
+
+    Lists in, lists out: one list per sequence, one value per step when
+    ``O == 1`` (else one row of ``O`` values per step). Arrays in, arrays out:
+    ``(B, T)`` when ``O == 1`` else ``(B, T, O)``, padding set to 0.
+    """
+    out = np.swapaxes(values, 0, 1) * batch.padding_mask.T[..., None]  # (B, T, O)
+    if values.shape[-1] == 1:
+        out = out[..., 0]
+    if not batch.as_list:
+        return out
+    return [out[b, : batch.lengths[b]].tolist() for b in range(out.shape[0])]
+
+
+def _sequences(X, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
+    """A list of ``(T_i, features)`` arrays from a list of sequences or a padded array."""
+    if isinstance(X, np.ndarray):
+        return _from_padded(X, name, features, lengths, dtype)
+    if lengths is not None:
+        raise ValueError("lengths= is only for padded arrays; lists carry their own lengths")
+    try:
+        n = len(X)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of sequences or an array") from None
+    if n == 0:
+        raise ValueError(f"{name} holds no sequences")
+    out = []
+    for i, seq in enumerate(X):
+        try:
+            arr = np.asarray(seq, dtype=dtype)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name}[{i}] is not a sequence of numbers or of equal-length vectors"
+            ) from None
+        if arr.ndim == 0:
+            raise ValueError(
+                f"{name}[{i}] is a single number; {name} must be a list of sequences, "
+                f"e.g. [[0, 1, 1]] for one sequence"
+            )
+        if arr.ndim == 1 and features == 1:
+            arr = arr[:, None]  # (T_i,) -> (T_i, 1)
+        if arr.ndim != 2 or arr.shape[1] != features:
+            raise ValueError(
+                f"{name}[{i}] should have {features} value(s) per step, got shape "
+                f"{np.shape(seq)}"
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name}[{i}] is empty; every sequence needs at least one step")
+        _check_finite(arr, f"{name}[{i}]")
+        out.append(arr)
+    return out
+
+
+def _from_padded(X: np.ndarray, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if X.ndim == 2 and features == 1:
+        X = X[..., None]
+    if X.ndim != 3 or X.shape[2] != features:
+        raise ValueError(
+            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), "
+            f"got {X.shape}"
+        )
+    B, T = X.shape[:2]
+    if B == 0 or T == 0:
+        raise ValueError(f"{name} holds no sequences (shape {X.shape})")
+    if lengths is None:
+        lengths = np.full(B, T)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be {B} integers, one per sequence, got {lengths!r}")
+    if np.any(lengths < 1) or np.any(lengths > T):
+        raise ValueError(f"lengths must lie in 1..{T} (the padded length), got {lengths.tolist()}")
+    out = [np.asarray(X[b, : lengths[b]], dtype=dtype) for b in range(B)]
+    for b, arr in enumerate(out):
+        _check_finite(arr, f"{name}[{b}]")
+    return out
+
+
+def _class_sequences(Y, classes: int, lengths, dtype) -> list[np.ndarray]:
+    """Class indices ``(T_i,)`` (or one-hot rows ``(T_i, C)``) as one-hot ``(T_i, C)``."""
+    is_indices = (isinstance(Y, np.ndarray) and Y.ndim == 2) or (
+        not isinstance(Y, np.ndarray) and len(Y) > 0 and np.ndim(Y[0]) == 1
+    )
+    if not is_indices:
+        ys = _sequences(Y, "Y", classes, lengths, dtype)
+        for i, y in enumerate(ys):
+            if np.any((y != 0) & (y != 1)) or np.any(y.sum(axis=1) != 1):
+                raise ValueError(f"Y[{i}] must hold one-hot rows for class targets")
+        return ys
+    idx = _sequences(Y, "Y", 1, lengths, np.float64)
+    out = []
+    for i, col in enumerate(idx):
+        k = col[:, 0]
+        if np.any(k != np.round(k)) or np.any(k < 0) or np.any(k >= classes):
+            raise ValueError(f"Y[{i}] must hold class indices in 0..{classes - 1}")
+        out.append(np.eye(classes, dtype=dtype)[k.astype(np.int64)])
+    return out
+
+
+def _pad(seqs: list[np.ndarray], features: int, dtype) -> np.ndarray:
+    """Stack ``(T_i, F)`` arrays into a zero-padded ``(T, B, F)`` array."""
+    T = max(len(s) for s in seqs)
+    out = np.zeros((T, len(seqs), features), dtype=dtype)
+    for b, s in enumerate(seqs):
+        out[: len(s), b] = s
+    return out
+
+
+def _check_same_lengths(xs: list[np.ndarray], ys: list[np.ndarray], name: str) -> None:
+    if len(ys) != len(xs):
+        raise ValueError(f"{name} has {len(ys)} sequences but X has {len(xs)}")
+    for i, (a, b) in enumerate(zip(xs, ys, strict=True)):
+        if len(a) != len(b):
+            raise ValueError(f"sequence {i}: X has {len(a)} steps but {name} has {len(b)}")
+
+
+def _check_binary(ys: list[np.ndarray]) -> None:
+    for i, y in enumerate(ys):
+        bad = y[(y != 0) & (y != 1)]
+        if bad.size:
+            raise ValueError(f"targets must be 0 or 1, but Y[{i}] holds {bad[0]:g}")
+
+
+def _check_finite(arr: np.ndarray, where: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where} contains NaN or infinite values")
