@@ -36,7 +36,7 @@ def sigmoid(z):
 
 
 def log_loss(y_hat, y):
-    """``-log(y_hat)`` if ``y == 1``, ``-log(1 - y_hat)`` if ``y == 0`` (clipped: never ``log(0)``)."""
+    """``-log(y_hat)`` for ``y == 1``, ``-log(1 - y_hat)`` for ``y == 0``; never ``log(0)``."""
     if y not in (0, 1):
         raise InvalidInputError("y must be 0 or 1 but it is ", y)
     return float(functional.log_loss(y_hat, y))
@@ -148,7 +148,8 @@ class RNN:
     def run(self, x, a_first, a_second):
         """One step from the state ``(a_first, a_second)``: ``(y_hat, a_first, a_second)``."""
         params = self._params_from(a_first, a_second)
-        logits, tape = numpy_ref.forward(params, np.array([[[x]]], float), **self.core.config.network)
+        x_step = np.array([[[x]]], dtype=float)  # (T=1, B=1, I=1)
+        logits, tape = numpy_ref.forward(params, x_step, **self.core.config.network)
         (h,) = tape[0][0][0]  # (H,)
         return sigmoid(logits[0, 0, 0]), float(h[0]), float(h[1])
 

@@ -141,8 +141,7 @@ def _sequences(X, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
             arr = arr[:, None]  # (T_i,) -> (T_i, 1)
         if arr.ndim != 2 or arr.shape[1] != features:
             raise ValueError(
-                f"{name}[{i}] should have {features} value(s) per step, got shape "
-                f"{np.shape(seq)}"
+                f"{name}[{i}] should have {features} value(s) per step, got shape {np.shape(seq)}"
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name}[{i}] is empty; every sequence needs at least one step")
@@ -158,8 +157,7 @@ def _from_padded(X: np.ndarray, name: str, features: int, lengths, dtype) -> lis
         X = X[..., None]
     if X.ndim != 3 or X.shape[2] != features:
         raise ValueError(
-            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), "
-            f"got {X.shape}"
+            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), got {X.shape}"
         )
     B, T = X.shape[:2]
     if B == 0 or T == 0:

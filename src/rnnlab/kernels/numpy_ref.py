@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.kernels.layout import layer_view, make_cell, param_name
+from rnnlab.kernels.layout import layer_view, make_cell
 from rnnlab.losses import loss_and_dlogits
 
 
