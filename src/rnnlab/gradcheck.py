@@ -6,12 +6,12 @@ import numpy as np
 
 
 def numerical_grad(
-    loss_fn, params: dict[str, np.ndarray], *, eps: float = 1e-4
+    loss_fn, params: dict[str, np.ndarray], *, eps: float = 1e-3
 ) -> dict[str, np.ndarray]:
     """Fourth-order central differences of ``loss_fn()`` for every parameter entry.
 
     ``(-f(x+2e) + 8 f(x+e) - 8 f(x-e) + f(x-2e)) / 12e`` has truncation error
-    ``O(e^4)``; with ``e = 1e-4`` both it and round-off stay near 1e-12 for
+    ``O(e^4)``; with ``e = 1e-3`` both it and round-off stay near 1e-12 for
     losses of order one. ``params`` are perturbed in place and restored.
     """
     grads = {}
@@ -47,7 +47,7 @@ def gradcheck(
     mask=None,
     truncate: int | None = None,
     reduction: str = "mean",
-    eps: float = 1e-4,
+    eps: float = 1e-3,
     names=None,
 ) -> float:
     """The worst relative error of ``model.loss_and_grad`` against finite differences.
