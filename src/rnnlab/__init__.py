@@ -1,7 +1,28 @@
 """rnnlab: small recurrent neural networks with exact, hand-written BPTT."""
 
 from rnnlab.gradcheck import gradcheck
+from rnnlab.interop import from_torch, to_torch
+from rnnlab.io import ModelFileError
+from rnnlab.io import load_model as load
 from rnnlab.model import RNN, RNNConfig
 
-__all__ = ["RNN", "RNNConfig", "gradcheck"]
+__all__ = [
+    "RNN",
+    "ModelFileError",
+    "RNNConfig",
+    "fit",
+    "from_torch",
+    "gradcheck",
+    "load",
+    "to_torch",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # the fit loop pulls in tasks and optimizers; load it when first asked for
+    if name == "fit":
+        from rnnlab.train import fit
+
+        return fit
+    raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

@@ -29,7 +29,7 @@ class RNNConfig:
     input_size: int = 1  # the notebook feeds one bit per step
     hidden_size: int = 2  # the notebook's two units
     output_size: int = 1  # one bit out per step
-    cell: str = "elman"  # "elman", later "gru" / "lstm"
+    cell: str = "elman"  # "elman", "gru" or "lstm" (the last two: PyTorch's equations)
     activation: str = "sigmoid"  # Elman nonlinearity: the notebook's sigmoid
     num_layers: int = 1
     loss: str = "bce"  # binary cross-entropy on logits, the notebook's log loss
@@ -45,6 +45,11 @@ class RNNConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+            )
+        if self.cell != "elman" and self.activation != "sigmoid":
+            raise ValueError(
+                f"activation applies to the Elman cell only; {self.cell!r} has fixed sigmoid "
+                "gates and tanh candidates (leave activation at its default)"
             )
         get_loss(self.loss)
         if self.dtype not in DTYPES:
@@ -68,9 +73,12 @@ class RNN:
         ``I``, ``H`` and ``O``. The defaults are the notebook's 1-2-1 network.
     activation : {"sigmoid", "tanh", "relu"}
         Nonlinearity of the Elman cell (see :mod:`rnnlab.initializers` for the
-        initialisation each one gets).
-    cell : str
-        Cell type.
+        initialisation each one gets). Elman only: ``gru`` and ``lstm`` reject
+        any other value than the default.
+    cell : {"elman", "gru", "lstm"}
+        Cell type; ``gru`` and ``lstm`` follow ``torch.nn.GRU`` / ``nn.LSTM``
+        (equations and gate order in :mod:`rnnlab.kernels.gru` and
+        :mod:`rnnlab.kernels.lstm`).
     num_layers : int
         Stacked recurrent layers.
     loss : {"bce", "softmax", "mse"}
@@ -84,9 +92,12 @@ class RNN:
     Attributes
     ----------
     params : dict of str to ndarray
-        ``W_xh (H, I)``, ``W_hh (H, H)``, ``b_h (H,)``, ``h0 (H,)`` per layer
-        (layers after the first add ``_l1``, ``_l2``...), then ``W_hy (O, H)``
-        and ``b_y (O,)``. Editing these arrays in place changes the model.
+        Per layer, Elman: ``W_xh (H, I)``, ``W_hh (H, H)``, ``b_h (H,)``,
+        ``h0 (H,)``; GRU: ``W_xh (3H, I)``, ``W_hh (3H, H)``, ``b_xh (3H,)``,
+        ``b_hh (3H,)``, ``h0 (H,)``; LSTM: ``W_xh (4H, I)``, ``W_hh (4H, H)``,
+        ``b_h (4H,)``, ``h0 (H,)``, ``c0 (H,)``. Layers after the first add
+        ``_l1``, ``_l2``...; then ``W_hy (O, H)`` and ``b_y (O,)``. Editing
+        these arrays in place changes the model.
     """
 
     def __init__(
@@ -154,11 +165,17 @@ class RNN:
     def __repr__(self) -> str:
         c = self.config
         layers = f", num_layers={c.num_layers}" if c.num_layers > 1 else ""
+        activation = f", activation={c.activation!r}" if c.cell == "elman" else ""
         return (
             f"RNN(input_size={c.input_size}, hidden_size={c.hidden_size}, "
-            f"output_size={c.output_size}, cell={c.cell!r}, activation={c.activation!r}"
-            f"{layers}, loss={c.loss!r})"
+            f"output_size={c.output_size}, cell={c.cell!r}{activation}{layers}, loss={c.loss!r})"
         )
+
+    def save(self, path):
+        """Save config and parameters to a safetensors file (see :func:`rnnlab.io.save_model`)."""
+        from rnnlab.io import save_model  # io builds models: imported here to avoid a cycle
+
+        return save_model(self, path)
 
     # -- data ---------------------------------------------------------------------------
 

@@ -40,6 +40,22 @@ class Batch:
     as_list: bool = True
 
     @property
+    def size(self) -> int:
+        """Number of sequences ``B``."""
+        return self.x.shape[1]
+
+    def take(self, index: np.ndarray) -> Batch:
+        """The sequences at ``index`` as a batch, padding trimmed to the longest of them."""
+        T = int(self.lengths[index].max())
+        return Batch(
+            x=self.x[:T, index],
+            y=None if self.y is None else self.y[:T, index],
+            mask=self.mask[:T, index],
+            lengths=self.lengths[index],
+            as_list=self.as_list,
+        )
+
+    @property
     def padding_mask(self) -> np.ndarray:
         """``(T, B)`` float mask: 1 on valid steps, 0 on padding."""
         steps = np.arange(self.x.shape[0])[:, None]  # (T, 1)

@@ -9,8 +9,10 @@ notebook's names.
 from __future__ import annotations
 
 from rnnlab.kernels.elman import ElmanCell
+from rnnlab.kernels.gru import GRUCell
+from rnnlab.kernels.lstm import LSTMCell
 
-CELLS = {"elman": ElmanCell}
+CELLS = {"elman": ElmanCell, "gru": GRUCell, "lstm": LSTMCell}
 HEAD = ("W_hy", "b_y")
 
 
@@ -19,7 +21,7 @@ def param_name(base: str, layer: int) -> str:
 
 
 def make_cell(cell: str, activation: str = "sigmoid"):
-    """The numpy reference cell object for a cell type."""
+    """The numpy reference cell object for a cell type (``activation``: Elman only)."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
     return CELLS[cell](activation) if cell == "elman" else CELLS[cell]()

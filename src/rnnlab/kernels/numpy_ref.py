@@ -6,7 +6,8 @@ stacked layers (a layer's hidden sequence is the next layer's input).
 
 Truncation: with ``truncate=k`` the loss at step ``t`` flows back through
 steps ``t, t-1, ..., t-k+1`` only (in every layer); parameters used at those
-steps, and ``h0`` when step 1 lies inside the window, receive its gradient.
+steps, and the initial states (``h0``, ``c0``) when step 1 lies inside the
+window, receive its gradient.
 ``truncate=None`` (or ``k >= T``) is exact BPTT.
 """
 
