@@ -274,7 +274,9 @@ def test_a_sequence_alone_equals_the_same_sequence_in_a_padded_batch(cell, lengt
     _, batch_grads = model.loss_and_grad(X, Y)
     summed = {n: np.zeros_like(v) for n, v in model.params.items()}
     for b, (x, y) in enumerate(zip(X, Y, strict=True)):
-        np.testing.assert_allclose(batch_logits[: len(x), b], model.logits([x])[:, 0], rtol=1e-13)
+        np.testing.assert_allclose(
+            batch_logits[: len(x), b], model.logits([x])[:, 0], rtol=1e-13, atol=1e-15
+        )
         for name, g in model.loss_and_grad([x], [y])[1].items():
             summed[name] += g
     for name in summed:

@@ -23,6 +23,7 @@ import numpy as np
 from rnnlab import functional
 from rnnlab.kernels import numpy_ref
 from rnnlab.model import RNN as CoreRNN
+from rnnlab.tasks.shift import shift_data
 
 
 class InvalidInputError(ValueError):
@@ -78,13 +79,7 @@ def make_shift_data(n: int = 1000, min_len: int = 4, max_len: int = 10, rng=0):
     ``rng`` is a ``numpy.random.Generator`` or a seed. Returns ``X, y``, lists
     of lists of 0/1, as the notebook's cells build them.
     """
-    rng = np.random.default_rng(rng)
-    X = []
-    for _ in range(n):
-        length = int(rng.integers(min_len, max_len + 1))
-        X.append([int(b) for b in rng.integers(0, 2, size=length)])
-    y = [[0, *seq[:-1]] for seq in X]
-    return X, y
+    return shift_data(n, np.random.default_rng(rng), (min_len, max_len))
 
 
 # notebook name -> (core parameter, index)

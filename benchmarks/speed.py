@@ -1,0 +1,287 @@
+"""Training-step throughput: rnnlab (numba, numpy) against PyTorch and the notebook.
+
+One training step = forward, exact BPTT, loss, and an Adam update (the notebook: its
+own per-sequence SGD step). Every implementation trains on the same data; within a
+configuration they are timed interleaved, several repeats, and the medians are
+reported as sequence-steps per second (batch x length / seconds per step).
+
+    python benchmarks/speed.py --quick        # a small subset
+    python benchmarks/speed.py                # H in {2,16,64,256}, B in {1,32,256}, T in {10,100}
+    python benchmarks/speed.py --startup      # cold (empty cache) and warm start of the kernels
+
+Columns: ``nb32`` numba float32 with parameters packed once (``FlatParams``) and a
+compiled Adam on the flat vector; ``nb32+optim`` the same kernels with
+``rnnlab.optim``'s Adam on the param dict; ``nb64`` float64; ``numpy`` the reference
+(float64, skipped where one step would take too long); ``torch1`` / ``torchN``
+PyTorch float32 with one thread / default threads; ``notebook`` the seed notebook's
+pure-Python loop (H=2, batch 1 only). Ratios are nb32 over torch1 and over the
+faster torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CELLS = ("elman", "gru", "lstm")
+
+
+# -- rnnlab -------------------------------------------------------------------------------
+
+
+def _flat_adam():
+    from numba import njit
+
+    @njit(cache=True)
+    def adam(p, g, m, v, t, lr, b1, b2, eps):
+        c1 = lr / (1.0 - b1**t)
+        c2 = 1.0 / math.sqrt(1.0 - b2**t)
+        for i in range(p.shape[0]):
+            m[i] += (1.0 - b1) * (g[i] - m[i])
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i]
+            p[i] -= c1 * m[i] / (math.sqrt(v[i]) * c2 + eps)
+
+    return adam
+
+
+def rnnlab_step(params, data, cell, *, backend, optimizer, lr=1e-3):
+    """A closure doing one training step with the rnnlab kernels."""
+    from rnnlab.kernels import get_backend
+
+    kernels = get_backend(backend)
+    x, y, mask = data
+    net = {"cell": cell, "activation": "tanh", "num_layers": 1}
+    if optimizer == "flat":
+        adam = _flat_adam()
+        params = kernels.pack(params, cell=cell, num_layers=1)
+        m, v = np.zeros_like(params.flat), np.zeros_like(params.flat)
+        state = [0]
+
+        def step():
+            _, grads = kernels.loss_and_grad(params, x, y, mask, **net)
+            state[0] += 1
+            adam(params.flat, grads.flat, m, v, state[0], lr, 0.9, 0.999, 1e-8)
+
+        return step
+    from rnnlab.optim import make_optimizer
+
+    opt = make_optimizer("adam", lr=lr)
+
+    def step():
+        _, grads = kernels.loss_and_grad(params, x, y, mask, **net)
+        opt.step(params, grads)
+
+    return step
+
+
+def make_params(cell, H, dtype, rng):
+    from rnnlab.kernels.layout import param_shapes
+
+    return {
+        name: (rng.normal(size=shape) / math.sqrt(H)).astype(dtype)
+        for name, shape in param_shapes(cell, 1, H, 1, 1).items()
+    }
+
+
+# -- PyTorch --------------------------------------------------------------------------------
+
+
+def torch_step(cell, H, data, *, threads, lr=1e-3):
+    import torch
+
+    torch.manual_seed(0)
+    rnn = {"elman": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](1, H)
+    head = torch.nn.Linear(H, 1)
+    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=lr)
+    x, y, mask = (torch.from_numpy(a.astype(np.float32)) for a in data)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+
+    def step():
+        torch.set_num_threads(threads)
+        opt.zero_grad()
+        out, _ = rnn(x)  # (T, B, H)
+        loss = (loss_fn(head(out), y)[..., 0] * mask).sum()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+# -- the seed notebook's training step (its own code, condensed; batch 1, H = 2) -------------
+
+
+def notebook_step(data):
+    """The notebook's ``RNN.update_weights`` on one sequence: forward, one-step gradients, SGD."""
+
+    def sigmoid(z):
+        return 1 / (1 + (math.e**-z))
+
+    random.seed(0)
+    w = {k: random.gauss(0, 0.2) for k in "Wy1 Wy2 by W11 W12 b1 W21 W22 b2 Wx1 Wx2".split()}
+    xs = [float(v) for v in data[0][:, 0, 0]]
+    ys = [float(v) for v in data[1][:, 0, 0]]
+
+    def step(lr=0.01):
+        a1 = a2 = 0.0
+        g = dict.fromkeys(w, 0.0)
+        loss = 0.0
+        for x, y in zip(xs, ys, strict=True):
+            n1 = sigmoid(w["W11"] * a1 + w["W12"] * a2 + w["Wx1"] * x + w["b1"])
+            n2 = sigmoid(w["W21"] * a1 + w["W22"] * a2 + w["Wx2"] * x + w["b2"])
+            yh = sigmoid(w["Wy1"] * n1 + w["Wy2"] * n2 + w["by"])
+            d = yh - y
+            g["by"] += d
+            g["Wy1"] += d * n1
+            g["Wy2"] += d * n2
+            d1 = d * w["Wy1"] * n1 * (1 - n1)
+            d2 = d * w["Wy2"] * n2 * (1 - n2)
+            g["b1"] += d1
+            g["Wx1"] += d1 * x
+            g["W11"] += d1 * a1
+            g["W12"] += d1 * a2
+            g["b2"] += d2
+            g["Wx2"] += d2 * x
+            g["W21"] += d2 * a1
+            g["W22"] += d2 * a2
+            loss += -math.log(yh) if y == 1 else -math.log(1 - yh)
+            a1, a2 = n1, n2
+        for k in w:
+            w[k] -= lr * g[k]
+
+    return step
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+
+def seconds_per_call(fn, min_time):
+    fn()
+    n, elapsed = 1, 0.0
+    while True:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / n
+        n = max(2 * n, int(n * min_time / max(elapsed, 1e-9)) + 1)
+
+
+def shift_data(T, B, rng):
+    x = rng.integers(0, 2, size=(T, B, 1)).astype(np.float64)
+    y = np.zeros_like(x)
+    y[1:] = x[:-1]  # the shift task: output the previous input
+    return x, y, np.ones((T, B))
+
+
+def run_config(cell, H, B, T, *, repeats, min_time, numpy_budget):
+    rng = np.random.default_rng(0)
+    data = shift_data(T, B, rng)
+    data32 = tuple(a.astype(np.float32) for a in data)
+    impls = {
+        "nb32": rnnlab_step(
+            make_params(cell, H, np.float32, rng), data32, cell, backend="numba", optimizer="flat"
+        ),
+        "nb32+optim": rnnlab_step(
+            make_params(cell, H, np.float32, rng), data32, cell, backend="numba", optimizer="optim"
+        ),
+        "nb64": rnnlab_step(
+            make_params(cell, H, np.float64, rng), data, cell, backend="numba", optimizer="flat"
+        ),
+        "torch1": torch_step(cell, H, data, threads=1),
+        "torchN": torch_step(cell, H, data, threads=DEFAULT_TORCH_THREADS),
+    }
+    if H * H * B * T <= numpy_budget:
+        impls["numpy"] = rnnlab_step(make_params(cell, H, np.float64, rng), data, cell,
+                                     backend="numpy", optimizer="optim")  # fmt: skip
+    if cell == "elman" and H == 2 and B == 1:
+        impls["notebook"] = notebook_step(data)
+    times = {name: [] for name in impls}
+    for _ in range(repeats):  # interleaved
+        for name, fn in impls.items():
+            times[name].append(seconds_per_call(fn, min_time))
+    return {name: B * T / statistics.median(ts) for name, ts in times.items()}
+
+
+COLUMNS = ("nb32", "nb32+optim", "nb64", "numpy", "torch1", "torchN", "notebook")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small subset of configurations")
+    parser.add_argument("--startup", action="store_true", help="time cold and warm kernel start")
+    parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=0.05, help="seconds per measurement")
+    args = parser.parse_args(argv)
+    if args.startup:
+        return startup()
+    import numba
+    import torch
+
+    global DEFAULT_TORCH_THREADS
+    DEFAULT_TORCH_THREADS = torch.get_num_threads()
+    cells = args.cells.split(",")
+    if args.quick:
+        grid = [(2, 1, 10), (2, 32, 10), (16, 32, 100), (64, 32, 100), (256, 256, 100)]
+        cells = cells[:1] if args.cells == ",".join(CELLS) else cells
+    else:
+        grid = [(H, B, T) for H in (2, 16, 64, 256) for B in (1, 32, 256) for T in (10, 100)]
+    threads = f"numba threads {numba.get_num_threads()}, torch default {DEFAULT_TORCH_THREADS}"
+    print(f"# {threads}; sequence-steps per second, median of {args.repeats}")
+    header = f"{'cell':6} {'H':>4} {'B':>4} {'T':>4} " + " ".join(f"{c:>11}" for c in COLUMNS)
+    print(header + f" {'nb32/t1':>8} {'nb32/tbest':>10}")
+    for cell in cells:
+        for H, B, T in grid:
+            r = run_config(cell, H, B, T, repeats=args.repeats, min_time=args.min_time,
+                           numpy_budget=2e6)  # fmt: skip
+            cols = " ".join(f"{r[c]:11.3g}" if c in r else f"{'-':>11}" for c in COLUMNS)
+            best_torch = max(r["torch1"], r["torchN"])
+            print(f"{cell:6} {H:4d} {B:4d} {T:4d} {cols} {r['nb32'] / r['torch1']:8.1f} "
+                  f"{r['nb32'] / best_torch:10.1f}", flush=True)  # fmt: skip
+    return 0
+
+
+DEFAULT_TORCH_THREADS = 1
+
+_STARTUP_SNIPPET = """
+import time; t0 = time.perf_counter()
+import numpy as np
+from rnnlab.kernels import numba_backend as nb
+from rnnlab.kernels.layout import param_shapes
+t1 = time.perf_counter(); rng = np.random.default_rng(0)
+for cell in ("elman", "gru", "lstm"):
+    for H, B in ((2, 1), (64, 3)):
+        for dtype in (np.float64, np.float32):
+            shapes = param_shapes(cell, 1, H, 1, 1)
+            p = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+            x = np.ones((5, B, 1), dtype); m = np.ones((5, B), dtype)
+            nb.loss_and_grad(p, x, x, m, cell=cell, activation="tanh", num_layers=1)
+t2 = time.perf_counter()
+print(f"import {t1 - t0:.2f} s, first calls (3 cells, rows/blas, f64/f32) {t2 - t1:.2f} s")
+"""
+
+
+def startup():
+    """Start the kernels in fresh processes: once with an empty cache, then warm."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold (empty cache)", "warm (cached)"):
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _STARTUP_SNIPPET], env=env, check=True,
+                                 capture_output=True, text=True).stdout.strip()  # fmt: skip
+            print(f"{label:20} process {time.perf_counter() - start:6.2f} s; {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""The ``rnnlab`` command line: thin wrappers that parse, call one library function, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Small recurrent neural networks with exact backpropagation through time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+class CliError(Exception):
+    """A bad input from the user: printed as one line, exit code 2."""
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="Task to learn (see `rnnlab tasks`).")] = "shift",
+    hidden: Annotated[int | None, typer.Option(help="Hidden units (task default).")] = None,
+    activation: Annotated[
+        str | None, typer.Option(help="Elman nonlinearity: sigmoid, tanh or relu.")
+    ] = None,
+    cell: Annotated[str | None, typer.Option(help="Cell type: elman, gru or lstm.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="sgd, momentum, adam, adagrad or rmsprop.")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (task default).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per update.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Most updates before stopping.")] = None,
+    truncate: Annotated[
+        int | None, typer.Option(help="Truncate BPTT to this many steps (1: the notebook's).")
+    ] = None,
+    clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this.")] = 1.0,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many evaluations without improvement.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for weights, data and batch order.")] = 0,
+    backend: Annotated[str, typer.Option(help="auto, numpy or numba.")] = "auto",
+    out: Annotated[Path, typer.Option(help="Directory that receives the run directory.")] = Path(
+        "runs"
+    ),
+    plot: Annotated[bool, typer.Option(help="Write curves.png.")] = True,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train a model on a task, test it on longer sequences, and save the run."""
+    from rnnlab.runs import train_task
+    from rnnlab.tasks import get_task
+    from rnnlab.train import FitConfig
+
+    task_obj = get_task(task)
+    fit_config = FitConfig(
+        optimizer=optimizer,
+        lr=lr,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        truncate=truncate,
+        clip=clip,
+        patience=patience,
+        seed=seed,
+    )
+    _check_positive(hidden=hidden, layers=layers)
+    result = train_task(
+        task_obj,
+        hidden_size=hidden,
+        activation=activation,
+        cell=cell,
+        num_layers=layers,
+        seed=seed,
+        backend=backend,
+        out=out,
+        plot=plot,
+        progress=not quiet and sys.stderr.isatty(),
+        fit_config=fit_config,
+    )
+    _print_run(result, fit_config)
+
+
+def _print_run(result, fit_config) -> None:
+    from rnnlab.runs import lengths_label
+
+    model, task, history = result.model, result.task, result.history
+    c, d = model.config, task.defaults
+    kind = f"{c.cell} {c.activation}" if c.cell == "elman" else c.cell
+    k = fit_config.truncate
+    grad = "exact BPTT" if k is None else f"BPTT truncated to {k} step{'s' * (k > 1)}"
+    console.print(
+        f"[bold]{task.name}[/]: {c.hidden_size} {kind} units"
+        f"{f' x {c.num_layers} layers' if c.num_layers > 1 else ''}, {grad}, "
+        f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
+    )
+    verdict = "[green]solved[/]" if history.solved else "[red]not solved[/]"
+    console.print(
+        f"{verdict} after {history.steps} updates in {history.seconds:.2f} s "
+        f"({history.stop_reason})"
+    )
+    table = Table(title="held-out accuracy", title_justify="left")
+    for column in ("test set", "sequences", "bits/steps", "whole sequences", "loss"):
+        table.add_column(column, justify="right" if column != "test set" else "left")
+    for label, m in result.metrics.items():
+        table.add_row(
+            label,
+            str(m["n"]),
+            f"{m['step_accuracy']:.2%}",
+            f"{m['sequence_accuracy']:.2%}",
+            f"{m['loss']:.4g}",
+        )
+    console.print(table)
+    if hasattr(task, "solution") and _solution_fits(task, model):
+        console.print(_weights_table(model, task.solution()))
+    if result.run_dir is not None:
+        files = ", ".join(sorted(p.name for p in result.run_dir.iterdir()))
+        console.print(f"saved to [bold]{result.run_dir}[/] ({files})")
+
+
+def _solution_fits(task, model) -> bool:
+    try:
+        solution = task.solution()
+    except ValueError:
+        return False
+    return all(
+        name in model.params and model.params[name].shape == np.shape(v)
+        for name, v in solution.items()
+    ) and set(solution) == set(model.params)
+
+
+def _weights_table(model, solution: dict) -> Table:
+    table = Table(title="learned weights beside the hand-built solution", title_justify="left")
+    for column in ("parameter", "learned", "hand-built"):
+        table.add_column(column, justify="right" if column != "parameter" else "left")
+    for name, value in model.params.items():
+        for index in np.ndindex(value.shape):
+            label = f"{name}[{', '.join(map(str, index))}]"
+            table.add_row(label, f"{value[index]:+.3f}", f"{solution[name][index]:+.3f}")
+    return table
+
+
+# -- predict / eval / show ---------------------------------------------------------------------
+
+
+@app.command()
+def predict(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model.safetensors file.")],
+    bits: Annotated[
+        list[str],
+        typer.Argument(help="Input bits: `0 1 1 0` or `0110` (one group of I bits per step)."),
+    ],
+    proba: Annotated[bool, typer.Option(help="Print probabilities instead of bits.")] = False,
+) -> None:
+    """Run a saved model on one input sequence."""
+    from rnnlab.io import load_model
+
+    model = load_model(model_path)
+    steps = _parse_bits(bits, model.config.input_size)
+    outputs = model.predict_proba([steps]) if proba else model.predict([steps])
+    values = outputs[0]
+    if proba:
+        text = [" ".join(f"{v:.4f}" for v in np.atleast_1d(step)) for step in values]
+    else:
+        text = ["".join(str(v) for v in np.atleast_1d(step)) for step in values]
+    joined_input = len(bits) == 1 and len(bits[0]) > model.config.input_size
+    print(("" if joined_input and not proba else " ").join(text))
+
+
+def _parse_bits(tokens: list[str], input_size: int) -> list:
+    """``["0", "1"]`` or ``["01"]`` -> one step per bit (or per group of ``input_size`` bits)."""
+    text = "".join(tokens) if input_size == 1 else None
+    groups = list(text) if text is not None else tokens
+    if input_size > 1 and len(tokens) == 1 and len(tokens[0]) > input_size:
+        chunk = tokens[0]
+        if len(chunk) % input_size:
+            raise CliError(f"{len(chunk)} bits do not split into steps of {input_size}")
+        groups = [chunk[i : i + input_size] for i in range(0, len(chunk), input_size)]
+    steps = []
+    for group in groups:
+        if len(group) != input_size or any(ch not in "01" for ch in group):
+            raise CliError(
+                f"{group!r} is not {input_size} bit(s) of 0/1; this model takes "
+                f"{input_size} input bit(s) per step"
+            )
+        values = [int(ch) for ch in group]
+        steps.append(values[0] if input_size == 1 else values)
+    if not steps:
+        raise CliError("no input bits given")
+    return steps
+
+
+@app.command(name="eval")
+def evaluate_model(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model.safetensors file.")],
+    task: Annotated[
+        str | None, typer.Option(help="Task to test on (default: the run's own task).")
+    ] = None,
+    length: Annotated[int | None, typer.Option(help="Test on sequences of this length.")] = None,
+    n: Annotated[int, typer.Option(help="Number of test sequences.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the test data.")] = 12345,
+) -> None:
+    """Test a saved model on fresh data from its task."""
+    from rnnlab.io import load_model
+    from rnnlab.runs import lengths_label
+    from rnnlab.tasks import get_task
+    from rnnlab.train import evaluate
+
+    _check_positive(length=length, n=n)
+    model = load_model(model_path)
+    task_obj = get_task(task or _run_task(model_path))
+    lengths = (length, length) if length else task_obj.defaults.train_lengths
+    test = task_obj.generate(n, np.random.default_rng(seed), lengths=lengths)
+    m = evaluate(model, test, task_obj)
+    print(
+        f"{task_obj.name}, {n} sequences of {lengths_label(lengths)}: "
+        f"bits/steps {m['step_accuracy']:.2%}, whole sequences {m['sequence_accuracy']:.2%}, "
+        f"loss {m['loss']:.4g}"
+    )
+
+
+def _run_task(model_path: Path) -> str:
+    config = model_path.parent / "config.json"
+    try:
+        return json.loads(config.read_text())["task"]
+    except (OSError, ValueError, KeyError):
+        raise CliError(f"no task recorded beside {model_path}; say which with --task") from None
+
+
+@app.command()
+def show(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model.safetensors file.")],
+) -> None:
+    """Print a saved model's configuration and weights."""
+    from rnnlab.io import load_model
+
+    model = load_model(model_path)
+    console.print(repr(model))
+    table = Table()
+    for column in ("parameter", "shape", "values"):
+        table.add_column(column)
+    for name, value in model.params.items():
+        shown = np.array2string(value, precision=3, suppress_small=True, threshold=20)
+        table.add_row(name, str(value.shape), shown)
+    console.print(table)
+
+
+# -- tasks / gradcheck -------------------------------------------------------------------------
+
+
+@app.command()
+def tasks() -> None:
+    """List the tasks and their default settings."""
+    from rnnlab.runs import lengths_label
+    from rnnlab.tasks import TASKS
+
+    table = Table()
+    for column in ("task", "what it asks", "in", "out", "loss", "model", "train on", "test on"):
+        table.add_column(column)
+    for task in TASKS.values():
+        d = task.defaults
+        kind = f"{d.cell} {d.activation}" if d.cell == "elman" else d.cell
+        table.add_row(
+            task.name,
+            task.description,
+            str(task.input_size),
+            str(task.output_size),
+            task.loss,
+            f"{d.hidden_size} {kind}",
+            lengths_label(d.train_lengths),
+            lengths_label(d.test_lengths),
+        )
+    console.print(table)
+
+
+@app.command()
+def gradcheck(
+    cell: Annotated[str, typer.Option(help="elman, gru or lstm.")] = "elman",
+    activation: Annotated[
+        str | None, typer.Option(help="Elman nonlinearity (default tanh).")
+    ] = None,
+    hidden: Annotated[int, typer.Option(help="Hidden units.")] = 3,
+    layers: Annotated[int, typer.Option(help="Stacked layers.")] = 1,
+    inputs: Annotated[int, typer.Option(help="Input features.")] = 2,
+    outputs: Annotated[int, typer.Option(help="Outputs.")] = 2,
+    length: Annotated[int, typer.Option(help="Longest sequence.")] = 6,
+    batch: Annotated[int, typer.Option(help="Sequences (of lengths up to --length).")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of weights and data.")] = 0,
+) -> None:
+    """Compare BPTT gradients with finite differences on a random model and batch."""
+    import rnnlab
+
+    _check_positive(hidden=hidden, layers=layers, inputs=inputs, outputs=outputs)
+    _check_positive(length=length, batch=batch)
+    activation = activation or ("tanh" if cell == "elman" else "sigmoid")
+    model = rnnlab.RNN(inputs, hidden, outputs, activation, cell=cell, num_layers=layers, seed=seed)
+    rng = np.random.default_rng(seed)
+    for p in model.params.values():
+        p += rng.normal(scale=0.2, size=p.shape)
+    lengths = rng.integers(1, length + 1, size=batch)
+    lengths[0] = length
+    X = [rng.normal(size=(n, inputs)) for n in lengths]
+    Y = [rng.integers(0, 2, size=(n, outputs)) for n in lengths]
+    error = rnnlab.gradcheck(model, X, Y)
+    ok = error < 1e-6
+    console.print(
+        f"{model!r}, {batch} sequences of lengths {sorted(lengths.tolist())}: worst relative "
+        f"error {error:.2e} against finite differences: {'[green]ok[/]' if ok else '[red]FAIL[/]'}"
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; any bad input becomes one line on stderr and exit code 2."""
+    try:
+        code = app(args=argv, prog_name="rnnlab", standalone_mode=False)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except typer.Exit as exit_:
+        return exit_.exit_code
+    except typer.TyperException as err:  # usage errors: unknown option, bad value...
+        print(f"error: {err.format_message()}", file=sys.stderr)
+        return 2
+    except (CliError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Python side of the compiled backend: pack parameters, pick a path, unpack gradients.
+
+Public functions have exactly the signatures of :mod:`rnnlab.kernels.numpy_ref`.
+Anything the compiled kernels do not cover (unknown names, ``truncate < 1``,
+float16 or integer parameters) goes to the reference, so results are always right.
+
+The per-call Python work is kept small because at ``H = 2``, batch 1, a few
+microseconds of dict handling would cost as much as the compiled pass itself:
+the layout of the flat parameter vector is computed once per network shape
+(a :class:`Plan`), and parameters that already live in one flat vector
+(:class:`FlatParams`, e.g. from :func:`pack`) are used without copying.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from rnnlab.kernels import _numba_loops as loops
+from rnnlab.kernels import numpy_ref
+from rnnlab.kernels._numba_cells import (
+    ACTIVATION_CODES,
+    CELL_CODES,
+    GATES,
+    LOSS_CODES,
+    TAPE,
+)
+from rnnlab.kernels.layout import CELLS, param_shapes
+from rnnlab.losses import check_reduction
+
+#: hidden sizes from here on run the per-step BLAS path (measured on 2 cores, see
+#: benchmarks/speed.py); below, plain loops over rows win.
+BLAS_MIN_HIDDEN = 32
+#: the weight-gradient products go through BLAS from this hidden size on, in both paths
+GRAM_BLAS_MIN_HIDDEN = 8
+#: the rows path splits the batch over threads (prange) from this batch size on. Off by
+#: default: on this 2-core machine numba's OpenMP workers, spinning after each parallel
+#: region, competed with the main thread and with OpenBLAS and made every later call
+#: slower (benchmarks/speed.py); set it to e.g. 32 to try threads elsewhere.
+PARALLEL_MIN_BATCH = 1 << 62
+
+_COLUMNS = ("W_xh", "W_hh", None, None, "h0", "c0")  # lay columns; biases depend on the cell
+_BIASES = {"elman": ("b_h", None), "gru": ("b_xh", "b_hh"), "lstm": ("b_h", None)}
+
+
+class Plan:
+    """Where every parameter of one network shape lives in the flat vector.
+
+    Attributes
+    ----------
+    names, shapes, slices : per parameter, in :func:`~rnnlab.kernels.layout.param_shapes` order
+    lay : int64 array of shape (L, 6)
+        Offsets of ``W_xh, W_hh, b_x, b_h, h0, c0`` per layer (``-1``: absent).
+    head : int64 array of shape (2,)
+        Offsets of ``W_hy, b_y``.
+    """
+
+    def __init__(self, cell: str, num_layers: int, I: int, H: int, O: int):
+        self.cell, self.num_layers, self.I, self.H, self.O = cell, num_layers, I, H, O
+        self.key = (cell, num_layers, I, H, O)
+        shapes = param_shapes(cell, I, H, O, num_layers)
+        self.names = tuple(shapes)
+        self.shapes = tuple(shapes.values())
+        offsets, start = {}, 0
+        slices = []
+        for name, shape in shapes.items():
+            size = int(np.prod(shape))
+            offsets[name] = start
+            slices.append((start, start + size))
+            start += size
+        self.slices = tuple(slices)
+        self.size = start
+        b_x, b_h = _BIASES[cell]
+        self.lay = np.full((num_layers, 6), -1, dtype=np.int64)
+        for layer in range(num_layers):
+            suffix = "" if layer == 0 else f"_l{layer}"
+            for col, base in enumerate(("W_xh", "W_hh", b_x, b_h, "h0", "c0")):
+                if base is not None and base + suffix in offsets:
+                    self.lay[layer, col] = offsets[base + suffix]
+        self.head = np.array([offsets["W_hy"], offsets["b_y"]], dtype=np.int64)
+        self.cell_code = CELL_CODES[cell]
+        self.G = GATES[cell]
+        self.S = TAPE[cell] * H
+        self.use_blas = H >= BLAS_MIN_HIDDEN
+        self.gram_blas = H >= GRAM_BLAS_MIN_HIDDEN
+        self.items = tuple(zip(self.names, self.slices, self.shapes, strict=True))
+
+    def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views into a flat vector (no copies)."""
+        return {name: flat[a:b].reshape(shape) for name, (a, b), shape in self.items}
+
+
+class FlatParams(dict):
+    """A parameter dict whose arrays are views into one flat vector ``flat``.
+
+    Edits in place (``p -= lr * g``, as optimizers do) reach ``flat``; assigning a
+    name copies the new values into the existing view, so ``flat`` never goes stale.
+    The compiled backend then uses ``flat`` directly instead of packing each call.
+    """
+
+    def __init__(self, plan: Plan, flat: np.ndarray):
+        super().__init__(plan.unpack(flat))
+        self.plan = plan
+        self.flat = flat
+
+    def __setitem__(self, name, value):
+        self[name][...] = value
+
+
+_PLANS: dict[tuple, Plan] = {}
+
+
+def get_plan(cell: str, num_layers: int, I: int, H: int, O: int) -> Plan:
+    key = (cell, num_layers, I, H, O)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = Plan(*key)
+    return plan
+
+
+def pack(params: dict, *, cell: str, num_layers: int, dtype=None) -> FlatParams:
+    """Copy ``params`` into one flat vector and return its :class:`FlatParams` view."""
+    H = params["h0"].shape[0]
+    plan = get_plan(cell, num_layers, params["W_xh"].shape[1], H, params["W_hy"].shape[0])
+    dtype = np.result_type(*params.values()) if dtype is None else dtype
+    flat = np.concatenate([np.ravel(params[n]) for n in plan.names]).astype(dtype, copy=False)
+    return FlatParams(plan, flat)
+
+
+def _flat(params: dict, cell: str, num_layers: int, I: int):
+    """(plan, flat vector) for ``params``, or (None, None) when the kernels do not apply."""
+    if type(params) is FlatParams:
+        plan = params.plan
+        if plan.cell == cell and plan.num_layers == num_layers and plan.I == I:
+            return plan, params.flat
+    try:
+        h0, W_hy = params["h0"], params["W_hy"]
+        plan = get_plan(cell, num_layers, I, h0.shape[0], W_hy.shape[0])
+        flat = np.concatenate([params[n].ravel() for n in plan.names])
+    except (KeyError, ValueError, AttributeError):
+        return None, None  # let the reference report what is wrong
+    if flat.size != plan.size:
+        return None, None
+    return plan, flat
+
+
+def _float_dtype(flat: np.ndarray, x: np.ndarray):
+    """float32 when parameters and inputs are float32, float64 for any other float mix."""
+    if flat.dtype == np.float32 and x.dtype == np.float32:
+        return np.float32
+    if flat.dtype.kind == "f" and flat.dtype.itemsize >= 4 and x.dtype.kind in "fiub":
+        return np.float64
+    return None
+
+
+def _prepare(params, x, cell, activation, num_layers):
+    if cell not in CELL_CODES or activation not in ACTIVATION_CODES or x.ndim != 3:
+        return None
+    plan, flat = _flat(params, cell, num_layers, x.shape[2])
+    if plan is None:
+        return None
+    dtype = _float_dtype(flat, x)
+    if dtype is None:
+        return None
+    if flat.dtype != dtype:
+        flat = flat.astype(dtype)
+    return plan, flat, dtype, np.ascontiguousarray(x, dtype=dtype)
+
+
+def forward(params: dict, x: np.ndarray, *, cell: str, activation: str, num_layers: int):
+    """Compiled :func:`rnnlab.kernels.numpy_ref.forward`.
+
+    Returns ``(logits (T, B, O), tape)``; the tape is ``[(hs (T, B, H), None)]`` per
+    layer (the compiled backward pass keeps its own caches).
+    """
+    prepared = _prepare(params, x, cell, activation, num_layers)
+    if prepared is None:
+        return numpy_ref.forward(params, x, cell=cell, activation=activation,
+                                 num_layers=num_layers)  # fmt: skip
+    plan, flat, _, x = prepared
+    parallel = not plan.use_blas and x.shape[1] >= PARALLEL_MIN_BATCH and _threads() > 1
+    logits, hs = loops.forward(
+        x, flat, plan.lay, plan.head, plan.cell_code, ACTIVATION_CODES[activation], plan.G,
+        plan.H, plan.O, plan.S, num_layers, plan.use_blas, parallel,
+    )  # fmt: skip
+    return logits, [(hs[layer], None) for layer in range(num_layers)]
+
+
+def hidden_states(params: dict, x: np.ndarray, **net) -> list[np.ndarray]:
+    """The hidden sequence of every layer, each of shape (T, B, H)."""
+    _, tape = forward(params, x, **net)
+    return [hs for hs, _ in tape]
+
+
+def loss_and_grad(
+    params: dict,
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray,
+    *,
+    cell: str,
+    activation: str,
+    num_layers: int,
+    loss: str = "bce",
+    truncate: int | None = None,
+    reduction: str = "sum",
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Compiled :func:`rnnlab.kernels.numpy_ref.loss_and_grad` (same arguments, same result).
+
+    The gradient dict's arrays are views into one flat vector, available as
+    ``grads.flat`` (a :class:`FlatParams`), so an optimizer can update in one go.
+    """
+    prepared = None
+    if loss in LOSS_CODES and (truncate is None or truncate >= 1):
+        prepared = _prepare(params, x, cell, activation, num_layers)
+    if prepared is None:
+        return numpy_ref.loss_and_grad(
+            params, x, y, mask, cell=cell, activation=activation, num_layers=num_layers,
+            loss=loss, truncate=truncate, reduction=reduction,
+        )  # fmt: skip
+    check_reduction(reduction)
+    plan, flat, dtype, x = prepared
+    T, B = x.shape[0], x.shape[1]
+    k = 0 if truncate is None or truncate >= T else int(truncate)
+    if plan.use_blas:
+        kernel = loops._loss_and_grad_blas
+        value, grad = kernel(
+            x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
+            flat, plan.lay, plan.head, plan.cell_code, ACTIVATION_CODES[activation], plan.G,
+            plan.H, plan.S, num_layers, LOSS_CODES[loss], reduction == "mean", k,
+        )  # fmt: skip
+    else:
+        parallel = B >= PARALLEL_MIN_BATCH and _threads() > 1
+        kernel = loops._loss_and_grad_rows_parallel if parallel else loops._loss_and_grad_rows
+        value, grad = kernel(
+            x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
+            flat, plan.lay, plan.head, plan.cell_code, ACTIVATION_CODES[activation], plan.G,
+            plan.H, plan.S, num_layers, LOSS_CODES[loss], reduction == "mean", k, plan.gram_blas,
+        )  # fmt: skip
+    return value, FlatParams(plan, grad)
+
+
+def _threads() -> int:
+    return numba.get_num_threads()
+
+
+__all__ = ["CELLS", "FlatParams", "Plan", "forward", "hidden_states", "loss_and_grad", "pack"]

@@ -1,0 +1,283 @@
+"""The fit loop: mini-batches, optimizer, evaluation, early stopping, history.
+
+>>> model = rnnlab.RNN(seed=0)
+>>> history = rnnlab.fit(model, "shift")          # a task by name, its defaults
+>>> history = rnnlab.fit(model, (X, Y), validation=(Xv, Yv), lr=0.01)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rnnlab.losses import LOSSES, loss_and_dlogits
+from rnnlab.model import RNN
+from rnnlab.optim import clip_grad_norm, make_optimizer, make_schedule
+from rnnlab.sequences import Batch
+from rnnlab.tasks import Task, get_task
+from rnnlab.tasks.base import evaluate_outputs
+
+HISTORY_FIELDS = (
+    "step", "seconds", "lr", "train_loss", "val_loss", "val_step_accuracy",
+    "val_sequence_accuracy",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to train. ``None`` fields take the task's defaults."""
+
+    optimizer: str | None = None  # task default (Adam for every built-in task)
+    lr: float | None = None  # task default
+    batch_size: int | None = None  # task default
+    max_steps: int | None = None  # task default: an upper bound, runs stop when solved
+    truncate: int | None = None  # None: exact BPTT; 1: the notebook's one-step gradient
+    reduction: str = "mean"  # mean loss per scored term: lr independent of batch size
+    clip: float | None = 1.0  # global gradient-norm clip: one bad batch cannot wreck a run
+    schedule: str = "constant"  # or "cosine" over max_steps
+    eval_every: int = 10  # updates between held-out evaluations (cheap for small models)
+    patience: int | None = None  # evaluations without improvement before stopping; None: never
+    restore_best: bool = True  # end with the best held-out weights, not the last
+    seed: int = 0  # data order and task data
+
+    def __post_init__(self):
+        for name in ("batch_size", "max_steps", "eval_every", "patience", "truncate"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "clip"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclass
+class History:
+    """What happened during :func:`fit`: one row per evaluation, and how it ended."""
+
+    rows: list[dict] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    solved: bool = False
+    stop_reason: str = ""
+    best: dict = field(default_factory=dict)  # the held-out metrics of the kept weights
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return out.getvalue()
+
+
+class DataTask:
+    """User data seen as a task: the loss's own metric; solved when every sequence is right."""
+
+    def __init__(self, loss: str, tolerance: float = 0.04):
+        self.name = "data"
+        self.loss = loss
+        self.tolerance = tolerance
+
+    def evaluate(self, outputs: np.ndarray, batch: Batch) -> dict:
+        return evaluate_outputs(outputs, batch, self.loss, tolerance=self.tolerance)
+
+    def is_solved(self, metrics: dict) -> bool:
+        return metrics["sequence_accuracy"] >= 1.0
+
+
+def evaluate(model: RNN, batch: Batch, task=None, *, reduction: str = "mean") -> dict:
+    """Held-out loss and accuracies of ``model`` on a prepared batch."""
+    task = task or DataTask(model.config.loss)
+    logits = model.logits(batch)  # (T, B, O)
+    loss, _ = loss_and_dlogits(model.config.loss, logits, batch.y, batch.mask, reduction)
+    metrics = task.evaluate(LOSSES[model.config.loss].output(logits), batch)
+    return {"loss": loss, **metrics}
+
+
+def fit(
+    model: RNN,
+    data,
+    *,
+    validation=None,
+    config: FitConfig | None = None,
+    progress: bool = False,
+    **overrides,
+) -> History:
+    """Train ``model`` in place and return its :class:`History`.
+
+    Parameters
+    ----------
+    data : Task, task name, ``(X, Y)`` / ``(X, Y, mask)``, or a ``Batch``
+        A task generates its own training and held-out data from ``seed``.
+    validation : same forms as ``data`` (not a task name), optional
+        Held-out data; for user data without it, the training data is used.
+    config : FitConfig, optional; keyword ``overrides`` replace its fields
+        (``lr=0.01``, ``max_steps=500``...).
+    progress : bool
+        Show a rich progress bar with loss and accuracy.
+
+    Stops when the held-out data is solved, when ``patience`` evaluations
+    pass without improvement, at ``max_steps``, or when the loss turns NaN or
+    infinite (keeping the last good weights).
+    """
+    config = replace(config or FitConfig(), **overrides)
+    task, train, val = _prepare(model, data, validation, config)
+    defaults = getattr(task, "defaults", None)
+    batch_size = config.batch_size or getattr(defaults, "batch_size", 32)
+    max_steps = config.max_steps or getattr(defaults, "max_steps", 1000)
+    lr = config.lr or getattr(defaults, "lr", 0.01)
+    optimizer = make_optimizer(config.optimizer or getattr(defaults, "optimizer", "adam"), lr=lr)
+    schedule = make_schedule(config.schedule, lr, max_steps)
+
+    rng = np.random.default_rng(config.seed)
+    order = np.empty(0, dtype=np.int64)
+    history = History()
+    best_score, best_params, evals_since_best = None, None, 0
+    running_loss, seen = 0.0, 0
+    start = time.perf_counter()
+    bar = _ProgressBar(max_steps, enabled=progress)
+    step = 0
+    with bar:
+        while step < max_steps:
+            if len(order) < batch_size:
+                order = np.concatenate([order, rng.permutation(train.size)])
+            index, order = order[:batch_size], order[batch_size:]
+            loss, grads = model.loss_and_grad(
+                train.take(index), truncate=config.truncate, reduction=config.reduction
+            )
+            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
+                history.stop_reason = (
+                    f"loss became {loss} at step {step + 1}; kept the weights of step {step} "
+                    "(try a smaller --lr or gradient clipping)"
+                )
+                break
+            if config.clip is not None:
+                clip_grad_norm(grads, config.clip)
+            optimizer.lr = schedule(step)
+            optimizer.step(model.params, grads)
+            step += 1
+            running_loss += loss
+            seen += 1
+
+            if step % config.eval_every == 0 or step == max_steps:
+                metrics = evaluate(model, val, task)
+                row = {
+                    "step": step,
+                    "seconds": round(time.perf_counter() - start, 6),
+                    "lr": optimizer.lr,
+                    "train_loss": running_loss / seen,
+                    "val_loss": metrics["loss"],
+                    "val_step_accuracy": metrics["step_accuracy"],
+                    "val_sequence_accuracy": metrics["sequence_accuracy"],
+                }
+                history.rows.append(row)
+                running_loss, seen = 0.0, 0
+                bar.update(step, row)
+                score = (metrics["sequence_accuracy"], metrics["step_accuracy"], -metrics["loss"])
+                if best_score is None or score > best_score:
+                    best_score, evals_since_best = score, 0
+                    best_params = {n: p.copy() for n, p in model.params.items()}
+                    history.best = metrics
+                else:
+                    evals_since_best += 1
+                if task.is_solved(metrics):
+                    history.solved = True
+                    history.stop_reason = f"solved at step {step}"
+                    break
+                if config.patience is not None and evals_since_best >= config.patience:
+                    history.stop_reason = (
+                        f"no improvement in {config.patience} evaluations (step {step})"
+                    )
+                    break
+        else:
+            history.stop_reason = f"reached max_steps={max_steps}"
+
+    if config.restore_best and best_params is not None and not history.solved:
+        for name, value in best_params.items():
+            model.params[name][...] = value
+    history.steps = step
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _prepare(model: RNN, data, validation, config: FitConfig):
+    """The task (or a stand-in for user data), the training batch and the held-out batch."""
+    if isinstance(data, str):
+        data = get_task(data)
+    if isinstance(data, Task):
+        task = data
+        if (task.input_size, task.output_size, task.loss) != (
+            model.config.input_size,
+            model.config.output_size,
+            model.config.loss,
+        ):
+            raise ValueError(
+                f"task {task.name!r} needs input_size={task.input_size}, "
+                f"output_size={task.output_size}, loss={task.loss!r}; the model has "
+                f"{model.config.input_size}, {model.config.output_size}, {model.config.loss!r}"
+            )
+        d = task.defaults
+        train_rng, val_rng = (
+            np.random.default_rng([config.seed, 0]),
+            np.random.default_rng([config.seed, 1]),
+        )
+        train = task.generate(d.n_train, train_rng, lengths=d.train_lengths)
+        val = (
+            _as_batch(model, validation)
+            if validation is not None
+            else task.generate(d.n_test, val_rng, lengths=d.train_lengths)
+        )
+        return task, train, val
+    train = _as_batch(model, data)
+    val = train if validation is None else _as_batch(model, validation)
+    return DataTask(model.config.loss), train, val
+
+
+def _as_batch(model: RNN, data) -> Batch:
+    if isinstance(data, Batch):
+        return data
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        X, Y, *rest = data
+        return model.batch(X, Y, mask=rest[0] if rest else None)
+    raise ValueError("data must be a task, a task name, (X, Y), (X, Y, mask) or a Batch")
+
+
+class _ProgressBar:
+    """A rich progress bar showing step, loss and held-out accuracy (or nothing)."""
+
+    def __init__(self, total: int, *, enabled: bool):
+        self.total, self.enabled, self.progress, self.task_id = total, enabled, None, None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=True,
+            )
+            self.progress.__enter__()
+            self.task_id = self.progress.add_task("train", total=self.total, status="")
+        return self
+
+    def update(self, step: int, row: dict) -> None:
+        if self.progress is not None:
+            status = (
+                f"loss {row['train_loss']:.4f}  bit acc {row['val_step_accuracy']:.3f}  "
+                f"seq acc {row['val_sequence_accuracy']:.3f}"
+            )
+            self.progress.update(self.task_id, completed=step, status=status)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)

@@ -1,0 +1,107 @@
+"""The command line: each command's output, and one-line exits for bad input."""
+
+import json
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.io import save_model
+from rnnlab.model import RNN, RNNConfig
+from rnnlab.tasks import get_task
+
+
+@pytest.fixture
+def shift_model(tmp_path):
+    """The hand-built shift solution saved as a run directory."""
+    model = RNN.from_params(RNNConfig(), get_task("shift").solution())
+    path = tmp_path / "run" / "model.safetensors"
+    save_model(model, path)
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"task": "shift"}))
+    return path
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_predict_prints_the_shifted_bits(capsys, shift_model):
+    code, out, _ = run(capsys, "predict", shift_model, *"0 1 0 1 1 1 1 1".split())
+    assert code == 0 and out.strip() == "0 0 1 0 1 1 1 1"
+    code, out, _ = run(capsys, "predict", shift_model, "01011111")
+    assert code == 0 and out.strip() == "00101111"
+    code, out, _ = run(capsys, "predict", shift_model, "--proba", "0", "1")
+    values = [float(v) for v in out.split()]
+    assert len(values) == 2 and values[0] < 0.01 and values[1] < 0.01
+
+
+def test_eval_uses_the_runs_task(capsys, shift_model):
+    code, out, _ = run(capsys, "eval", shift_model, "--length", 1000, "--n", 5)
+    assert code == 0
+    assert "5 sequences of length 1000" in out and "whole sequences 100.00%" in out
+
+
+def test_show_and_tasks(capsys, shift_model):
+    code, out, _ = run(capsys, "show", shift_model)
+    assert code == 0 and "W_hh" in out and "RNN(input_size=1" in out
+    code, out, _ = run(capsys, "tasks")
+    assert code == 0
+    for name in ("shift", "copy", "parity", "adding", "tomita7", "dyck1"):
+        assert name in out
+
+
+def test_gradcheck_command(capsys):
+    code, out, _ = run(capsys, "gradcheck", "--hidden", 2, "--length", 4)
+    assert code == 0 and "ok" in out
+
+
+def test_train_shift_solves_and_saves_a_run(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "shift", "--out", tmp_path, "--no-plot", "--quiet")
+    assert code == 0, err
+    assert "solved" in out and "not solved" not in out
+    assert "length 1000" in out and "hand-built" in out
+    (run_dir,) = tmp_path.iterdir()
+    assert {p.name for p in run_dir.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "history.csv",
+    }
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["solved"] is True
+    for metrics in config["metrics"].values():
+        assert metrics["sequence_accuracy"] == 1.0
+    code, out, _ = run(capsys, "predict", run_dir / "model.safetensors", "01011111")
+    assert out.strip() == "00101111"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "MODEL", "0", "2", "1"], "'2' is not 1 bit"),
+        (["predict", "MODEL", "01x1"], "'x' is not 1 bit"),
+        (["predict", "missing.safetensors", "0"], "missing.safetensors"),
+        (["predict", "GARBAGE", "0"], "GARBAGE"),
+        (["train", "juggling"], "unknown task 'juggling'"),
+        (["train", "shift", "--hidden", "0"], "--hidden must be a positive integer"),
+        (["train", "shift", "--lr", "-1"], "lr must be a positive number"),
+        (["train", "shift", "--lr", "nan"], "lr must be a positive number"),
+        (["train", "shift", "--activation", "swish"], "unknown activation 'swish'"),
+        (["train", "shift", "--hidden", "abc"], "Invalid value for '--hidden'"),
+        (["eval", "MODEL", "--length", "0"], "--length must be a positive integer"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, shift_model, args, message):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01 this is not a model")
+    args = [
+        str(shift_model) if a == "MODEL" else str(garbage) if a == "GARBAGE" else a for a in args
+    ]
+    if "GARBAGE" in message:
+        message = "garbage.safetensors"
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert message in err
+    assert "Traceback" not in err + out
