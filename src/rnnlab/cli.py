@@ -105,10 +105,8 @@ def _print_run(result, fit_config) -> None:
         f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
     )
     verdict = "[green]solved[/]" if history.solved else "[red]not solved[/]"
-    console.print(
-        f"{verdict} after {history.steps} updates in {history.seconds:.2f} s "
-        f"({history.stop_reason})"
-    )
+    reason = "" if history.solved else f" ({history.stop_reason})"
+    console.print(f"{verdict} after {history.steps} updates in {history.seconds:.2f} s{reason}")
     table = Table(title="held-out accuracy", title_justify="left")
     for column in ("test set", "sequences", "bits/steps", "whole sequences", "loss"):
         table.add_column(column, justify="right" if column != "test set" else "left")
@@ -140,7 +138,7 @@ def _solution_fits(task, model) -> bool:
 
 
 def _weights_table(model, solution: dict) -> Table:
-    table = Table(title="learned weights beside the hand-built solution", title_justify="left")
+    table = Table(title="learned vs hand-built weights", title_justify="left")
     for column in ("parameter", "learned", "hand-built"):
         table.add_column(column, justify="right" if column != "parameter" else "left")
     for name, value in model.params.items():
