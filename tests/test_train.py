@@ -1,0 +1,100 @@
+"""The fit loop: solving, stopping, restoring, and user data."""
+
+import math
+
+import numpy as np
+import pytest
+
+import rnnlab
+from rnnlab.tasks import get_task
+from rnnlab.train import fit
+
+
+def test_fit_solves_shift_and_records_history():
+    model = rnnlab.RNN(seed=0)
+    history = fit(model, "shift")
+    assert history.solved and history.stop_reason.startswith("solved")
+    assert history.rows[-1]["val_sequence_accuracy"] == 1.0
+    assert [r["step"] for r in history.rows] == list(range(10, history.steps + 1, 10))
+    csv = history.to_csv().splitlines()
+    assert csv[0].startswith("step,seconds,lr,train_loss") and len(csv) == len(history.rows) + 1
+    test = get_task("shift").generate(50, np.random.default_rng(9), lengths=(1000, 1000))
+    assert rnnlab.train.evaluate(model, test, get_task("shift"))["sequence_accuracy"] == 1.0
+
+
+def test_same_seed_same_training_bit_for_bit():
+    a, b = rnnlab.RNN(seed=3), rnnlab.RNN(seed=3)
+    fit(a, "shift", max_steps=30)
+    fit(b, "shift", max_steps=30)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_weights(monkeypatch):
+    model = rnnlab.RNN(seed=0)
+    real = model.loss_and_grad
+    calls = []
+
+    def turns_nan(*args, **kwargs):
+        calls.append(1)
+        loss, grads = real(*args, **kwargs)
+        if len(calls) == 5:
+            snapshot.update({n: p.copy() for n, p in model.params.items()})
+            return math.nan, grads
+        return loss, grads
+
+    snapshot = {}
+    monkeypatch.setattr(model, "loss_and_grad", turns_nan)
+    history = fit(model, "shift", restore_best=False)
+    assert not history.solved and history.steps == 4
+    assert "loss became nan at step 5" in history.stop_reason
+    for name, value in snapshot.items():
+        np.testing.assert_array_equal(model.params[name], value)
+
+
+def test_patience_stops_and_best_weights_come_back():
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 2, size=n).tolist() for n in rng.integers(3, 8, size=200)]
+    Y = [[0, *x[:-1]] for x in X]
+    anti = [[1 - b for b in y] for y in Y]  # held-out targets that learning makes worse
+    model = rnnlab.RNN(seed=0)
+    history = fit(model, (X, Y), validation=(X, anti), lr=0.05, patience=2, eval_every=5)
+    assert "no improvement in 2 evaluations" in history.stop_reason
+    rows = history.rows
+    best = max(
+        rows, key=lambda r: (r["val_sequence_accuracy"], r["val_step_accuracy"], -r["val_loss"])
+    )
+    assert rows[-1]["step"] == best["step"] + 10  # two evaluations after the best
+    replay = rnnlab.RNN(seed=0)
+    fit(replay, (X, Y), validation=(X, anti), lr=0.05, max_steps=best["step"], restore_best=False)
+    for name in model.params:  # the kept weights are those of the best evaluation
+        np.testing.assert_array_equal(model.params[name], replay.params[name])
+
+
+def test_fit_on_user_data_with_validation():
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 2, size=n).tolist() for n in rng.integers(3, 8, size=200)]
+    Y = [[0, *x[:-1]] for x in X]
+    model = rnnlab.RNN(seed=1)
+    history = fit(model, (X, Y), validation=(X[:50], Y[:50]), lr=0.05, max_steps=2000)
+    assert history.solved
+    assert model.predict([[1, 0, 1, 1]]) == [[0, 1, 0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"truncate": 0}, "truncate must be a positive integer"),
+        ({"optimizer": "lbfgs"}, "lbfgs"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fit(rnnlab.RNN(), "shift", **kwargs)
+
+
+def test_task_and_model_must_fit_together():
+    with pytest.raises(ValueError, match="task 'binary_addition' needs input_size=2"):
+        fit(rnnlab.RNN(), "binary_addition")
