@@ -5,6 +5,7 @@ from rnnlab.interop import from_torch, to_torch
 from rnnlab.io import ModelFileError
 from rnnlab.io import load_model as load
 from rnnlab.model import RNN, RNNConfig
+from rnnlab.train import fit
 
 __all__ = [
     "RNN",
@@ -17,12 +18,3 @@ __all__ = [
     "to_torch",
 ]
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    # the fit loop pulls in tasks and optimizers; load it when first asked for
-    if name == "fit":
-        from rnnlab.train import fit
-
-        return fit
-    raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")
