@@ -184,8 +184,10 @@ def row_loss(loss, z, y, weight, dz, t, b):
     if loss == BCE:
         for o in range(O):
             zo = z[t, b, o]
-            value += max(zo, 0.0) + math.log1p(math.exp(-abs(zo))) - y[t, b, o] * zo
-            dz[t, b, o] = (sigmoid(zo) - y[t, b, o]) * weight
+            e = math.exp(-abs(zo))  # shared by the loss and the sigmoid (as in sigmoid())
+            value += max(zo, 0.0) + math.log1p(e) - y[t, b, o] * zo
+            p = 1.0 / (1.0 + e) if zo >= 0.0 else e / (1.0 + e)
+            dz[t, b, o] = (p - y[t, b, o]) * weight
     elif loss == SOFTMAX:
         zmax = z[t, b, 0]
         for o in range(1, O):

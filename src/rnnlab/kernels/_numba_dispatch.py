@@ -31,6 +31,12 @@ from rnnlab.losses import check_reduction
 #: hidden sizes from here on run the per-step BLAS path (measured on 2 cores, see
 #: benchmarks/speed.py); below, plain loops over rows win.
 BLAS_MIN_HIDDEN = 32
+#: one-layer Elman networks below this hidden size run one fused kernel for full BPTT
+#: (``_numba_loops._elman_loss_and_grad``) instead of the rows path. Measured on 2 cores
+#: it is about even with the per-step BLAS path at H = 32..128 (a few % slower in
+#: benchmarks/speed.py at H = 64, B = 32) and loses to it at H = 256, so BLAS sizes
+#: keep the BLAS path.
+FUSED_ELMAN_MAX_HIDDEN = BLAS_MIN_HIDDEN
 #: the weight-gradient products go through BLAS from this hidden size on, in both paths
 GRAM_BLAS_MIN_HIDDEN = 8
 #: the rows path splits the batch over threads (prange) from this batch size on. Off by
@@ -82,12 +88,18 @@ class Plan:
         self.G = GATES[cell]
         self.S = TAPE[cell] * H
         self.use_blas = H >= BLAS_MIN_HIDDEN
+        #: one-layer Elman runs the fused kernel (full BPTT only) below FUSED_ELMAN_MAX_HIDDEN
+        self.fused_elman = cell == "elman" and num_layers == 1 and H < FUSED_ELMAN_MAX_HIDDEN
         self.gram_blas = H >= GRAM_BLAS_MIN_HIDDEN
         self.items = tuple(zip(self.names, self.slices, self.shapes, strict=True))
 
     def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Named views into a flat vector (no copies)."""
-        return {name: flat[a:b].reshape(shape) for name, (a, b), shape in self.items}
+        # (1-D arrays skip the reshape: at H = 2 these views cost as much as the pass)
+        return {
+            name: flat[a:b] if len(shape) == 1 else flat[a:b].reshape(shape)
+            for name, (a, b), shape in self.items
+        }
 
 
 class FlatParams(dict):
@@ -222,7 +234,13 @@ def loss_and_grad(
     plan, flat, dtype, x = prepared
     T, B = x.shape[0], x.shape[1]
     k = 0 if truncate is None or truncate >= T else int(truncate)
-    if plan.use_blas:
+    if plan.fused_elman and k == 0:
+        value, grad = loops._elman_loss_and_grad(
+            x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
+            flat, plan.lay, plan.head, ACTIVATION_CODES[activation], plan.H, LOSS_CODES[loss],
+            reduction == "mean",
+        )  # fmt: skip
+    elif plan.use_blas:
         kernel = loops._loss_and_grad_blas
         value, grad = kernel(
             x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
