@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-settings.register_profile("default", max_examples=25, deadline=None)
+# derandomized: the suite checks the same examples on every run, so CI never flakes
+settings.register_profile("default", max_examples=25, deadline=None, derandomize=True)
 settings.load_profile("default")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.functional import sigmoid, sigmoid_derivative, tanh, tanh_derivative
+from rnnlab.kernels.elman import ElmanCell
 
 
 class GRUCell:
@@ -44,13 +45,9 @@ class GRUCell:
             "h0": (H,),
         }
 
-    @staticmethod
-    def initial_carry(p: dict, batch_size: int) -> tuple[np.ndarray, ...]:
-        return (np.broadcast_to(p["h0"], (batch_size, p["h0"].shape[0])),)  # (B, H)
-
-    @staticmethod
-    def initial_carry_back(dcarry: tuple[np.ndarray, ...], grads: dict) -> None:
-        grads["h0"] += dcarry[0].sum(axis=0)  # (H,)
+    # the carry is (h,) as for the Elman cell: same start and same h0 gradient
+    initial_carry = staticmethod(ElmanCell.initial_carry)
+    initial_carry_back = staticmethod(ElmanCell.initial_carry_back)
 
     @staticmethod
     def step(p: dict, carry: tuple, x: np.ndarray):
