@@ -105,3 +105,14 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, shift_model, args, m
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert message in err
     assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_train_with_gated_cells_and_layers(capsys, tmp_path, cell):
+    args = ["train", "parity", "--cell", cell, "--layers", 2, "--hidden", 4, "--max-steps", 20]
+    code, out, err = run(capsys, *args, "--out", tmp_path, "--no-plot", "--quiet")
+    assert code == 0, err
+    assert f"4 {cell} units x 2 layers" in out
+    (run_dir,) = tmp_path.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"]["cell"] == cell and config["model"]["num_layers"] == 2
