@@ -119,22 +119,24 @@ def _print_run(result, fit_config) -> None:
             f"{m['loss']:.4g}",
         )
     console.print(table)
-    if hasattr(task, "solution") and _solution_fits(task, model):
-        console.print(_weights_table(model, task.solution()))
+    solution = _solution_for(task, model)
+    if solution is not None:
+        console.print(_weights_table(model, solution))
     if result.run_dir is not None:
         files = ", ".join(sorted(p.name for p in result.run_dir.iterdir()))
         console.print(f"saved to [bold]{result.run_dir}[/] ({files})")
 
 
-def _solution_fits(task, model) -> bool:
+def _solution_for(task, model) -> dict | None:
+    """The task's hand-built weights when it has some that fit this model's parameters."""
     try:
         solution = task.solution()
-    except ValueError:
-        return False
-    return all(
-        name in model.params and model.params[name].shape == np.shape(v)
-        for name, v in solution.items()
-    ) and set(solution) == set(model.params)
+    except (AttributeError, ValueError):  # no solution, or none for these task parameters
+        return None
+    fits = set(solution) == set(model.params) and all(
+        np.shape(v) == model.params[name].shape for name, v in solution.items()
+    )
+    return solution if fits else None
 
 
 def _weights_table(model, solution: dict) -> Table:

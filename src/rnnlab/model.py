@@ -210,14 +210,12 @@ class RNN:
         ``O == 1``); a padded ``(B, T[, I])`` array in, a ``(B, T[, O])`` array out.
         """
         batch = self.batch(X, lengths=lengths)
-        logits, *_ = self._kernels.forward(self.params, batch.x, **self.config.network)
-        return unbatch(LOSSES[self.config.loss].output(logits), batch)
+        return unbatch(LOSSES[self.config.loss].output(self.logits(batch)), batch)
 
     def predict(self, X, *, lengths=None, threshold: float = 0.5):
         """Predictions: 0/1 bits (``bce``), class indices (``softmax``) or values (``mse``)."""
         batch = self.batch(X, lengths=lengths)
-        logits, *_ = self._kernels.forward(self.params, batch.x, **self.config.network)
-        outputs = LOSSES[self.config.loss].output(logits)  # (T, B, O)
+        outputs = LOSSES[self.config.loss].output(self.logits(batch))  # (T, B, O)
         if self.config.loss == "bce":
             outputs = (outputs >= threshold).astype(np.int64)
         elif self.config.loss == "softmax":

@@ -297,6 +297,12 @@ def make_optimizer(name: str, lr: float, **hyperparams) -> Optimizer:
 # -- gradient clipping --------------------------------------------------------------------
 
 
+def global_norm(grads: Mapping[str, np.ndarray]) -> float:
+    """The L2 norm over all entries of all gradient arrays (inf or NaN if any entry is)."""
+    norms = [np.linalg.norm(np.ravel(g)) for g in grads.values()]
+    return float(np.linalg.norm(norms)) if norms else 0.0
+
+
 def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
 
@@ -310,8 +316,7 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
         The global norm before clipping.
     """
     max_norm = _number("max_norm", max_norm, low=0.0, low_open=True)
-    norms = [np.linalg.norm(np.ravel(g)) for g in grads.values()]
-    total = float(np.linalg.norm(norms)) if norms else 0.0
+    total = global_norm(grads)
     coef = max_norm / (total + 1e-6)
     if math.isfinite(total) and coef < 1.0:
         for g in grads.values():

@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnlab.losses import LOSSES, loss_and_dlogits
 from rnnlab.model import RNN
-from rnnlab.optim import clip_grad_norm, make_optimizer, make_schedule
+from rnnlab.optim import clip_grad_norm, global_norm, make_optimizer, make_schedule
 from rnnlab.sequences import Batch
 from rnnlab.tasks import Task, get_task
 from rnnlab.tasks.base import evaluate_outputs
@@ -152,14 +152,19 @@ def fit(
             loss, grads = model.loss_and_grad(
                 train.take(index), truncate=config.truncate, reduction=config.reduction
             )
-            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
+            # one pass over the gradients: the norm both clips and detects inf/NaN
+            norm = global_norm(grads) if config.clip is None else clip_grad_norm(grads, config.clip)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                what = (
+                    f"loss became {loss}"
+                    if not math.isfinite(loss)
+                    else f"gradient norm became {norm}"
+                )
                 history.stop_reason = (
-                    f"loss became {loss} at step {step + 1}; kept the weights of step {step} "
+                    f"{what} at step {step + 1}; kept the weights of step {step} "
                     "(try a smaller --lr or gradient clipping)"
                 )
                 break
-            if config.clip is not None:
-                clip_grad_norm(grads, config.clip)
             optimizer.lr = schedule(step)
             optimizer.step(model.params, grads)
             step += 1
