@@ -88,6 +88,22 @@ def test_blas_and_threaded_paths_match_reference(rng, cell, activation, path, mo
         assert_same(*problem, net, tol=1e-12, loss="bce", truncate=truncate, reduction="mean")
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("B", [_numba_dispatch.LANES_MIN_BATCH, 40, 70])
+def test_fused_elman_lanes_match_reference(rng, activation, loss, B, monkeypatch):
+    """One-layer Elman nets with a batch of LANES_MIN_BATCH or more run it in SIMD lanes,
+    in blocks (40: a full block and a partial one), split over threads from
+    PARALLEL_LANES_MIN_BATCH (70) - whatever the number of cores here."""
+    monkeypatch.setattr(_numba_dispatch, "_threads", lambda: 2)
+    lengths = rng.integers(1, 10, size=B)
+    params, x, y, mask = make_problem(rng, "elman", T=9, B=B, I=2, H=5, O=3, L=1, loss=loss,
+                                      lengths=lengths)  # fmt: skip
+    net = {"cell": "elman", "activation": activation, "num_layers": 1}
+    for reduction in ("sum", "mean"):
+        assert_same(params, x, y, mask, net, tol=1e-12, loss=loss, reduction=reduction)
+
+
 @pytest.mark.parametrize(
     ("cell", "activation"), [("elman", "sigmoid"), ("gru", None), ("lstm", None)]
 )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+from rnnlab.kernels._numba_math import exp_nonpositive, inline, sigmoid, tanh
 
 # Codes the compiled functions branch on (the branch is per row, well predicted).
 ELMAN, GRU, LSTM = 0, 1, 2
@@ -44,25 +44,16 @@ LOSS_CODES = {"bce": BCE, "softmax": SOFTMAX, "mse": MSE}
 # -- activations -----------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
-def sigmoid(z):
-    """Stable logistic: ``exp`` only sees non-positive arguments."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-@njit(cache=True, inline="always")
+@inline
 def activate(act, z):
     if act == SIGMOID:
         return sigmoid(z)
     if act == TANH:
-        return math.tanh(z)
+        return tanh(z)
     return max(z, 0.0)
 
 
-@njit(cache=True, inline="always")
+@inline
 def activate_derivative(act, a):
     """The activation's derivative from its output ``a``."""
     if act == SIGMOID:
@@ -78,7 +69,7 @@ def activate_derivative(act, a):
 # reference-count round trip, which at H = 2 is more than the arithmetic of a step.
 
 
-@njit(cache=True, inline="always")
+@inline
 def _prev(hs, theta, offset, layer, t, b, j):
     """h_{t-1}[j] (or c_{t-1}[j]) of row b: the stored state, or the initial one at t = 0."""
     if t == 0:
@@ -86,7 +77,7 @@ def _prev(hs, theta, offset, layer, t, b, j):
     return hs[layer, t - 1, b, j]
 
 
-@njit(cache=True, inline="always")
+@inline
 def cell_forward(cell, act, ax, ah, i, theta, o_h0, o_c0, hs, cs, gs, layer, t, b):
     """One row of one step: pre-activations -> new carry and the kept gates.
 
@@ -102,7 +93,7 @@ def cell_forward(cell, act, ax, ah, i, theta, o_h0, o_c0, hs, cs, gs, layer, t, 
             r = sigmoid(ax[i, j] + ah[i, j])
             z = sigmoid(ax[i, H + j] + ah[i, H + j])
             hn = ah[i, 2 * H + j]  # W_hn h_prev + b_hn, gated by r
-            n = math.tanh(ax[i, 2 * H + j] + r * hn)
+            n = tanh(ax[i, 2 * H + j] + r * hn)
             h_prev = _prev(hs, theta, o_h0, layer, t, b, j)
             hs[layer, t, b, j] = (1.0 - z) * n + z * h_prev
             gs[layer, t, b, j] = r
@@ -113,10 +104,10 @@ def cell_forward(cell, act, ax, ah, i, theta, o_h0, o_c0, hs, cs, gs, layer, t, 
         for j in range(H):
             i_ = sigmoid(ax[i, j] + ah[i, j])
             f = sigmoid(ax[i, H + j] + ah[i, H + j])
-            g = math.tanh(ax[i, 2 * H + j] + ah[i, 2 * H + j])
+            g = tanh(ax[i, 2 * H + j] + ah[i, 2 * H + j])
             o = sigmoid(ax[i, 3 * H + j] + ah[i, 3 * H + j])
             c = f * _prev(cs, theta, o_c0, layer, t, b, j) + i_ * g
-            tc = math.tanh(c)
+            tc = tanh(c)
             cs[layer, t, b, j] = c
             hs[layer, t, b, j] = o * tc
             gs[layer, t, b, j] = i_
@@ -129,7 +120,7 @@ def cell_forward(cell, act, ax, ah, i, theta, o_h0, o_c0, hs, cs, gs, layer, t, 
 # -- cells: one row back ---------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def cell_backward(cell, act, theta, o_h0, o_c0, hs, cs, gs, layer, s, b, dh, dc, i, dax, dah,
                   direct, dc_prev):  # fmt: skip
     """One row of one step back, given the carry gradient at step ``s`` of row ``b``.
@@ -175,7 +166,7 @@ def cell_backward(cell, act, theta, o_h0, o_c0, hs, cs, gs, layer, s, b, dh, dc,
 # -- losses: one row -------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def row_loss(loss, z, y, weight, dz, t, b):
     """Loss of row (t, b) of logits ``z (T, B, O)`` against ``y (T, B, O)``, unweighted;
     writes ``dz[t, b] = weight * dloss/dz`` (O,)."""
@@ -184,9 +175,9 @@ def row_loss(loss, z, y, weight, dz, t, b):
     if loss == BCE:
         for o in range(O):
             zo = z[t, b, o]
-            e = math.exp(-abs(zo))  # shared by the loss and the sigmoid (as in sigmoid())
+            e = exp_nonpositive(-abs(zo))  # shared by the loss and the sigmoid
             value += max(zo, 0.0) + math.log1p(e) - y[t, b, o] * zo
-            p = 1.0 / (1.0 + e) if zo >= 0.0 else e / (1.0 + e)
+            p = (1.0 if zo >= 0.0 else e) / (1.0 + e)
             dz[t, b, o] = (p - y[t, b, o]) * weight
     elif loss == SOFTMAX:
         zmax = z[t, b, 0]
@@ -195,11 +186,11 @@ def row_loss(loss, z, y, weight, dz, t, b):
         total = 0.0
         yz = 0.0
         for o in range(O):
-            total += math.exp(z[t, b, o] - zmax)
+            total += exp_nonpositive(z[t, b, o] - zmax)
             yz += y[t, b, o] * z[t, b, o]
         value = zmax + math.log(total) - yz
         for o in range(O):
-            dz[t, b, o] = (math.exp(z[t, b, o] - zmax) / total - y[t, b, o]) * weight
+            dz[t, b, o] = (exp_nonpositive(z[t, b, o] - zmax) / total - y[t, b, o]) * weight
     else:  # MSE
         for o in range(O):
             d = z[t, b, o] - y[t, b, o]

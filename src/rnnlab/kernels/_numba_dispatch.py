@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from rnnlab.kernels import _numba_elman as elman
 from rnnlab.kernels import _numba_loops as loops
 from rnnlab.kernels import numpy_ref
 from rnnlab.kernels._numba_cells import (
@@ -32,11 +33,18 @@ from rnnlab.losses import check_reduction
 #: benchmarks/speed.py); below, plain loops over rows win.
 BLAS_MIN_HIDDEN = 32
 #: one-layer Elman networks below this hidden size run one fused kernel for full BPTT
-#: (``_numba_loops._elman_loss_and_grad``) instead of the rows path. Measured on 2 cores
+#: (``_numba_elman.elman_loss_and_grad``) instead of the rows path. Measured on 2 cores
 #: it is about even with the per-step BLAS path at H = 32..128 (a few % slower in
 #: benchmarks/speed.py at H = 64, B = 32) and loses to it at H = 256, so BLAS sizes
 #: keep the BLAS path.
 FUSED_ELMAN_MAX_HIDDEN = BLAS_MIN_HIDDEN
+#: the fused Elman pass runs the batch in SIMD lanes from this batch size on, and units
+#: innermost below it (kernels/_numba_elman.py; measured at T = 100: H = 16, B = 4 units
+#: 165 us vs lanes 293 us; B = 8 lanes 285 us vs units 322 us; B = 32 lanes 2.4x faster)
+LANES_MIN_BATCH = 8
+#: ... and splits its blocks of lanes over threads from this batch size on (two blocks
+#: or more; at B = 256 it halves the time; one block in parallel only adds ~9 us)
+PARALLEL_LANES_MIN_BATCH = 2 * elman.LANES
 #: the weight-gradient products go through BLAS from this hidden size on, in both paths
 GRAM_BLAS_MIN_HIDDEN = 8
 #: the rows path splits the batch over threads (prange) from this batch size on. Off by
@@ -235,7 +243,13 @@ def loss_and_grad(
     T, B = x.shape[0], x.shape[1]
     k = 0 if truncate is None or truncate >= T else int(truncate)
     if plan.fused_elman and k == 0:
-        value, grad = loops._elman_loss_and_grad(
+        if B < LANES_MIN_BATCH:
+            fused = elman.elman_loss_and_grad_units
+        elif B >= PARALLEL_LANES_MIN_BATCH and _threads() > 1:
+            fused = elman.elman_loss_and_grad_parallel
+        else:
+            fused = elman.elman_loss_and_grad
+        value, grad = fused(
             x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
             flat, plan.lay, plan.head, ACTIVATION_CODES[activation], plan.H, LOSS_CODES[loss],
             reduction == "mean",

@@ -28,19 +28,18 @@ with the loss injected at every step, truncation one sweep per scored step.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from rnnlab.kernels._numba_cells import (
     BCE,
     GRU,
     LSTM,
     MSE,
-    activate,
-    activate_derivative,
     cell_backward,
     cell_forward,
     row_loss,
 )
+from rnnlab.kernels._numba_math import inline, kernel
 
 W_XH, W_HH, B_X, B_H, H0, C0 = range(6)  # columns of the offset table ``lay``
 
@@ -48,7 +47,7 @@ W_XH, W_HH, B_X, B_H, H0, C0 = range(6)  # columns of the offset table ``lay``
 # -- parameter views -------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _block(theta, offset, size):
     """``theta[offset : offset + size]``, or an empty view when the array is absent."""
     if offset < 0:
@@ -56,7 +55,7 @@ def _block(theta, offset, size):
     return theta[offset : offset + size]
 
 
-@njit(cache=True)
+@kernel
 def layer_params(theta, lay, layer, G, H, I):
     """Views of one layer: W_xh (GH, I), W_hh (GH, H), b_x (GH,), b_h (GH,|0), h0, c0 (H,|0)."""
     GH = G * H
@@ -69,7 +68,7 @@ def layer_params(theta, lay, layer, G, H, I):
     return W_xh, W_hh, b_x, b_h, h0, c0
 
 
-@njit(cache=True)
+@kernel
 def head_params(theta, head, O, H):
     """Views of the output layer: W_hy (O, H), b_y (O,)."""
     W_hy = theta[head[0] : head[0] + O * H].reshape((O, H))
@@ -80,7 +79,7 @@ def head_params(theta, head, O, H):
 # -- small products as loops -----------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _gram_add(A, B, out, use_blas):
     """out (P, Q) += A (N, P)^T @ B (N, Q): the one large product per weight gradient."""
     if A.shape[0] == 0:
@@ -96,7 +95,7 @@ def _gram_add(A, B, out, use_blas):
                     out[p, q] += a * B[n, q]
 
 
-@njit(cache=True)
+@kernel
 def _column_sums_add(A, out):
     """out (P,) += A (N, P) summed over rows."""
     for n in range(A.shape[0]):
@@ -107,7 +106,7 @@ def _column_sums_add(A, out):
 # -- the output layer and the loss, one (t, b) row --------------------------------------
 
 
-@njit(cache=True, inline="always")
+@inline
 def _head_row(t, b, theta, head, hs, logits):
     """logits[t, b] (O,) = W_hy h_top + b_y."""
     top, H = hs.shape[0] - 1, hs.shape[3]
@@ -119,7 +118,7 @@ def _head_row(t, b, theta, head, hs, logits):
         logits[t, b, o] = acc
 
 
-@njit(cache=True, inline="always")
+@inline
 def _loss_row(t, b, theta, head, hs, y, mask, loss, scale, logits, dlogits, dtop, losses):
     """Logits, loss and the gradient reaching the top hidden state, for row (t, b)."""
     _head_row(t, b, theta, head, hs, logits)
@@ -142,7 +141,7 @@ def _loss_row(t, b, theta, head, hs, y, mask, loss, scale, logits, dlogits, dtop
 # -- "rows": one batch element's whole sequence ----------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _sequence_forward(b, x, theta, lay, cell, act, G, hs, cs, gs):
     """Forward pass of batch element ``b`` through every layer; fills hs, cs, gs [:, :, b]."""
     T, I = x.shape[0], x.shape[2]
@@ -180,7 +179,7 @@ def _sequence_forward(b, x, theta, lay, cell, act, G, hs, cs, gs):
             cell_forward(cell, act, ax, ah, 0, theta, o_h0, o_c0, hs, cs, gs, layer, t, b)
 
 
-@njit(cache=True)
+@kernel
 def _sequence_sweep(b, end, first, inject_all, x, theta, lay, cell, act, G, hs, cs, gs, dtop,
                     dax_all, dah_all, dinit_h, dinit_c, work):  # fmt: skip
     """Back from step ``end`` to ``first`` for batch element ``b``, every layer.
@@ -242,7 +241,7 @@ def _sequence_sweep(b, end, first, inject_all, x, theta, lay, cell, act, G, hs, 
                 dinit_c[layer, b, k] += dc_c[layer, 0, k]
 
 
-@njit(cache=True)
+@kernel
 def _sequence_pass(b, x, y, mask, theta, lay, head, cell, act, G, loss, scale, truncate,
                    hs, cs, gs, logits, dlogits, dtop, losses, dax_all, dah_all, dinit_h,
                    dinit_c):  # fmt: skip
@@ -274,7 +273,7 @@ def _sequence_pass(b, x, y, mask, theta, lay, head, cell, act, G, loss, scale, t
 # -- "blas": the whole batch, one step at a time ----------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _batch_forward(x, theta, lay, cell, act, G, hs, cs, gs):
     """Forward pass of the whole batch, one product per step for ``W_hh``."""
     T, B, I = x.shape
@@ -304,7 +303,7 @@ def _batch_forward(x, theta, lay, cell, act, G, hs, cs, gs):
                              cs, gs, layer, t, bb)  # fmt: skip
 
 
-@njit(cache=True)
+@kernel
 def _batch_sweep(end, first, inject_all, x, theta, lay, cell, act, G, hs, cs, gs, dtop,
                  dax_all, dah_all, dinit_h, dinit_c, work):  # fmt: skip
     """:func:`_sequence_sweep` for the whole batch at once (products through BLAS)."""
@@ -345,7 +344,7 @@ def _batch_sweep(end, first, inject_all, x, theta, lay, cell, act, G, hs, cs, gs
 # -- whole passes ----------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel
 def _allocate(x, L, H, G, S, cell):
     T, B = x.shape[0], x.shape[1]
     dt = x.dtype
@@ -355,7 +354,7 @@ def _allocate(x, L, H, G, S, cell):
     return hs, cs, gs
 
 
-@njit(cache=True)
+@kernel
 def _forward_rows(x, theta, lay, head, cell, act, G, H, O, S, L):
     T, B = x.shape[0], x.shape[1]
     hs, cs, gs = _allocate(x, L, H, G, S, cell)
@@ -367,7 +366,7 @@ def _forward_rows(x, theta, lay, head, cell, act, G, H, O, S, L):
     return logits, hs
 
 
-@njit(cache=True)
+@kernel
 def _forward_blas(x, theta, lay, head, cell, act, G, H, O, S, L):
     T, B = x.shape[0], x.shape[1]
     hs, cs, gs = _allocate(x, L, H, G, S, cell)
@@ -379,7 +378,7 @@ def _forward_blas(x, theta, lay, head, cell, act, G, H, O, S, L):
     return logits, hs
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def _forward_rows_parallel(x, theta, lay, head, cell, act, G, H, O, S, L):
     """:func:`_forward_rows` with the batch split over threads."""
     T, B = x.shape[0], x.shape[1]
@@ -401,7 +400,7 @@ def forward(x, theta, lay, head, cell, act, G, H, O, S, L, use_blas, parallel):
     return _forward_rows(x, theta, lay, head, cell, act, G, H, O, S, L)
 
 
-@njit(cache=True)
+@kernel
 def _loss_scale(mask, O, loss, mean):
     if not mean:
         return 1.0
@@ -414,7 +413,7 @@ def _loss_scale(mask, O, loss, mean):
     return 1.0 / max(count, 1.0)
 
 
-@njit(cache=True)
+@kernel
 def _weight_grads(x, grad, lay, head, cell, G, hs, dax_all, dah_all, dinit_h, dinit_c,
                   dlogits, theta, use_blas):  # fmt: skip
     """Every parameter gradient from the recorded pre-activation gradients."""
@@ -449,7 +448,7 @@ def _weight_grads(x, grad, lay, head, cell, G, hs, dax_all, dah_all, dinit_h, di
     _column_sums_add(dlog, gb_y)
 
 
-@njit(cache=True)
+@kernel
 def _grad_buffers(x, L, H, G, cell, O):
     T, B = x.shape[0], x.shape[1]
     dt = x.dtype
@@ -464,7 +463,7 @@ def _grad_buffers(x, L, H, G, cell, O):
     return logits, dlogits, dtop, losses, dax_all, dah_all, dinit_h, dinit_c
 
 
-@njit(cache=True)
+@kernel
 def _loss_and_grad_blas(x, y, mask, theta, lay, head, cell, act, G, H, S, L, loss, mean,
                         truncate):  # fmt: skip
     T, B = x.shape[0], x.shape[1]
@@ -500,7 +499,7 @@ def _loss_and_grad_blas(x, y, mask, theta, lay, head, cell, act, G, H, S, L, los
     return value * scale, grad
 
 
-@njit(cache=True)
+@kernel
 def _finish_rows(x, theta, lay, head, cell, G, hs, losses, dlogits, dax_all, dah_all, dinit_h,
                  dinit_c, scale, gram_blas):  # fmt: skip
     value = 0.0
@@ -513,7 +512,7 @@ def _finish_rows(x, theta, lay, head, cell, G, hs, losses, dlogits, dax_all, dah
     return value * scale, grad
 
 
-@njit(cache=True)
+@kernel
 def _loss_and_grad_rows(x, y, mask, theta, lay, head, cell, act, G, H, S, L, loss, mean,
                         truncate, gram_blas):  # fmt: skip
     O = y.shape[2]
@@ -530,7 +529,7 @@ def _loss_and_grad_rows(x, y, mask, theta, lay, head, cell, act, G, H, S, L, los
                         dinit_h, dinit_c, scale, gram_blas)  # fmt: skip
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def _loss_and_grad_rows_parallel(x, y, mask, theta, lay, head, cell, act, G, H, S, L, loss,
                                  mean, truncate, gram_blas):  # fmt: skip
     """:func:`_loss_and_grad_rows` with the batch split over threads."""
@@ -546,143 +545,3 @@ def _loss_and_grad_rows_parallel(x, y, mask, theta, lay, head, cell, act, G, H, 
                        dinit_c)  # fmt: skip
     return _finish_rows(x, theta, lay, head, cell, G, hs, losses, dlogits, dax_all, dah_all,
                         dinit_h, dinit_c, scale, gram_blas)  # fmt: skip
-
-
-# -- Elman, one layer, full BPTT: one fused pass ----------------------------------------
-#
-# The most used configuration gets a kernel of its own: every loop is a plain index
-# loop over (b, t, j, k) on whole arrays, with no views, no slices and no calls that
-# return arrays inside the loops (each of those costs a reference-count round trip,
-# which at H = 2 is more than the arithmetic of a step). Scratch is allocated once per
-# call. The weight gradients are accumulated step by step instead of through recorded
-# pre-activation gradients and one large product, so nothing of size (T, B, H) is kept
-# beyond the hidden states of the current element.
-
-
-@njit(cache=True)
-def _elman_loss_and_grad(x, y, mask, theta, lay, head, act, H, loss, mean):
-    """Forward, loss and full BPTT of a one-layer Elman network, batch element by element.
-
-    x (T, B, I), y (T, B, O), mask (T, B); theta / the returned gradient are flat
-    vectors laid out by ``lay (1, 6)`` and ``head (2,)``. Returns (loss value, gradient).
-
-    The parameters are first copied into small 2-D arrays (and the gradients summed in
-    such arrays, then written out once): indexing those with loop counters only lets
-    the compiler drop the negative-index checks and vectorize the loops over units,
-    which indexing the flat vector at ``offset + j * H + k`` does not.
-    """
-    T, B, I = x.shape
-    O = y.shape[2]
-    o_xh, o_hh, o_b, o_h0 = lay[0, W_XH], lay[0, W_HH], lay[0, B_X], lay[0, H0]
-    o_hy, o_by = head[0], head[1]
-    dt = theta.dtype
-    scale = _loss_scale(mask, O, loss, mean)
-    # Scratch comes in a few blocks (a small pass pays ~50 ns per allocation), each
-    # split into named views here, outside the loops.
-    # Parameters: the forward products run over j (the unit) innermost, so they use
-    # transposed copies: H independent accumulators, each still summing over k in
-    # order (the same rounding as one dot product per unit). Gradients are summed over
-    # the whole batch in the same blocks.
-    mat = np.zeros((3, H, H), dt)
-    W_hh_T, W_hh, gW_hh = mat[0], mat[1], mat[2]  # (H, H) each; W_hh_T = W_hh^T
-    inp = np.zeros((2, I, H), dt)
-    W_xh_T, gW_xh_T = inp[0], inp[1]  # (I, H) each: W_xh^T and its gradient
-    out = np.zeros((2, O, H), dt)
-    W_hy, gW_hy = out[0], out[1]  # (O, H) each
-    gb_y = np.zeros(O, dt)
-    vec = np.zeros((6, H), dt)
-    ax, ah = vec[0], vec[1]  # (H,) input side W_xh x_t + b_h, recurrent side W_hh h_{t-1}
-    da, dh_c = vec[2], vec[3]  # (H,) gradient at the pre-activation; carry W_hh^T da
-    gb_h, gh0 = vec[4], vec[5]  # (H,) gradients of b_h and h0
-    for j in range(H):
-        for k in range(I):
-            W_xh_T[k, j] = theta[o_xh + j * I + k]
-        for k in range(H):
-            W_hh_T[k, j] = theta[o_hh + j * H + k]
-            W_hh[j, k] = theta[o_hh + j * H + k]
-    for o in range(O):
-        for k in range(H):
-            W_hy[o, k] = theta[o_hy + o * H + k]
-    # per element / per step
-    seq = np.empty((2, T + 1, H), dt)
-    hseq = seq[0]  # (T + 1, H) row 0: h0, row t + 1: h_t of the current element
-    dtop = seq[1]  # (T(+1), H) loss gradient reaching h_t (W_hy^T dz_t)
-    for k in range(H):
-        hseq[0, k] = theta[o_h0 + k]
-    zs = np.empty((2, T, B, O), dt)
-    logits, dlogits = zs[0], zs[1]  # (T, B, O) each
-    losses = np.empty((T, B), dt)
-    for b in range(B):
-        # forward: h_t = act(W_xh x_t + b_h + W_hh h_{t-1}), then the head and the loss
-        for t in range(T):
-            for j in range(H):
-                ax[j] = theta[o_b + j]
-                ah[j] = 0.0
-            for k in range(I):
-                xk = x[t, b, k]
-                for j in range(H):
-                    ax[j] += W_xh_T[k, j] * xk
-            for k in range(H):
-                hk = hseq[t, k]  # h_{t-1}
-                for j in range(H):
-                    ah[j] += W_hh_T[k, j] * hk
-            for j in range(H):
-                hseq[t + 1, j] = activate(act, ax[j] + ah[j])
-            for o in range(O):  # logits[t, b] = W_hy h_t + b_y
-                acc = theta[o_by + o]
-                for k in range(H):
-                    acc += W_hy[o, k] * hseq[t + 1, k]
-                logits[t, b, o] = acc
-            w = mask[t, b]
-            if w != 0.0:
-                losses[t, b] = row_loss(loss, logits, y, w * scale, dlogits, t, b) * w
-            else:
-                for o in range(O):
-                    dlogits[t, b, o] = 0.0
-                losses[t, b] = 0.0
-            for k in range(H):
-                dtop[t, k] = 0.0
-            for o in range(O):  # dtop_t = W_hy^T dz_t; dW_hy += dz_t h_t^T; db_y += dz_t
-                d = dlogits[t, b, o]
-                gb_y[o] += d
-                for k in range(H):
-                    dtop[t, k] += d * W_hy[o, k]
-                    gW_hy[o, k] += d * hseq[t + 1, k]
-        # backward through time, the loss entering at every step
-        for k in range(H):
-            dh_c[k] = 0.0
-        for s in range(T - 1, -1, -1):
-            for j in range(H):
-                da[j] = (dh_c[j] + dtop[s, j]) * activate_derivative(act, hseq[s + 1, j])
-                gb_h[j] += da[j]
-            for j in range(H):
-                d = da[j]
-                for k in range(I):  # dW_xh += da x_s^T
-                    gW_xh_T[k, j] += d * x[s, b, k]
-                for k in range(H):  # dW_hh += da h_{s-1}^T
-                    gW_hh[j, k] += d * hseq[s, k]
-            for k in range(H):  # dh_{s-1} = W_hh^T da
-                dh_c[k] = 0.0
-            for j in range(H):
-                d = da[j]
-                for k in range(H):
-                    dh_c[k] += d * W_hh[j, k]
-        for k in range(H):  # what is left at step 0 reaches h0
-            gh0[k] += dh_c[k]
-    grad = np.zeros_like(theta)
-    for j in range(H):
-        grad[o_b + j] = gb_h[j]
-        grad[o_h0 + j] = gh0[j]
-        for k in range(I):
-            grad[o_xh + j * I + k] = gW_xh_T[k, j]
-        for k in range(H):
-            grad[o_hh + j * H + k] = gW_hh[j, k]
-    for o in range(O):
-        grad[o_by + o] = gb_y[o]
-        for k in range(H):
-            grad[o_hy + o * H + k] = gW_hy[o, k]
-    value = 0.0
-    for t in range(T):
-        for b in range(B):
-            value += losses[t, b]
-    return value * scale, grad

@@ -1,0 +1,125 @@
+"""Elementary functions the compiled loops can vectorize: exp, expm1, sigmoid, tanh.
+
+``math.exp`` and ``math.tanh`` compile to calls into the C library, one element at a
+time (numba has no vector math library on this machine), and a loop that calls them
+cannot use SIMD registers. The functions here are plain arithmetic, branch-free
+(selects only), so a loop over units or over the batch runs 4 (float64) or 8
+(float32) elements at once: ``tanh`` over an array costs about 5 ns per element in
+float64 instead of 17 ns. They are accurate to a few units in the last place of
+float64 (checked against numpy in the tests), so the compiled backend still agrees
+with the numpy reference to 1e-12.
+
+Every loop that uses them must be compiled with ``error_model="numpy"``: under the
+default (Python's) error model each division checks for zero and raises, and that
+branch alone stops vectorization.
+
+The method (as in the C libraries): for ``x <= 0`` write ``x = n ln2 + r`` with an
+integer ``n`` and ``|r| <= ln2 / 2``; then ``exp(x) = 2**n exp(r)``, ``exp(r) - 1`` is
+a degree-13 Taylor polynomial (truncation error below 1e-17 relative) and ``2**n``
+is built from its bits.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+#: the decorator of every compiled loop: cached on disk, and numpy's error model (see above)
+kernel = partial(njit, cache=True, error_model="numpy")
+#: the same, for small helpers inlined into the loops that call them
+inline = partial(njit, cache=True, error_model="numpy", inline="always")
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two: n * _LN2_HI is exact for |n| < 2**11
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer, kept in the low bits
+_ROUND_BITS = 0x4338000000000000  # the bits of _ROUND
+_EXPONENT_BIAS = 1023
+_SMALLEST = -745.5  # exp of anything below rounds to 0.0
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE bits of a float64, as an int64 (no conversion)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 ``bits``."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@inline
+def _expm1_parts(x):
+    """For float ``x <= 0``: ``(q, s1, s2)`` with ``exp(x) = (1 + q) s1 s2`` and
+    ``q = exp(r) - 1`` small; ``s1 s2 = 2**n`` (split so each factor stays normal)."""
+    x = max(x, _SMALLEST)
+    shifted = x * _LOG2E + _ROUND  # the rounding happens here
+    n = shifted - _ROUND  # round(x / ln 2), a float
+    n_int = _float_bits(shifted) - _ROUND_BITS  # the same, as an integer
+    r = (x - n * _LN2_HI) - n * _LN2_LO  # |r| <= ln2 / 2
+    q = 1.0 / 6227020800.0  # 1/13!, then Horner down to r
+    q = q * r + 1.0 / 479001600.0
+    q = q * r + 1.0 / 39916800.0
+    q = q * r + 1.0 / 3628800.0
+    q = q * r + 1.0 / 362880.0
+    q = q * r + 1.0 / 40320.0
+    q = q * r + 1.0 / 5040.0
+    q = q * r + 1.0 / 720.0
+    q = q * r + 1.0 / 120.0
+    q = q * r + 1.0 / 24.0
+    q = q * r + 1.0 / 6.0
+    q = q * r + 0.5
+    q = q * r + 1.0
+    q = q * r
+    half = n_int >> 1
+    s1 = _bits_float((half + _EXPONENT_BIAS) << 52)
+    s2 = _bits_float((n_int - half + _EXPONENT_BIAS) << 52)
+    return q, s1, s2
+
+
+@inline
+def exp_nonpositive(x):
+    """``exp(x)`` for ``x <= 0`` (or NaN), as a float64."""
+    x = float(x)
+    q, s1, s2 = _expm1_parts(x)
+    value = ((1.0 + q) * s1) * s2
+    return value if x == x else x  # NaN stays NaN
+
+
+@inline
+def expm1_nonpositive(x):
+    """``exp(x) - 1`` for ``x <= 0`` (or NaN), accurate near 0, as a float64."""
+    x = float(x)
+    q, s1, s2 = _expm1_parts(x)
+    s = s1 * s2
+    value = s * q + (s - 1.0)
+    return value if x == x and x != 0.0 else x  # NaN stays NaN, -0.0 stays -0.0
+
+
+@inline
+def sigmoid(z):
+    """``1 / (1 + exp(-z))`` without overflow: exp only sees ``-|z|``."""
+    e = exp_nonpositive(-abs(z))
+    top = 1.0 if z >= 0.0 else e
+    return top / (1.0 + e)
+
+
+@inline
+def tanh(z):
+    """``tanh(z) = sign(z) (1 - e) / (1 + e)`` with ``e = exp(-2|z|)``, through expm1."""
+    d = expm1_nonpositive(-2.0 * abs(z))  # e - 1, in (-1, 0]
+    return math.copysign(d / (2.0 + d), z)

@@ -1,0 +1,79 @@
+"""The compiled backend's own exp, expm1, sigmoid and tanh against numpy, to a few ulp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+_numba_math = pytest.importorskip("rnnlab.kernels._numba_math")
+from numba import njit  # noqa: E402
+
+
+def _elementwise(fn):
+    @njit(error_model="numpy")
+    def apply(x, out):
+        for i in range(x.shape[0]):
+            out[i] = fn(x[i])
+
+    def call(x):
+        out = np.empty(x.shape, np.float64)
+        apply(np.ascontiguousarray(x, np.float64), out)
+        return out
+
+    return call
+
+
+def _sigmoid_reference(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+
+
+SPECIAL = np.array([0.0, -0.0, -5e-324, -1e-300, -1e-17, -1e-8, -0.3465, -0.3466, -0.5, -1.0,
+                    -20.0, -700.0, -708.4, -709.0, -740.0, -745.0, -745.2, -746.0, -1e4,
+                    -np.inf])  # fmt: skip
+
+
+def _nonpositive(rng):
+    return np.concatenate([SPECIAL, -rng.exponential(2.0, 20_000), -rng.uniform(0, 745, 20_000)])
+
+
+def _any_sign(rng):
+    magnitudes = np.concatenate([SPECIAL, -rng.exponential(2.0, 20_000)])
+    return np.concatenate([magnitudes, -magnitudes, [np.inf]])
+
+
+def _ulps(a, b):
+    """|a - b| in units of the last place of b (exact matches, zeros included, are 0)."""
+    diff = np.abs(a - b)
+    return np.where(diff == 0, 0.0, diff / np.spacing(np.abs(b)))
+
+
+@pytest.mark.parametrize(
+    ("name", "reference", "inputs", "max_ulps"),
+    [
+        ("exp_nonpositive", np.exp, _nonpositive, 2),
+        ("expm1_nonpositive", np.expm1, _nonpositive, 2),
+        ("sigmoid", _sigmoid_reference, _any_sign, 3),
+        ("tanh", np.tanh, _any_sign, 3),
+    ],
+)
+def test_matches_numpy_to_a_few_ulps(rng, name, reference, inputs, max_ulps):
+    x = inputs(rng)
+    got, want = _elementwise(getattr(_numba_math, name))(x), reference(x)
+    normal = np.abs(want) >= np.finfo(np.float64).tiny
+    assert _ulps(got[normal], want[normal]).max() <= max_ulps
+    # below the normal range only the absolute error is meaningful
+    assert np.abs(got[~normal] - want[~normal]).max(initial=0.0) <= 1e-320
+    assert np.array_equal(np.signbit(got[want == 0]), np.signbit(want[want == 0]))
+
+
+@pytest.mark.parametrize("name", ["exp_nonpositive", "expm1_nonpositive", "sigmoid", "tanh"])
+def test_nan_stays_nan(name):
+    assert np.isnan(_elementwise(getattr(_numba_math, name))(np.array([np.nan]))).all()
+
+
+def test_saturation_is_exact():
+    x = np.array([-800.0, -np.inf])
+    assert (_elementwise(_numba_math.exp_nonpositive)(x) == 0.0).all()
+    assert (_elementwise(_numba_math.expm1_nonpositive)(x) == -1.0).all()
+    assert (_elementwise(_numba_math.tanh)(np.array([40.0, -40.0])) == [1.0, -1.0]).all()
