@@ -9,10 +9,10 @@ reported as sequence-steps per second (batch x length / seconds per step).
     python benchmarks/speed.py                # H in {2,16,64,256}, B in {1,32,256}, T in {10,100}
     python benchmarks/speed.py --startup      # cold (empty cache) and warm start of the kernels
 
-Columns: ``nb32`` numba float32 with parameters packed once (``FlatParams``) and a
-compiled Adam on the flat vector; ``nb32+optim`` the same kernels with
-``rnnlab.optim``'s Adam on the param dict; ``nb64`` float64; ``numpy`` the reference
-(float64, skipped where one step would take too long); ``torch1`` / ``torchN``
+Columns: ``nb32`` the compiled backend in float32 — one ``rnnlab.train.TrainStep``,
+the update ``rnnlab.fit`` runs (parameters in one flat vector, compiled clip + Adam);
+``nb64`` the same in float64; ``numpy`` the reference (float64, skipped where one
+step would take too long); ``torch1`` / ``torchN``
 PyTorch float32 with one thread / default threads; ``notebook`` the seed notebook's
 pure-Python loop (H=2, batch 1 only). Ratios are nb32 over torch1 and over the
 faster torch.
@@ -38,58 +38,23 @@ CELLS = ("elman", "gru", "lstm")
 # -- rnnlab -------------------------------------------------------------------------------
 
 
-def _flat_adam():
-    from numba import njit
-
-    @njit(cache=True)
-    def adam(p, g, m, v, t, lr, b1, b2, eps):
-        c1 = lr / (1.0 - b1**t)
-        c2 = 1.0 / math.sqrt(1.0 - b2**t)
-        for i in range(p.shape[0]):
-            m[i] += (1.0 - b1) * (g[i] - m[i])
-            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i]
-            p[i] -= c1 * m[i] / (math.sqrt(v[i]) * c2 + eps)
-
-    return adam
-
-
-def rnnlab_step(params, data, cell, *, backend, optimizer, lr=1e-3):
-    """A closure doing one training step with the rnnlab kernels."""
-    from rnnlab.kernels import get_backend
-
-    kernels = get_backend(backend)
-    x, y, mask = data
-    net = {"cell": cell, "activation": "tanh", "num_layers": 1}
-    if optimizer == "flat":
-        adam = _flat_adam()
-        params = kernels.pack(params, cell=cell, num_layers=1)
-        m, v = np.zeros_like(params.flat), np.zeros_like(params.flat)
-        state = [0]
-
-        def step():
-            _, grads = kernels.loss_and_grad(params, x, y, mask, **net)
-            state[0] += 1
-            adam(params.flat, grads.flat, m, v, state[0], lr, 0.9, 0.999, 1e-8)
-
-        return step
+def rnnlab_step(cell, H, data, *, backend, dtype, lr=1e-3):
+    """A closure doing one training update exactly as ``rnnlab.fit`` does (its TrainStep)."""
+    import rnnlab
     from rnnlab.optim import make_optimizer
+    from rnnlab.sequences import Batch
+    from rnnlab.train import TrainStep
 
-    opt = make_optimizer("adam", lr=lr)
+    activation = {"cell": cell} if cell != "elman" else {"activation": "tanh"}
+    model = rnnlab.RNN(1, H, 1, cell=cell, backend=backend, dtype=dtype, seed=0, **activation)
+    x, y, mask = (a.astype(dtype) for a in data)
+    batch = Batch(x, y, mask, lengths=np.full(x.shape[1], x.shape[0]), as_list=False)
+    step = TrainStep(model, make_optimizer("adam", lr=lr), reduction="sum")
 
-    def step():
-        _, grads = kernels.loss_and_grad(params, x, y, mask, **net)
-        opt.step(params, grads)
+    def update():
+        step(batch)
 
-    return step
-
-
-def make_params(cell, H, dtype, rng):
-    from rnnlab.kernels.layout import param_shapes
-
-    return {
-        name: (rng.normal(size=shape) / math.sqrt(H)).astype(dtype)
-        for name, shape in param_shapes(cell, 1, H, 1, 1).items()
-    }
+    return update
 
 
 # -- PyTorch --------------------------------------------------------------------------------
@@ -186,23 +151,14 @@ def shift_data(T, B, rng):
 def run_config(cell, H, B, T, *, repeats, min_time, numpy_budget):
     rng = np.random.default_rng(0)
     data = shift_data(T, B, rng)
-    data32 = tuple(a.astype(np.float32) for a in data)
     impls = {
-        "nb32": rnnlab_step(
-            make_params(cell, H, np.float32, rng), data32, cell, backend="numba", optimizer="flat"
-        ),
-        "nb32+optim": rnnlab_step(
-            make_params(cell, H, np.float32, rng), data32, cell, backend="numba", optimizer="optim"
-        ),
-        "nb64": rnnlab_step(
-            make_params(cell, H, np.float64, rng), data, cell, backend="numba", optimizer="flat"
-        ),
+        "nb32": rnnlab_step(cell, H, data, backend="numba", dtype="float32"),
+        "nb64": rnnlab_step(cell, H, data, backend="numba", dtype="float64"),
         "torch1": torch_step(cell, H, data, threads=1),
         "torchN": torch_step(cell, H, data, threads=DEFAULT_TORCH_THREADS),
     }
     if H * H * B * T <= numpy_budget:
-        impls["numpy"] = rnnlab_step(make_params(cell, H, np.float64, rng), data, cell,
-                                     backend="numpy", optimizer="optim")  # fmt: skip
+        impls["numpy"] = rnnlab_step(cell, H, data, backend="numpy", dtype="float64")
     if cell == "elman" and H == 2 and B == 1:
         impls["notebook"] = notebook_step(data)
     times = {name: [] for name in impls}
@@ -212,7 +168,7 @@ def run_config(cell, H, B, T, *, repeats, min_time, numpy_budget):
     return {name: B * T / statistics.median(ts) for name, ts in times.items()}
 
 
-COLUMNS = ("nb32", "nb32+optim", "nb64", "numpy", "torch1", "torchN", "notebook")
+COLUMNS = ("nb32", "nb64", "numpy", "torch1", "torchN", "notebook")
 
 
 def main(argv=None):

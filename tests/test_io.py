@@ -103,15 +103,27 @@ def test_save_refuses_models_that_could_not_be_loaded(tmp_path):
     model.params["W_hh"][0, 1] = np.nan
     with pytest.raises(ValueError, match="W_hh contains NaN"):
         save_model(model, path)
-    model = RNN(seed=0)
+    model = RNN(seed=0, backend="numpy")  # a plain dict: any array can be put in
     model.params["b_h"] = model.params["b_h"].astype(np.float32)
     with pytest.raises(ValueError, match="b_h is float32, the config says float64"):
         save_model(model, path)
-    model = RNN(seed=0)
+    model = RNN(seed=0, backend="numpy")
     model.params["extra"] = np.zeros(2)
     with pytest.raises(ValueError, match="do not match the config"):
         save_model(model, path)
     assert not path.exists()
+
+
+def test_compiled_backend_params_keep_their_layout():
+    pytest.importorskip("rnnlab.kernels.numba_backend")
+    model = RNN(seed=0, backend="numba")  # views into one flat vector
+    model.params["b_h"] = np.array([1.5, 2.5], dtype=np.float32)  # copied in, as float64
+    assert model.params["b_h"].dtype == np.float64
+    assert model.params.flat[model.params.plan.slices[2][0]] == 1.5
+    with pytest.raises(KeyError, match="'extra' is not a parameter"):
+        model.params["extra"] = np.zeros(2)
+    with pytest.raises(ValueError, match="b_h has shape"):
+        model.params["b_h"] = np.zeros(3)
 
 
 # -- bad files ----------------------------------------------------------------------------

@@ -309,3 +309,42 @@ def test_bad_schedules(args, kwargs, message):
 def test_schedule_rejects_negative_steps():
     with pytest.raises(ValueError, match="step must be a non-negative integer"):
         make_schedule("cosine", 0.1, 10)(-1)
+
+
+@pytest.mark.parametrize(("name", "hyper"), [(name, hyper) for name, hyper, _, _ in CASES])
+@pytest.mark.parametrize("max_norm", [None, 0.5])
+def test_flat_step_equals_the_dict_step(rng, name, hyper, max_norm):
+    """step_flat (compiled for sgd/momentum/adam, numpy otherwise) on one vector equals
+    clip_grad_norm + step on the dict, step after step."""
+    params = random_params(rng)
+    names = list(params)
+    flat = np.concatenate([params[n].ravel() for n in names])
+    by_dict = make_optimizer(name, lr=0.05, **hyper)
+    by_flat = make_optimizer(name, lr=0.05, **hyper)
+    for _ in range(STEPS):
+        grads = random_grads(rng)
+        flat_grad = np.concatenate([grads[n].ravel() for n in names])
+        expected_norm = clip_grad_norm(grads, max_norm) if max_norm else None
+        by_dict.step(params, grads)
+        norm = by_flat.step_flat(flat, flat_grad, max_norm=max_norm)
+        if expected_norm is not None:
+            assert norm == pytest.approx(expected_norm, rel=1e-13)
+    np.testing.assert_allclose(flat, np.concatenate([params[n].ravel() for n in names]),
+                               rtol=1e-12, atol=1e-14)  # fmt: skip
+    assert by_flat.state["flat"]["step"] == STEPS
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_flat_step_with_an_infinite_gradient_changes_nothing(rng, name):
+    opt = make_optimizer(name, lr=0.1)
+    flat = rng.normal(size=7)
+    before = flat.copy()
+    grad = rng.normal(size=7)
+    grad[3] = np.inf
+    assert opt.step_flat(flat, grad, max_norm=1.0) == np.inf
+    np.testing.assert_array_equal(flat, before)
+    assert opt.state.get("flat", {"step": 0})["step"] == 0
+    with pytest.raises(ValueError, match="max_norm"):
+        opt.step_flat(flat, rng.normal(size=7), max_norm=-1.0)
+    with pytest.raises(ValueError, match="shape"):
+        opt.step_flat(flat, np.zeros(3))

@@ -1,6 +1,7 @@
 """The fit loop: solving, stopping, restoring, and user data."""
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -30,24 +31,35 @@ def test_same_seed_same_training_bit_for_bit():
         np.testing.assert_array_equal(a.params[name], b.params[name])
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_weights(monkeypatch):
-    model = rnnlab.RNN(seed=0)
-    real = model.loss_and_grad
-    calls = []
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_nan_loss_stops_and_keeps_the_last_good_weights(monkeypatch, backend):
+    model = rnnlab.RNN(seed=0, backend=backend)
+    real = model._kernels
+    calls, snapshot = [], {}
 
-    def turns_nan(*args, **kwargs):
-        calls.append(1)
-        loss, grads = real(*args, **kwargs)
-        if len(calls) == 5:
-            snapshot.update({n: p.copy() for n, p in model.params.items()})
-            return math.nan, grads
-        return loss, grads
+    def turns_nan_on_call_5(kernel):
+        def wrapper(*args, **kwargs):
+            calls.append(1)
+            loss, grads = kernel(*args, **kwargs)
+            if len(calls) == 5:
+                snapshot.update({n: p.copy() for n, p in model.params.items()})
+                return math.nan, grads
+            return loss, grads
 
-    snapshot = {}
-    monkeypatch.setattr(model, "loss_and_grad", turns_nan)
+        return wrapper
+
+    kernels = types.SimpleNamespace(
+        forward=real.forward,
+        hidden_states=real.hidden_states,
+        loss_and_grad=turns_nan_on_call_5(real.loss_and_grad),
+    )
+    if hasattr(real, "loss_and_grad_flat"):  # the compiled backend's training path
+        kernels.loss_and_grad_flat = turns_nan_on_call_5(real.loss_and_grad_flat)
+    monkeypatch.setattr(model, "_kernels", kernels)
     history = fit(model, "shift", restore_best=False)
     assert not history.solved and history.steps == 4
     assert "loss became nan at step 5" in history.stop_reason
+    assert snapshot
     for name, value in snapshot.items():
         np.testing.assert_array_equal(model.params[name], value)
 
@@ -98,3 +110,28 @@ def test_bad_settings_are_named(kwargs, message):
 def test_task_and_model_must_fit_together():
     with pytest.raises(ValueError, match="task 'binary_addition' needs input_size=2"):
         fit(rnnlab.RNN(), "binary_addition")
+
+
+def test_compiled_training_path_matches_the_reference():
+    """fit on the compiled backend (flat vector, compiled clip + Adam) follows the numpy
+    reference's dict path update for update (rounding aside)."""
+    pytest.importorskip("rnnlab.kernels.numba_backend")
+    reference = rnnlab.RNN(hidden_size=3, seed=2, backend="numpy")
+    compiled = rnnlab.RNN(hidden_size=3, seed=2, backend="numba")
+    assert hasattr(compiled.params, "flat") and not hasattr(reference.params, "flat")
+    for model in (reference, compiled):
+        fit(model, "shift", max_steps=20, clip=0.5, restore_best=False)
+    for name in reference.params:
+        np.testing.assert_allclose(compiled.params[name], reference.params[name], rtol=1e-9,
+                                   atol=1e-12)  # fmt: skip
+
+
+def test_fit_on_another_backend_returns_the_model_to_its_own():
+    model = rnnlab.RNN(seed=0, backend="auto")
+    before = {n: p.copy() for n, p in model.params.items()}
+    fit(model, "shift", max_steps=10, backend="numpy")
+    assert model.backend == "auto"
+    assert any(not np.array_equal(model.params[n], before[n]) for n in before)  # it trained
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        fit(model, "shift", max_steps=10, backend="gpu")
+    assert model.backend == "auto"

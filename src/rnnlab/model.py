@@ -159,8 +159,23 @@ class RNN:
     def _setup(self, config: RNNConfig, params: dict, backend: str) -> None:
         self.config = config
         self.params = params
+        self.use_backend(backend)
+
+    def use_backend(self, backend: str) -> None:
+        """Run on ``backend`` from now on ("auto", "numpy" or "numba"); weights are kept.
+
+        The compiled backend keeps every parameter as a view into one flat vector
+        (``model.params.flat``), which its training step updates in one go.
+        """
+        chosen = kernels.get_backend(backend)
+        pack = getattr(chosen, "pack", None)
+        c = self.config
+        if pack is not None:
+            self.params = pack(self.params, cell=c.cell, num_layers=c.num_layers)
+        elif hasattr(self.params, "flat"):
+            self.params = dict(self.params)
         self.backend = backend
-        self._kernels = kernels.get_backend(backend)
+        self._kernels = chosen
 
     def __repr__(self) -> str:
         c = self.config

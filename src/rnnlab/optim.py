@@ -26,6 +26,7 @@ rmsprop   v = a v + (1 - a) g²;  p -= lr g / (sqrt(v) + eps)
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Mapping
@@ -144,6 +145,45 @@ class Optimizer:
             state["step"] += 1
             self._update(p, g, state)
 
+    def step_flat(self, theta: np.ndarray, grad: np.ndarray, *, max_norm: float | None = None
+                  ) -> float:  # fmt: skip
+        """Clip and update one flat parameter vector in place (the compiled backend's path).
+
+        Parameters
+        ----------
+        theta : (P,) float array, edited in place
+        grad : (P,) float array, scaled in place when clipped
+        max_norm : clip ``grad`` to this global L2 norm first (as :func:`clip_grad_norm`)
+
+        Returns the norm before clipping; when it is inf or NaN nothing is changed.
+        The state of a flat step is kept under ``state["flat"]`` (one optimizer
+        should step either flat vectors or parameter dicts, not both).
+        """
+        if max_norm is not None:
+            max_norm = _number("max_norm", max_norm, low=0.0, low_open=True)
+        if grad.shape != theta.shape:
+            raise ValueError(f"gradient has shape {grad.shape}, parameters {theta.shape}")
+        state = self.state.setdefault("flat", {"step": 0})
+        compiled = _compiled_steps()
+        if compiled is not None and theta.dtype == grad.dtype and theta.dtype.kind == "f":
+            norm = self._compiled_step(compiled, theta, grad, state, max_norm or 0.0)
+            if norm is not None:
+                return norm
+        norm = float(np.linalg.norm(grad))
+        if not math.isfinite(norm):
+            return norm
+        if max_norm is not None and max_norm / (norm + 1e-6) < 1.0:
+            grad *= max_norm / (norm + 1e-6)
+        if self.weight_decay:
+            grad = grad + self.weight_decay * theta
+        state["step"] += 1
+        self._update(theta, grad, state)
+        return norm
+
+    def _compiled_step(self, compiled, theta, grad, state, max_norm) -> float | None:
+        """A compiled flat step if this optimizer has one (returns the norm), else None."""
+        return None
+
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError
 
@@ -162,6 +202,14 @@ class SGD(Optimizer):
         self.nesterov = _flag("nesterov", nesterov)
         if self.nesterov and self.momentum == 0.0:
             raise ValueError("nesterov needs momentum > 0")
+
+    def _compiled_step(self, compiled, theta, grad, state, max_norm):
+        buf = _buffer(state, "momentum_buffer", theta) if self.momentum else theta[:0]
+        norm = compiled.sgd(theta, grad, buf, self.lr, self.momentum, self.nesterov,
+                            self.weight_decay, max_norm)  # fmt: skip
+        if math.isfinite(norm):
+            state["step"] += 1
+        return norm
 
     def _update(self, p, g, state):
         if self.momentum:
@@ -199,6 +247,15 @@ class Adam(Optimizer):
         self.beta1 = _number("beta1", beta1, low=0.0, high=1.0)
         self.beta2 = _number("beta2", beta2, low=0.0, high=1.0)
         self.eps = _number("eps", eps, low=0.0, low_open=True)
+
+    def _compiled_step(self, compiled, theta, grad, state, max_norm):
+        m = _buffer(state, "exp_avg", theta)
+        v = _buffer(state, "exp_avg_sq", theta)
+        norm = compiled.adam(theta, grad, m, v, state["step"] + 1, self.lr, self.beta1,
+                             self.beta2, self.eps, self.weight_decay, max_norm)  # fmt: skip
+        if math.isfinite(norm):
+            state["step"] += 1
+        return norm
 
     def _update(self, p, g, state):
         t, b1, b2 = state["step"], self.beta1, self.beta2
@@ -292,6 +349,16 @@ def make_optimizer(name: str, lr: float, **hyperparams) -> Optimizer:
             f"it takes {', '.join(allowed)}"
         )
     return cls(lr, **hyperparams)
+
+
+@functools.cache
+def _compiled_steps():
+    """The compiled flat steps (:mod:`rnnlab.kernels._numba_optim`), or None without numba."""
+    try:
+        from rnnlab.kernels import _numba_optim as compiled
+    except ImportError:
+        return None
+    return compiled
 
 
 # -- gradient clipping --------------------------------------------------------------------

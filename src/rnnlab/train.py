@@ -101,6 +101,43 @@ def evaluate(model: RNN, batch: Batch, task=None, *, reduction: str = "mean") ->
     return {"loss": loss, **metrics}
 
 
+class TrainStep:
+    """One training update: loss, exact gradient, clipping, optimizer step.
+
+    >>> step = TrainStep(model, make_optimizer("adam", lr=0.05), clip=1.0)
+    >>> loss, norm = step(batch)  # doctest: +SKIP
+
+    Under the compiled backend the parameters live in one flat vector
+    (``model.params.flat``) and the gradient comes back as one: clipping and the
+    optimizer step are then one compiled call each, with no per-parameter Python.
+    Otherwise it loops over the parameter dict. Returns the loss and the gradient's
+    global norm before clipping; when either is inf or NaN the weights are left as
+    they were.
+    """
+
+    def __init__(self, model: RNN, optimizer, *, truncate: int | None = None,
+                 reduction: str = "mean", clip: float | None = None):  # fmt: skip
+        self.model, self.optimizer = model, optimizer
+        self.truncate, self.reduction, self.clip = truncate, reduction, clip
+        self._kw = {**model.config.network, "loss": model.config.loss, "truncate": truncate,
+                    "reduction": reduction}  # fmt: skip
+
+    def __call__(self, batch: Batch) -> tuple[float, float]:
+        model = self.model
+        flat_kernel = getattr(model._kernels, "loss_and_grad_flat", None)
+        if flat_kernel is not None and hasattr(model.params, "flat"):
+            loss, grad = flat_kernel(model.params, batch.x, batch.y, batch.mask, **self._kw)
+            if not math.isfinite(loss):
+                return loss, float(np.linalg.norm(grad))
+            return loss, self.optimizer.step_flat(model.params.flat, grad, max_norm=self.clip)
+        loss, grads = model.loss_and_grad(batch, truncate=self.truncate, reduction=self.reduction)
+        # one pass over the gradients: the norm both clips and detects inf/NaN
+        norm = global_norm(grads) if self.clip is None else clip_grad_norm(grads, self.clip)
+        if math.isfinite(loss) and math.isfinite(norm):
+            self.optimizer.step(model.params, grads)
+        return loss, norm
+
+
 def fit(
     model: RNN,
     data,
@@ -108,6 +145,7 @@ def fit(
     validation=None,
     config: FitConfig | None = None,
     progress: bool = False,
+    backend: str | None = None,
     **overrides,
 ) -> History:
     """Train ``model`` in place and return its :class:`History`.
@@ -122,12 +160,26 @@ def fit(
         (``lr=0.01``, ``max_steps=500``...).
     progress : bool
         Show a rich progress bar with loss and accuracy.
+    backend : {"auto", "numpy", "numba"}, optional
+        Train on these kernels (the model returns to its own afterwards);
+        ``None``: the model's.
 
     Stops when the held-out data is solved, when ``patience`` evaluations
     pass without improvement, at ``max_steps``, or when the loss turns NaN or
     infinite (keeping the last good weights).
     """
     config = replace(config or FitConfig(), **overrides)
+    if backend is None or backend == model.backend:
+        return _fit(model, data, validation, config, progress)
+    own = model.backend
+    model.use_backend(backend)
+    try:
+        return _fit(model, data, validation, config, progress)
+    finally:
+        model.use_backend(own)
+
+
+def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> History:
     task, train, val = _prepare(model, data, validation, config)
     defaults = getattr(task, "defaults", None)
     batch_size = config.batch_size or getattr(defaults, "batch_size", 32)
@@ -135,6 +187,8 @@ def fit(
     lr = config.lr or getattr(defaults, "lr", 0.01)
     optimizer = make_optimizer(config.optimizer or getattr(defaults, "optimizer", "adam"), lr=lr)
     schedule = make_schedule(config.schedule, lr, max_steps)
+    train_step = TrainStep(model, optimizer, truncate=config.truncate,
+                           reduction=config.reduction, clip=config.clip)  # fmt: skip
 
     rng = np.random.default_rng(config.seed)
     order = np.empty(0, dtype=np.int64)
@@ -149,11 +203,8 @@ def fit(
             if len(order) < batch_size:
                 order = np.concatenate([order, rng.permutation(train.size)])
             index, order = order[:batch_size], order[batch_size:]
-            loss, grads = model.loss_and_grad(
-                train.take(index), truncate=config.truncate, reduction=config.reduction
-            )
-            # one pass over the gradients: the norm both clips and detects inf/NaN
-            norm = global_norm(grads) if config.clip is None else clip_grad_norm(grads, config.clip)
+            optimizer.lr = schedule(step)
+            loss, norm = train_step(train.take(index))
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = (
                     f"loss became {loss}"
@@ -165,8 +216,6 @@ def fit(
                     "(try a smaller --lr or gradient clipping)"
                 )
                 break
-            optimizer.lr = schedule(step)
-            optimizer.step(model.params, grads)
             step += 1
             running_loss += loss
             seen += 1

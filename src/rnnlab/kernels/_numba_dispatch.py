@@ -124,7 +124,12 @@ class FlatParams(dict):
         self.flat = flat
 
     def __setitem__(self, name, value):
-        self[name][...] = value
+        if name not in self:
+            raise KeyError(f"{name!r} is not a parameter of this network ({', '.join(self)})")
+        view = self[name]
+        if np.shape(value) != view.shape:
+            raise ValueError(f"parameter {name} has shape {view.shape}, got {np.shape(value)}")
+        view[...] = value
 
 
 _PLANS: dict[tuple, Plan] = {}
@@ -230,18 +235,58 @@ def loss_and_grad(
     The gradient dict's arrays are views into one flat vector, available as
     ``grads.flat`` (a :class:`FlatParams`), so an optimizer can update in one go.
     """
-    prepared = None
-    if loss in LOSS_CODES and (truncate is None or truncate >= 1):
-        prepared = _prepare(params, x, cell, activation, num_layers)
+    net = {"cell": cell, "activation": activation, "num_layers": num_layers}
+    compiled = _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction)
+    if compiled is None:
+        return numpy_ref.loss_and_grad(params, x, y, mask, **net, loss=loss, truncate=truncate,
+                                       reduction=reduction)  # fmt: skip
+    value, grad, plan = compiled
+    return value, FlatParams(plan, grad)
+
+
+def loss_and_grad_flat(
+    params: FlatParams,
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray,
+    *,
+    cell: str,
+    activation: str,
+    num_layers: int,
+    loss: str = "bce",
+    truncate: int | None = None,
+    reduction: str = "sum",
+) -> tuple[float, np.ndarray]:
+    """:func:`loss_and_grad` with the gradient as one vector laid out as ``params.flat``.
+
+    The training loop's path: no dict of views is built (at ``H = 2`` building it
+    costs as much as the pass).
+    """
+    net = {"cell": cell, "activation": activation, "num_layers": num_layers}
+    compiled = _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction)
+    if compiled is not None:
+        return compiled[0], compiled[1]
+    value, grads = numpy_ref.loss_and_grad(params, x, y, mask, **net, loss=loss,
+                                           truncate=truncate, reduction=reduction)  # fmt: skip
+    grad = np.concatenate([np.ravel(grads[name]) for name in params.plan.names])
+    return value, grad.astype(params.flat.dtype, copy=False)
+
+
+def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
+    """(value, flat gradient, plan) from the compiled kernels, or None where they do not apply."""
+    if loss not in LOSS_CODES or (truncate is not None and truncate < 1):
+        return None
+    activation, num_layers = net["activation"], net["num_layers"]
+    prepared = _prepare(params, x, net["cell"], activation, num_layers)
     if prepared is None:
-        return numpy_ref.loss_and_grad(
-            params, x, y, mask, cell=cell, activation=activation, num_layers=num_layers,
-            loss=loss, truncate=truncate, reduction=reduction,
-        )  # fmt: skip
+        return None
     check_reduction(reduction)
     plan, flat, dtype, x = prepared
+    y = np.ascontiguousarray(y, dtype=dtype)
+    mask = np.ascontiguousarray(mask, dtype=dtype)
     T, B = x.shape[0], x.shape[1]
     k = 0 if truncate is None or truncate >= T else int(truncate)
+    act, loss_code, mean = ACTIVATION_CODES[activation], LOSS_CODES[loss], reduction == "mean"
     if plan.fused_elman and k == 0:
         if B < LANES_MIN_BATCH:
             fused = elman.elman_loss_and_grad_units
@@ -249,31 +294,27 @@ def loss_and_grad(
             fused = elman.elman_loss_and_grad_parallel
         else:
             fused = elman.elman_loss_and_grad
-        value, grad = fused(
-            x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
-            flat, plan.lay, plan.head, ACTIVATION_CODES[activation], plan.H, LOSS_CODES[loss],
-            reduction == "mean",
-        )  # fmt: skip
+        value, grad = fused(x, y, mask, flat, plan.lay, plan.head, act, plan.H, loss_code, mean)
     elif plan.use_blas:
-        kernel = loops._loss_and_grad_blas
-        value, grad = kernel(
-            x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
-            flat, plan.lay, plan.head, plan.cell_code, ACTIVATION_CODES[activation], plan.G,
-            plan.H, plan.S, num_layers, LOSS_CODES[loss], reduction == "mean", k,
+        value, grad = loops._loss_and_grad_blas(
+            x, y, mask, flat, plan.lay, plan.head, plan.cell_code, act, plan.G, plan.H, plan.S,
+            num_layers, loss_code, mean, k,
         )  # fmt: skip
     else:
         parallel = B >= PARALLEL_MIN_BATCH and _threads() > 1
         kernel = loops._loss_and_grad_rows_parallel if parallel else loops._loss_and_grad_rows
         value, grad = kernel(
-            x, np.ascontiguousarray(y, dtype=dtype), np.ascontiguousarray(mask, dtype=dtype),
-            flat, plan.lay, plan.head, plan.cell_code, ACTIVATION_CODES[activation], plan.G,
-            plan.H, plan.S, num_layers, LOSS_CODES[loss], reduction == "mean", k, plan.gram_blas,
+            x, y, mask, flat, plan.lay, plan.head, plan.cell_code, act, plan.G, plan.H, plan.S,
+            num_layers, loss_code, mean, k, plan.gram_blas,
         )  # fmt: skip
-    return value, FlatParams(plan, grad)
+    return value, grad, plan
 
 
 def _threads() -> int:
     return numba.get_num_threads()
 
 
-__all__ = ["CELLS", "FlatParams", "Plan", "forward", "hidden_states", "loss_and_grad", "pack"]
+__all__ = [
+    "CELLS", "FlatParams", "Plan", "forward", "hidden_states", "loss_and_grad",
+    "loss_and_grad_flat", "pack",
+]  # fmt: skip

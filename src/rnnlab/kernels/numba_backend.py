@@ -21,7 +21,11 @@ from rnnlab.kernels._numba_dispatch import (
     get_plan,
     hidden_states,
     loss_and_grad,
+    loss_and_grad_flat,
     pack,
 )
 
-__all__ = ["FlatParams", "Plan", "forward", "get_plan", "hidden_states", "loss_and_grad", "pack"]
+__all__ = [
+    "FlatParams", "Plan", "forward", "get_plan", "hidden_states", "loss_and_grad",
+    "loss_and_grad_flat", "pack",
+]  # fmt: skip
