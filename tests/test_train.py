@@ -135,3 +135,50 @@ def test_fit_on_another_backend_returns_the_model_to_its_own():
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         fit(model, "shift", max_steps=10, backend="gpu")
     assert model.backend == "auto"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "hyper"),
+    [("adam", {}), ("momentum", {"nesterov": True, "weight_decay": 0.01}), ("sgd", {})],
+)
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_fused_step_equals_pass_then_update(optimizer, hyper, batch_size):
+    """Small batches of a one-layer Elman net run pass + clip + update in one compiled
+    call; it must do what the separate pass and optimizer step do."""
+    pytest.importorskip("rnnlab.kernels.numba_backend")
+    from rnnlab.optim import make_optimizer
+    from rnnlab.train import TrainStep
+
+    task = get_task("shift")
+    batch = task.generate(batch_size, np.random.default_rng(0), lengths=(4, 9))
+    fused_model, plain_model = rnnlab.RNN(seed=4), rnnlab.RNN(seed=4)
+    fused = TrainStep(fused_model, make_optimizer(optimizer, lr=0.1, **hyper), clip=0.05)
+    opt = make_optimizer(optimizer, lr=0.1, **hyper)
+    assert fused._fused is None  # chosen on the first call
+    for _ in range(6):
+        loss, norm = fused(batch)
+        expected_loss, grad = plain_model._kernels.loss_and_grad_flat(
+            plain_model.params, batch.x, batch.y, batch.mask, **fused._kw
+        )
+        assert loss == pytest.approx(expected_loss, rel=1e-12)
+        assert norm == pytest.approx(opt.step_flat(plain_model.params.flat, grad, max_norm=0.05),
+                                     rel=1e-12)  # fmt: skip
+    assert fused._fused is not None  # it ran fused
+    np.testing.assert_allclose(fused_model.params.flat, plain_model.params.flat, rtol=1e-12)
+    assert fused.optimizer.state["flat"]["step"] == 6
+
+
+def test_fused_step_with_a_nan_changes_nothing():
+    pytest.importorskip("rnnlab.kernels.numba_backend")
+    from rnnlab.optim import make_optimizer
+    from rnnlab.train import TrainStep
+
+    model = rnnlab.RNN(seed=0)
+    batch = get_task("shift").generate(2, np.random.default_rng(0), lengths=(4, 9))
+    batch.x[1, 0, 0] = np.nan
+    before = model.params.flat.copy()
+    step = TrainStep(model, make_optimizer("adam", lr=0.1))
+    loss, norm = step(batch)
+    assert math.isnan(loss) and math.isnan(norm) and step._fused is not None
+    np.testing.assert_array_equal(model.params.flat, before)
+    assert step.optimizer.state["flat"]["step"] == 0

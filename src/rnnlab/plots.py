@@ -16,7 +16,9 @@ def plot_history(rows: list[dict], path: Path, *, title: str) -> Path:
     from matplotlib.figure import Figure
 
     steps = [r["step"] for r in rows]
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = Figure(figsize=(9, 3.6))
+    # fixed margins: an automatic layout measures every label first (~0.3 s of a 2 s run)
+    fig.subplots_adjust(left=0.085, right=0.985, bottom=0.14, top=0.8, wspace=0.25)
     loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(steps, [r["train_loss"] for r in rows], label="training (mean since last eval)")
     loss_ax.plot(steps, [r["val_loss"] for r in rows], label="held-out")

@@ -121,20 +121,36 @@ class TrainStep:
         self.truncate, self.reduction, self.clip = truncate, reduction, clip
         self._kw = {**model.config.network, "loss": model.config.loss, "truncate": truncate,
                     "reduction": reduction}  # fmt: skip
+        self._fused_for = None  # the parameter dict the kernels below were chosen for
+        self._fused = self._flat_kernel = None
 
     def __call__(self, batch: Batch) -> tuple[float, float]:
-        model = self.model
-        flat_kernel = getattr(model._kernels, "loss_and_grad_flat", None)
-        if flat_kernel is not None and hasattr(model.params, "flat"):
-            loss, grad = flat_kernel(model.params, batch.x, batch.y, batch.mask, **self._kw)
+        model, optimizer = self.model, self.optimizer
+        params = model.params
+        if params is not self._fused_for:  # first call, or the model changed backend
+            self._fused_for = params
+            compiled = hasattr(params, "flat") and hasattr(model._kernels, "loss_and_grad_flat")
+            self._flat_kernel = model._kernels.loss_and_grad_flat if compiled else None
+            fused = getattr(model._kernels, "fused_train_step", None) if compiled else None
+            self._fused = None if fused is None else fused(params, **self._kw)
+        if self._fused is not None:  # the smallest models: pass and update in one call
+            update = optimizer.fused(params.flat, self.clip)
+            done = None if update is None else self._fused(batch.x, batch.y, batch.mask, update)
+            if done is not None:
+                loss, norm = done
+                if math.isfinite(loss) and math.isfinite(norm):
+                    optimizer.fused_applied()
+                return loss, norm
+        if self._flat_kernel is not None:  # the compiled backend: one flat gradient vector
+            loss, grad = self._flat_kernel(params, batch.x, batch.y, batch.mask, **self._kw)
             if not math.isfinite(loss):
                 return loss, float(np.linalg.norm(grad))
-            return loss, self.optimizer.step_flat(model.params.flat, grad, max_norm=self.clip)
+            return loss, optimizer.step_flat(params.flat, grad, max_norm=self.clip)
         loss, grads = model.loss_and_grad(batch, truncate=self.truncate, reduction=self.reduction)
         # one pass over the gradients: the norm both clips and detects inf/NaN
         norm = global_norm(grads) if self.clip is None else clip_grad_norm(grads, self.clip)
         if math.isfinite(loss) and math.isfinite(norm):
-            self.optimizer.step(model.params, grads)
+            optimizer.step(params, grads)
         return loss, norm
 
 

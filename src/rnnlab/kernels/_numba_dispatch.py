@@ -272,6 +272,57 @@ def loss_and_grad_flat(
     return value, grad.astype(params.flat.dtype, copy=False)
 
 
+def fused_train_step(
+    params: FlatParams,
+    *,
+    cell: str,
+    activation: str,
+    num_layers: int,
+    loss: str = "bce",
+    truncate: int | None = None,
+    reduction: str = "sum",
+):
+    """Pass, clipping and optimizer step in one compiled call, for the smallest models.
+
+    Returns ``run(x, y, mask, update) -> (loss, gradient norm before clipping)`` for a
+    one-layer Elman network with full BPTT (None for any other network); ``update``
+    comes from :meth:`rnnlab.optim.Optimizer.fused`. ``run`` returns None for a batch
+    it does not take (``LANES_MIN_BATCH`` sequences or more, or another dtype, which
+    would compile anew): those go through :func:`loss_and_grad_flat`. Everything that
+    does not depend on the batch is settled here, once: at ``H = 2`` the pass takes
+    about as long as a call from Python.
+    """
+    plan = getattr(params, "plan", None)
+    if (
+        plan is None
+        or not plan.fused_elman
+        or (plan.cell, plan.num_layers) != (cell, num_layers)
+        or truncate is not None
+        or activation not in ACTIVATION_CODES
+        or loss not in LOSS_CODES
+    ):
+        return None
+    check_reduction(reduction)
+    flat, lay, head, H = params.flat, plan.lay, plan.head, plan.H
+    dtype, I = flat.dtype, plan.I
+    codes = (ACTIVATION_CODES[activation], H, LOSS_CODES[loss], reduction == "mean")
+    kernel = elman.units_train_step
+
+    def run(x, y, mask, update):
+        if (
+            x.shape[1] >= LANES_MIN_BATCH
+            or x.ndim != 3
+            or x.shape[2] != I
+            or x.dtype != dtype
+            or y.dtype != dtype
+            or mask.dtype != dtype
+        ):
+            return None
+        return kernel(x, y, mask, flat, lay, head, *codes, *update)
+
+    return run
+
+
 def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
     """(value, flat gradient, plan) from the compiled kernels, or None where they do not apply."""
     if loss not in LOSS_CODES or (truncate is not None and truncate < 1):
@@ -315,6 +366,13 @@ def _threads() -> int:
 
 
 __all__ = [
-    "CELLS", "FlatParams", "Plan", "forward", "hidden_states", "loss_and_grad",
-    "loss_and_grad_flat", "pack",
+    "CELLS",
+    "FlatParams",
+    "Plan",
+    "forward",
+    "fused_train_step",
+    "hidden_states",
+    "loss_and_grad",
+    "loss_and_grad_flat",
+    "pack",
 ]  # fmt: skip

@@ -15,7 +15,8 @@ branch alone stops vectorization.
 
 The method (as in the C libraries): for ``x <= 0`` write ``x = n ln2 + r`` with an
 integer ``n`` and ``|r| <= ln2 / 2``; then ``exp(x) = 2**n exp(r)``, ``exp(r) - 1`` is
-a degree-13 Taylor polynomial (truncation error below 1e-17 relative) and ``2**n``
+a degree-13 Taylor polynomial (truncation error below 1e-17 relative, evaluated
+by Estrin's scheme) and ``2**n``
 is built from its bits.
 """
 
@@ -71,20 +72,19 @@ def _expm1_parts(x):
     n = shifted - _ROUND  # round(x / ln 2), a float
     n_int = _float_bits(shifted) - _ROUND_BITS  # the same, as an integer
     r = (x - n * _LN2_HI) - n * _LN2_LO  # |r| <= ln2 / 2
-    q = 1.0 / 6227020800.0  # 1/13!, then Horner down to r
-    q = q * r + 1.0 / 479001600.0
-    q = q * r + 1.0 / 39916800.0
-    q = q * r + 1.0 / 3628800.0
-    q = q * r + 1.0 / 362880.0
-    q = q * r + 1.0 / 40320.0
-    q = q * r + 1.0 / 5040.0
-    q = q * r + 1.0 / 720.0
-    q = q * r + 1.0 / 120.0
-    q = q * r + 1.0 / 24.0
-    q = q * r + 1.0 / 6.0
-    q = q * r + 0.5
-    q = q * r + 1.0
-    q = q * r
+    # q = r p(r), p(r) = sum_k r^k / (k + 1)!, k = 0..12, by Estrin's scheme: pairs, then
+    # pairs of pairs, so a lone call waits on 5 dependent steps instead of Horner's 13
+    r2 = r * r
+    r4 = r2 * r2
+    pair0 = 1.0 + r * 0.5
+    pair1 = 1.0 / 6.0 + r * (1.0 / 24.0)
+    pair2 = 1.0 / 120.0 + r * (1.0 / 720.0)
+    pair3 = 1.0 / 5040.0 + r * (1.0 / 40320.0)
+    pair4 = 1.0 / 362880.0 + r * (1.0 / 3628800.0)
+    pair5 = 1.0 / 39916800.0 + r * (1.0 / 479001600.0)
+    low = (pair0 + pair1 * r2) + (pair2 + pair3 * r2) * r4
+    high = (pair4 + pair5 * r2) + (1.0 / 6227020800.0) * r4
+    q = r * (low + high * (r4 * r4))
     half = n_int >> 1
     s1 = _bits_float((half + _EXPONENT_BIAS) << 52)
     s2 = _bits_float((n_int - half + _EXPONENT_BIAS) << 52)

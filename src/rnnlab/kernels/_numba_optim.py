@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from rnnlab.kernels._numba_math import kernel
+from rnnlab.kernels._numba_math import inline, kernel
 
 
 @kernel
@@ -63,3 +63,19 @@ def sgd(theta, grad, buffer, lr, momentum, nesterov, weight_decay, max_norm):
             g = g + momentum * buffer[i] if nesterov else buffer[i]
         theta[i] -= lr * g
     return norm
+
+
+#: update rules a fused training step can run (see :func:`step`)
+ADAM, SGD = 0, 1
+
+
+@inline
+def step(rule, theta, grad, state_a, state_b, count, lr, beta1, beta2, eps, weight_decay,
+         momentum, nesterov, max_norm):  # fmt: skip
+    """Clip + the update ``rule`` at step number ``count``: Adam's moments are
+    ``state_a``, ``state_b``; SGD's momentum buffer is ``state_a``. Returns the
+    gradient norm before clipping."""
+    if rule == ADAM:
+        return adam(theta, grad, state_a, state_b, count, lr, beta1, beta2, eps, weight_decay,
+                    max_norm)  # fmt: skip
+    return sgd(theta, grad, state_a, lr, momentum, nesterov, weight_decay, max_norm)

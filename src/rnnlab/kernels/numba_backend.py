@@ -18,6 +18,7 @@ from rnnlab.kernels._numba_dispatch import (
     FlatParams,
     Plan,
     forward,
+    fused_train_step,
     get_plan,
     hidden_states,
     loss_and_grad,
@@ -26,6 +27,13 @@ from rnnlab.kernels._numba_dispatch import (
 )
 
 __all__ = [
-    "FlatParams", "Plan", "forward", "get_plan", "hidden_states", "loss_and_grad",
-    "loss_and_grad_flat", "pack",
+    "FlatParams",
+    "Plan",
+    "forward",
+    "fused_train_step",
+    "get_plan",
+    "hidden_states",
+    "loss_and_grad",
+    "loss_and_grad_flat",
+    "pack",
 ]  # fmt: skip
