@@ -88,20 +88,48 @@ def test_blas_and_threaded_paths_match_reference(rng, cell, activation, path, mo
         assert_same(*problem, net, tol=1e-12, loss="bce", truncate=truncate, reduction="mean")
 
 
+ELMAN_KERNELS = [  # (H, B, the kernel one-layer Elman networks get)
+    (5, 3, "elman_loss_and_grad_units"),
+    (5, _numba_dispatch.LANES_MIN_BATCH, "elman_loss_and_grad"),  # the batch in SIMD lanes
+    (5, 40, "elman_loss_and_grad"),  # a full block of lanes and a partial one
+    (5, 70, "elman_loss_and_grad_parallel"),  # blocks over threads
+    (_numba_dispatch.ELMAN_BLAS_MIN_HIDDEN, 3, "elman_loss_and_grad_blas"),
+    (_numba_dispatch.PARALLEL_LANES_MAX_HIDDEN, 70, "elman_loss_and_grad_blas"),
+]
+
+
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 @pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("B", [_numba_dispatch.LANES_MIN_BATCH, 40, 70])
-def test_fused_elman_lanes_match_reference(rng, activation, loss, B, monkeypatch):
-    """One-layer Elman nets with a batch of LANES_MIN_BATCH or more run it in SIMD lanes,
-    in blocks (40: a full block and a partial one), split over threads from
-    PARALLEL_LANES_MIN_BATCH (70) - whatever the number of cores here."""
+@pytest.mark.parametrize(("H", "B", "kernel"), ELMAN_KERNELS)
+def test_one_layer_elman_kernels_match_reference(rng, activation, loss, H, B, kernel,
+                                                 monkeypatch):  # fmt: skip
+    """Every one-layer Elman kernel, each where the dispatcher sends it (two threads
+    assumed, whatever the number of cores here)."""
     monkeypatch.setattr(_numba_dispatch, "_threads", lambda: 2)
+    assert _numba_dispatch._elman_kernel(H, B).__name__ == kernel
     lengths = rng.integers(1, 10, size=B)
-    params, x, y, mask = make_problem(rng, "elman", T=9, B=B, I=2, H=5, O=3, L=1, loss=loss,
+    params, x, y, mask = make_problem(rng, "elman", T=9, B=B, I=2, H=H, O=3, L=1, loss=loss,
                                       lengths=lengths)  # fmt: skip
     net = {"cell": "elman", "activation": activation, "num_layers": 1}
     for reduction in ("sum", "mean"):
         assert_same(params, x, y, mask, net, tol=1e-12, loss=loss, reduction=reduction)
+
+
+@pytest.mark.parametrize(("H", "B", "kernel"), ELMAN_KERNELS)
+def test_one_layer_elman_kernels_in_float32(rng, H, B, kernel, monkeypatch):
+    monkeypatch.setattr(_numba_dispatch, "_threads", lambda: 2)
+    params, x, y, mask = make_problem(rng, "elman", T=9, B=B, I=2, H=H, O=2, L=1, loss="bce",
+                                      dtype=np.float32)  # fmt: skip
+    params["W_hh"] /= np.sqrt(H)  # not chaotic: float32 round-off stays round-off
+    net = {"cell": "elman", "activation": "tanh", "num_layers": 1}
+    value, grads = numba_backend.loss_and_grad(params, x, y, mask, **net)
+    p64 = {n: p.astype(np.float64) for n, p in params.items()}
+    args64 = (x.astype(np.float64), y.astype(np.float64), mask.astype(np.float64))
+    ref_value, ref_grads = numpy_ref.loss_and_grad(p64, *args64, **net)
+    assert relative_error(value, ref_value) <= 1e-4
+    for name, g in ref_grads.items():
+        assert grads[name].dtype == np.float32
+        assert relative_error(grads[name], g) <= 1e-4, name
 
 
 @pytest.mark.parametrize(

@@ -32,19 +32,22 @@ from rnnlab.losses import check_reduction
 #: hidden sizes from here on run the per-step BLAS path (measured on 2 cores, see
 #: benchmarks/speed.py); below, plain loops over rows win.
 BLAS_MIN_HIDDEN = 32
-#: one-layer Elman networks below this hidden size run one fused kernel for full BPTT
-#: (``_numba_elman.elman_loss_and_grad``) instead of the rows path. Measured on 2 cores
-#: it is about even with the per-step BLAS path at H = 32..128 (a few % slower in
-#: benchmarks/speed.py at H = 64, B = 32) and loses to it at H = 256, so BLAS sizes
-#: keep the BLAS path.
-FUSED_ELMAN_MAX_HIDDEN = BLAS_MIN_HIDDEN
+# One-layer Elman networks with full BPTT run kernels of their own
+# (kernels/_numba_elman.py), picked by size; times measured at T = 100, float32, 2 cores:
 #: the fused Elman pass runs the batch in SIMD lanes from this batch size on, and units
-#: innermost below it (kernels/_numba_elman.py; measured at T = 100: H = 16, B = 4 units
-#: 165 us vs lanes 293 us; B = 8 lanes 285 us vs units 322 us; B = 32 lanes 2.4x faster)
+#: innermost below it (H = 16, B = 4: units 165 us, lanes 293 us; B = 8: lanes 285 us,
+#: units 322 us; B = 32: lanes 2.4x faster)
 LANES_MIN_BATCH = 8
 #: ... and splits its blocks of lanes over threads from this batch size on (two blocks
-#: or more; at B = 256 it halves the time; one block in parallel only adds ~9 us)
+#: or more; at B = 256 it halves the time; one block in parallel only adds ~9 us) ...
 PARALLEL_LANES_MIN_BATCH = 2 * elman.LANES
+#: ... below this hidden size (B = 256: H = 64 20 ms vs 28 ms for the BLAS kernel; H = 96
+#: 48 ms vs 45 ms)
+PARALLEL_LANES_MAX_HIDDEN = 96
+#: from this hidden size on (otherwise) the whole batch advances a step at a time with
+#: BLAS products (B = 32: H = 32 1.0 ms vs lanes 1.5 ms; H = 64 2.5 vs 5.0 ms; H = 24
+#: 0.99 vs 0.92 ms)
+ELMAN_BLAS_MIN_HIDDEN = 32
 #: the weight-gradient products go through BLAS from this hidden size on, in both paths
 GRAM_BLAS_MIN_HIDDEN = 8
 #: the rows path splits the batch over threads (prange) from this batch size on. Off by
@@ -96,8 +99,8 @@ class Plan:
         self.G = GATES[cell]
         self.S = TAPE[cell] * H
         self.use_blas = H >= BLAS_MIN_HIDDEN
-        #: one-layer Elman runs the fused kernel (full BPTT only) below FUSED_ELMAN_MAX_HIDDEN
-        self.fused_elman = cell == "elman" and num_layers == 1 and H < FUSED_ELMAN_MAX_HIDDEN
+        #: one-layer Elman networks run their own kernels (full BPTT only)
+        self.fused_elman = cell == "elman" and num_layers == 1
         self.gram_blas = H >= GRAM_BLAS_MIN_HIDDEN
         self.items = tuple(zip(self.names, self.slices, self.shapes, strict=True))
 
@@ -296,6 +299,7 @@ def fused_train_step(
     if (
         plan is None
         or not plan.fused_elman
+        or plan.H >= ELMAN_BLAS_MIN_HIDDEN
         or (plan.cell, plan.num_layers) != (cell, num_layers)
         or truncate is not None
         or activation not in ACTIVATION_CODES
@@ -339,12 +343,7 @@ def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
     k = 0 if truncate is None or truncate >= T else int(truncate)
     act, loss_code, mean = ACTIVATION_CODES[activation], LOSS_CODES[loss], reduction == "mean"
     if plan.fused_elman and k == 0:
-        if B < LANES_MIN_BATCH:
-            fused = elman.elman_loss_and_grad_units
-        elif B >= PARALLEL_LANES_MIN_BATCH and _threads() > 1:
-            fused = elman.elman_loss_and_grad_parallel
-        else:
-            fused = elman.elman_loss_and_grad
+        fused = _elman_kernel(plan.H, B)
         value, grad = fused(x, y, mask, flat, plan.lay, plan.head, act, plan.H, loss_code, mean)
     elif plan.use_blas:
         value, grad = loops._loss_and_grad_blas(
@@ -359,6 +358,17 @@ def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
             num_layers, loss_code, mean, k, plan.gram_blas,
         )  # fmt: skip
     return value, grad, plan
+
+
+def _elman_kernel(H: int, B: int):
+    """The one-layer Elman kernel for hidden size ``H`` and batch ``B`` (see the constants)."""
+    if B >= PARALLEL_LANES_MIN_BATCH and H < PARALLEL_LANES_MAX_HIDDEN and _threads() > 1:
+        return elman.elman_loss_and_grad_parallel
+    if H >= ELMAN_BLAS_MIN_HIDDEN:
+        return elman.elman_loss_and_grad_blas
+    if B < LANES_MIN_BATCH:
+        return elman.elman_loss_and_grad_units
+    return elman.elman_loss_and_grad
 
 
 def _threads() -> int:

@@ -498,3 +498,72 @@ def units_train_step(x, y, mask, theta, lay, head, act, H, loss, mean, rule, ste
     norm = optimizer_step(rule, theta, grad, state_a, state_b, step, lr, beta1, beta2, eps,
                           weight_decay, momentum, nesterov, max_norm)  # fmt: skip
     return value, norm
+
+
+# -- larger hidden sizes: the whole batch per step, products through BLAS -----------------
+
+
+@kernel
+def elman_loss_and_grad_blas(x, y, mask, theta, lay, head, act, H, loss, mean):
+    """:func:`elman_loss_and_grad` for larger ``H``: the batch advances one step at a time.
+
+    Per step one product ``h_{t-1} W_hh^T`` forward and one ``da_t W_hh`` back, and one
+    flat loop over the ``B H`` activations each way; everything without a time
+    dependence (input projections, logits, loss, every weight gradient) is one large
+    product over all ``T B`` rows.
+    """
+    T, B, I = x.shape
+    O = y.shape[2]
+    N = T * B
+    dt = theta.dtype
+    scale = _loss_scale(mask, O, loss, mean)
+    W_xh, W_hh, b_h, h0, W_hy, b_y = _unpack(theta, lay, head, I, H, O)
+    W_hh_T = W_hh.T.copy()  # (H, H)
+    hs = np.empty((T + 1, B, H), dt)  # hs[0] = h0 for every sequence, hs[t + 1] = h_t
+    for b in range(B):
+        hs[0, b] = h0
+    pre = np.dot(x.reshape((N, I)), W_xh.T).reshape((T, B, H))  # W_xh x_t, all steps
+    recurrent = np.empty((B, H), dt)
+    for t in range(T):
+        np.dot(hs[t], W_hh_T, recurrent)  # (B, H) W_hh h_{t-1}
+        a = pre[t]
+        for b in range(B):
+            for j in range(H):
+                a[b, j] += recurrent[b, j] + b_h[j]
+        _activate_lanes(act, a.reshape((1, B * H)), hs[t + 1].reshape((1, B * H)), B * H)
+    h_all = hs[1:].reshape((N, H))
+    # logits, loss and its gradient with the rows last: z (O, N)
+    z = np.dot(W_hy, h_all.T)
+    for o in range(O):
+        for n in range(N):
+            z[o, n] += b_y[o]
+    y_t = y.reshape((N, O)).T.copy()  # (O, N)
+    dz = np.empty((O, N), dt)
+    value = _loss_lanes(loss, z, y_t, mask.reshape(N), scale, dz, np.empty((3, N), dt), N)
+    d_top = np.dot(dz.T, W_hy).reshape((T, B, H))  # W_hy^T dz_t, all steps
+    # back through time: da_s = (dh_s + W_hy^T dz_s) act'(h_s); dh_{s-1} = W_hh^T da_s
+    da = np.empty((T, B, H), dt)
+    dh = np.zeros((B, H), dt)
+    for s in range(T - 1, -1, -1):
+        d = da[s]
+        for b in range(B):
+            for j in range(H):
+                d[b, j] = dh[b, j] + d_top[s, b, j]
+        _derivative_lanes(act, hs[s + 1].reshape((1, B * H)), d.reshape((1, B * H)), B * H)
+        np.dot(d, W_hh, dh)
+    da_all = da.reshape((N, H))
+    grad = np.zeros_like(theta)
+    o_xh, o_hh, o_b, o_h0 = lay[0, W_XH], lay[0, W_HH], lay[0, B_X], lay[0, H0]
+    grad[o_xh : o_xh + H * I] = np.dot(da_all.T, x.reshape((N, I))).reshape(H * I)
+    grad[o_hh : o_hh + H * H] = np.dot(da_all.T, hs[:T].reshape((N, H))).reshape(H * H)
+    grad[head[0] : head[0] + O * H] = np.dot(dz, h_all).reshape(O * H)
+    for n in range(N):
+        for j in range(H):
+            grad[o_b + j] += da_all[n, j]
+    for b in range(B):
+        for j in range(H):
+            grad[o_h0 + j] += dh[b, j]
+    for o in range(O):
+        for n in range(N):
+            grad[head[1] + o] += dz[o, n]
+    return value * scale, grad
