@@ -45,7 +45,7 @@ def rnnlab_step(cell, H, data, *, backend, dtype, lr=1e-3):
     from rnnlab.sequences import Batch
     from rnnlab.train import TrainStep
 
-    activation = {"cell": cell} if cell != "elman" else {"activation": "tanh"}
+    activation = {} if cell != "elman" else {"activation": "tanh"}
     model = rnnlab.RNN(1, H, 1, cell=cell, backend=backend, dtype=dtype, seed=0, **activation)
     x, y, mask = (a.astype(dtype) for a in data)
     batch = Batch(x, y, mask, lengths=np.full(x.shape[1], x.shape[0]), as_list=False)

@@ -115,6 +115,29 @@ def test_one_layer_elman_kernels_match_reference(rng, activation, loss, H, B, ke
         assert_same(params, x, y, mask, net, tol=1e-12, loss=loss, reduction=reduction)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize(("H", "B"), [(1, 1), (5, 3), (4, 70), (40, 2)])
+def test_one_layer_gated_kernels_match_reference(rng, cell, loss, H, B):
+    """One-layer GRU and LSTM networks run kernels of their own (kernels/_numba_gated.py)."""
+    lengths = rng.integers(1, 10, size=B)
+    params, x, y, mask = make_problem(rng, cell, T=9, B=B, I=2, H=H, O=3, L=1, loss=loss,
+                                      lengths=lengths)  # fmt: skip
+    net = {"cell": cell, "activation": "sigmoid", "num_layers": 1}
+    for reduction in ("sum", "mean"):
+        assert_same(params, x, y, mask, net, tol=1e-12, loss=loss, reduction=reduction)
+    p32 = {n: p.astype(np.float32) for n, p in params.items()}
+    p32["W_hh"] /= np.sqrt(H)
+    p64 = {n: p.astype(np.float64) for n, p in p32.items()}
+    value, grads = numba_backend.loss_and_grad(p32, *(a.astype(np.float32) for a in (x, y, mask)),
+                                               **net, loss=loss)  # fmt: skip
+    ref_value, ref_grads = numpy_ref.loss_and_grad(p64, x, y, mask, **net, loss=loss)
+    assert relative_error(value, ref_value) <= 1e-4
+    for name, g in ref_grads.items():
+        assert grads[name].dtype == np.float32
+        assert relative_error(grads[name], g) <= 1e-4, name
+
+
 @pytest.mark.parametrize(("H", "B", "kernel"), ELMAN_KERNELS)
 def test_one_layer_elman_kernels_in_float32(rng, H, B, kernel, monkeypatch):
     monkeypatch.setattr(_numba_dispatch, "_threads", lambda: 2)

@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from rnnlab.kernels import _numba_elman as elman
+from rnnlab.kernels import _numba_gated as gated
 from rnnlab.kernels import _numba_loops as loops
 from rnnlab.kernels import numpy_ref
 from rnnlab.kernels._numba_cells import (
@@ -99,8 +100,8 @@ class Plan:
         self.G = GATES[cell]
         self.S = TAPE[cell] * H
         self.use_blas = H >= BLAS_MIN_HIDDEN
-        #: one-layer Elman networks run their own kernels (full BPTT only)
-        self.fused_elman = cell == "elman" and num_layers == 1
+        #: one-layer networks run kernels of their own cell (full BPTT only)
+        self.one_layer = num_layers == 1
         self.gram_blas = H >= GRAM_BLAS_MIN_HIDDEN
         self.items = tuple(zip(self.names, self.slices, self.shapes, strict=True))
 
@@ -298,7 +299,8 @@ def fused_train_step(
     plan = getattr(params, "plan", None)
     if (
         plan is None
-        or not plan.fused_elman
+        or not plan.one_layer
+        or plan.cell != "elman"
         or plan.H >= ELMAN_BLAS_MIN_HIDDEN
         or (plan.cell, plan.num_layers) != (cell, num_layers)
         or truncate is not None
@@ -342,9 +344,12 @@ def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
     T, B = x.shape[0], x.shape[1]
     k = 0 if truncate is None or truncate >= T else int(truncate)
     act, loss_code, mean = ACTIVATION_CODES[activation], LOSS_CODES[loss], reduction == "mean"
-    if plan.fused_elman and k == 0:
+    if plan.one_layer and k == 0 and plan.cell == "elman":
         fused = _elman_kernel(plan.H, B)
         value, grad = fused(x, y, mask, flat, plan.lay, plan.head, act, plan.H, loss_code, mean)
+    elif plan.one_layer and k == 0:  # GRU, LSTM
+        fused = gated.gru_loss_and_grad if plan.cell == "gru" else gated.lstm_loss_and_grad
+        value, grad = fused(x, y, mask, flat, plan.lay, plan.head, plan.H, loss_code, mean)
     elif plan.use_blas:
         value, grad = loops._loss_and_grad_blas(
             x, y, mask, flat, plan.lay, plan.head, plan.cell_code, act, plan.G, plan.H, plan.S,

@@ -504,6 +504,45 @@ def units_train_step(x, y, mask, theta, lay, head, act, H, loss, mean, rule, ste
 
 
 @kernel
+def head_loss(h_all, y, mask, W_hy, b_y, loss, scale):
+    """Logits, loss and the gradient back to the top hidden states, for all rows at once.
+
+    h_all (N, H) with N = T B rows; y (T, B, O); mask (T, B). Returns the weighted loss
+    sum, ``dz (O, N)`` (the logits' gradient, rows last so the loss loops vectorize) and
+    ``d_top = dz^T W_hy`` (N, H).
+    """
+    N = h_all.shape[0]
+    O = W_hy.shape[0]
+    z = np.dot(W_hy, h_all.T)  # (O, N)
+    for o in range(O):
+        for n in range(N):
+            z[o, n] += b_y[o]
+    y_t = y.reshape((N, O)).T.copy()  # (O, N)
+    dz = np.empty((O, N), h_all.dtype)
+    tmp = np.empty((3, N), h_all.dtype)
+    value = _loss_lanes(loss, z, y_t, mask.reshape(N), scale, dz, tmp, N)
+    return value, dz, np.dot(dz.T, W_hy)
+
+
+@kernel
+def head_grads(dz, h_all, grad, head):
+    """grad's W_hy (O, H) += dz (O, N) h_all (N, H) and b_y (O,) += row sums of dz."""
+    O, H = dz.shape[0], h_all.shape[1]
+    grad[head[0] : head[0] + O * H] += np.dot(dz, h_all).reshape(O * H)
+    for o in range(O):
+        for n in range(dz.shape[1]):
+            grad[head[1] + o] += dz[o, n]
+
+
+@kernel
+def column_sums(A, out):
+    """out (P,) += A (N, P) summed over its rows."""
+    for n in range(A.shape[0]):
+        for p in range(A.shape[1]):
+            out[p] += A[n, p]
+
+
+@kernel
 def elman_loss_and_grad_blas(x, y, mask, theta, lay, head, act, H, loss, mean):
     """:func:`elman_loss_and_grad` for larger ``H``: the batch advances one step at a time.
 
@@ -532,15 +571,8 @@ def elman_loss_and_grad_blas(x, y, mask, theta, lay, head, act, H, loss, mean):
                 a[b, j] += recurrent[b, j] + b_h[j]
         _activate_lanes(act, a.reshape((1, B * H)), hs[t + 1].reshape((1, B * H)), B * H)
     h_all = hs[1:].reshape((N, H))
-    # logits, loss and its gradient with the rows last: z (O, N)
-    z = np.dot(W_hy, h_all.T)
-    for o in range(O):
-        for n in range(N):
-            z[o, n] += b_y[o]
-    y_t = y.reshape((N, O)).T.copy()  # (O, N)
-    dz = np.empty((O, N), dt)
-    value = _loss_lanes(loss, z, y_t, mask.reshape(N), scale, dz, np.empty((3, N), dt), N)
-    d_top = np.dot(dz.T, W_hy).reshape((T, B, H))  # W_hy^T dz_t, all steps
+    value, dz, d_top = head_loss(h_all, y, mask, W_hy, b_y, loss, scale)
+    d_top = d_top.reshape((T, B, H))
     # back through time: da_s = (dh_s + W_hy^T dz_s) act'(h_s); dh_{s-1} = W_hh^T da_s
     da = np.empty((T, B, H), dt)
     dh = np.zeros((B, H), dt)
@@ -556,14 +588,7 @@ def elman_loss_and_grad_blas(x, y, mask, theta, lay, head, act, H, loss, mean):
     o_xh, o_hh, o_b, o_h0 = lay[0, W_XH], lay[0, W_HH], lay[0, B_X], lay[0, H0]
     grad[o_xh : o_xh + H * I] = np.dot(da_all.T, x.reshape((N, I))).reshape(H * I)
     grad[o_hh : o_hh + H * H] = np.dot(da_all.T, hs[:T].reshape((N, H))).reshape(H * H)
-    grad[head[0] : head[0] + O * H] = np.dot(dz, h_all).reshape(O * H)
-    for n in range(N):
-        for j in range(H):
-            grad[o_b + j] += da_all[n, j]
-    for b in range(B):
-        for j in range(H):
-            grad[o_h0 + j] += dh[b, j]
-    for o in range(O):
-        for n in range(N):
-            grad[head[1] + o] += dz[o, n]
+    column_sums(da_all, grad[o_b : o_b + H])
+    column_sums(dh, grad[o_h0 : o_h0 + H])
+    head_grads(dz, h_all, grad, head)
     return value * scale, grad
