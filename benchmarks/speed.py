@@ -8,6 +8,7 @@ reported as sequence-steps per second (batch x length / seconds per step).
     python benchmarks/speed.py --quick        # a small subset
     python benchmarks/speed.py                # H in {2,16,64,256}, B in {1,32,256}, T in {10,100}
     python benchmarks/speed.py --startup      # cold (empty cache) and warm start of the kernels
+    python benchmarks/speed.py --solve 10     # seconds to solve shift: rnnlab vs PyTorch
 
 Columns: ``nb32`` the compiled backend in float32 — one ``rnnlab.train.TrainStep``,
 the update ``rnnlab.fit`` runs (parameters in one flat vector, compiled clip + Adam);
@@ -125,6 +126,75 @@ def notebook_step(data):
     return step
 
 
+# -- time to solve the shift task -----------------------------------------------------------
+
+
+def solve_shift_rnnlab(seed):
+    """Wall seconds of ``rnnlab.fit`` on shift (task defaults) until solved, and the steps."""
+    import rnnlab
+
+    model = rnnlab.RNN(seed=seed)
+    history = rnnlab.fit(model, "shift", seed=seed)
+    return history.seconds, history.steps, history.solved
+
+
+def solve_shift_torch(seed, *, threads=1):
+    """The same model, data, batches, optimizer, clipping and evaluation in PyTorch."""
+    import torch
+
+    import rnnlab
+    from rnnlab.interop import to_torch
+    from rnnlab.tasks import get_task
+
+    torch.set_num_threads(threads)
+    task = get_task("shift")
+    d = task.defaults
+    train = task.generate(d.n_train, np.random.default_rng([seed, 0]), lengths=d.train_lengths)
+    val = task.generate(d.n_test, np.random.default_rng([seed, 1]), lengths=d.train_lengths)
+    module = to_torch(rnnlab.RNN(seed=seed, dtype="float32"))
+    opt = torch.optim.Adam(module.parameters(), lr=d.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.swapaxes(0, 1), np.float32))  # noqa: E731
+    val_x = as_tensor(val.x)
+    rng = np.random.default_rng(seed)  # the fit loop's batch order
+    order = np.empty(0, dtype=np.int64)
+    start = time.perf_counter()
+    for step in range(1, d.max_steps + 1):
+        if len(order) < d.batch_size:
+            order = np.concatenate([order, rng.permutation(train.size)])
+        index, order = order[: d.batch_size], order[d.batch_size :]
+        batch = train.take(index)
+        x, y, mask = as_tensor(batch.x), as_tensor(batch.y), as_tensor(batch.mask)
+        opt.zero_grad()
+        loss = (loss_fn(module(x), y)[..., 0] * mask).sum() / mask.sum()  # mean per scored bit
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        opt.step()
+        if step % 10 == 0:
+            with torch.no_grad():
+                probs = torch.sigmoid(module(val_x)).numpy().swapaxes(0, 1)  # (T, B, O)
+            if task.is_solved(task.evaluate(probs, val)):
+                return time.perf_counter() - start, step, True
+    return time.perf_counter() - start, d.max_steps, False
+
+
+def time_to_solve(seeds):
+    print(f"# shift, task defaults (2 sigmoid units, Adam 0.05, batch 32, held-out check every "
+          f"10 updates); wall seconds of the training loop, {len(seeds)} seeds")  # fmt: skip
+    print(f"{'seed':>4} {'rnnlab s':>9} {'steps':>6} {'torch s':>9} {'steps':>6} {'ratio':>7}")
+    solve_shift_rnnlab(0), solve_shift_torch(0)  # warm: first calls load kernels, both sides
+    ratios = []
+    for seed in seeds:
+        ours, our_steps, ok = solve_shift_rnnlab(seed)
+        theirs, their_steps, their_ok = solve_shift_torch(seed)
+        ratios.append(theirs / ours)
+        flag = "" if ok and their_ok else "  (not solved)"
+        print(f"{seed:4d} {ours:9.4f} {our_steps:6d} {theirs:9.4f} {their_steps:6d} "
+              f"{theirs / ours:6.1f}x{flag}", flush=True)  # fmt: skip
+    print(f"median ratio torch / rnnlab: {statistics.median(ratios):.1f}x")
+    return 0
+
+
 # -- timing -----------------------------------------------------------------------------------
 
 
@@ -175,12 +245,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small subset of configurations")
     parser.add_argument("--startup", action="store_true", help="time cold and warm kernel start")
+    parser.add_argument(
+        "--solve", type=int, metavar="SEEDS", default=0, help="seconds to solve shift vs PyTorch"
+    )
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per measurement")
     args = parser.parse_args(argv)
     if args.startup:
         return startup()
+    if args.solve:
+        return time_to_solve(range(args.solve))
     import numba
     import torch
 
