@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import math
 
-from rnnlab.kernels._numba_math import exp_nonpositive, inline, sigmoid, tanh
+from rnnlab.kernels._numba_math import inline_always
+from rnnlab.kernels._numba_math import sigmoid_scalar as sigmoid
+from rnnlab.kernels._numba_math import tanh_scalar as tanh
 
 # Codes the compiled functions branch on (the branch is per row, well predicted).
 ELMAN, GRU, LSTM = 0, 1, 2
@@ -44,7 +46,7 @@ LOSS_CODES = {"bce": BCE, "softmax": SOFTMAX, "mse": MSE}
 # -- activations -----------------------------------------------------------------------
 
 
-@inline
+@inline_always
 def activate(act, z):
     if act == SIGMOID:
         return sigmoid(z)
@@ -53,7 +55,7 @@ def activate(act, z):
     return max(z, 0.0)
 
 
-@inline
+@inline_always
 def activate_derivative(act, a):
     """The activation's derivative from its output ``a``."""
     if act == SIGMOID:
@@ -69,7 +71,7 @@ def activate_derivative(act, a):
 # reference-count round trip, which at H = 2 is more than the arithmetic of a step.
 
 
-@inline
+@inline_always
 def _prev(hs, theta, offset, layer, t, b, j):
     """h_{t-1}[j] (or c_{t-1}[j]) of row b: the stored state, or the initial one at t = 0."""
     if t == 0:
@@ -77,7 +79,7 @@ def _prev(hs, theta, offset, layer, t, b, j):
     return hs[layer, t - 1, b, j]
 
 
-@inline
+@inline_always
 def cell_forward(cell, act, ax, ah, i, theta, o_h0, o_c0, hs, cs, gs, layer, t, b):
     """One row of one step: pre-activations -> new carry and the kept gates.
 
@@ -120,7 +122,7 @@ def cell_forward(cell, act, ax, ah, i, theta, o_h0, o_c0, hs, cs, gs, layer, t, 
 # -- cells: one row back ---------------------------------------------------------------
 
 
-@inline
+@inline_always
 def cell_backward(cell, act, theta, o_h0, o_c0, hs, cs, gs, layer, s, b, dh, dc, i, dax, dah,
                   direct, dc_prev):  # fmt: skip
     """One row of one step back, given the carry gradient at step ``s`` of row ``b``.
@@ -166,7 +168,7 @@ def cell_backward(cell, act, theta, o_h0, o_c0, hs, cs, gs, layer, s, b, dh, dc,
 # -- losses: one row -------------------------------------------------------------------
 
 
-@inline
+@inline_always
 def row_loss(loss, z, y, weight, dz, t, b):
     """Loss of row (t, b) of logits ``z (T, B, O)`` against ``y (T, B, O)``, unweighted;
     writes ``dz[t, b] = weight * dloss/dz`` (O,)."""
@@ -175,7 +177,7 @@ def row_loss(loss, z, y, weight, dz, t, b):
     if loss == BCE:
         for o in range(O):
             zo = z[t, b, o]
-            e = exp_nonpositive(-abs(zo))  # shared by the loss and the sigmoid
+            e = math.exp(-abs(zo))  # shared by the loss and the sigmoid
             value += max(zo, 0.0) + math.log1p(e) - y[t, b, o] * zo
             p = (1.0 if zo >= 0.0 else e) / (1.0 + e)
             dz[t, b, o] = (p - y[t, b, o]) * weight
@@ -186,11 +188,11 @@ def row_loss(loss, z, y, weight, dz, t, b):
         total = 0.0
         yz = 0.0
         for o in range(O):
-            total += exp_nonpositive(z[t, b, o] - zmax)
+            total += math.exp(z[t, b, o] - zmax)
             yz += y[t, b, o] * z[t, b, o]
         value = zmax + math.log(total) - yz
         for o in range(O):
-            dz[t, b, o] = (exp_nonpositive(z[t, b, o] - zmax) / total - y[t, b, o]) * weight
+            dz[t, b, o] = (math.exp(z[t, b, o] - zmax) / total - y[t, b, o]) * weight
     else:  # MSE
         for o in range(O):
             d = z[t, b, o] - y[t, b, o]

@@ -39,7 +39,7 @@ from rnnlab.kernels._numba_cells import (
     cell_forward,
     row_loss,
 )
-from rnnlab.kernels._numba_math import inline, kernel
+from rnnlab.kernels._numba_math import inline_always, kernel
 
 W_XH, W_HH, B_X, B_H, H0, C0 = range(6)  # columns of the offset table ``lay``
 
@@ -106,7 +106,7 @@ def _column_sums_add(A, out):
 # -- the output layer and the loss, one (t, b) row --------------------------------------
 
 
-@inline
+@inline_always
 def _head_row(t, b, theta, head, hs, logits):
     """logits[t, b] (O,) = W_hy h_top + b_y."""
     top, H = hs.shape[0] - 1, hs.shape[3]
@@ -118,7 +118,7 @@ def _head_row(t, b, theta, head, hs, logits):
         logits[t, b, o] = acc
 
 
-@inline
+@inline_always
 def _loss_row(t, b, theta, head, hs, y, mask, loss, scale, logits, dlogits, dtop, losses):
     """Logits, loss and the gradient reaching the top hidden state, for row (t, b)."""
     _head_row(t, b, theta, head, hs, logits)

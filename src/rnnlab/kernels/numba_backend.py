@@ -12,6 +12,9 @@ is missing or cannot reach BLAS, which its ``np.dot`` needs (through scipy).
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through scipy
 
 from rnnlab.kernels._numba_dispatch import (
@@ -25,6 +28,27 @@ from rnnlab.kernels._numba_dispatch import (
     loss_and_grad_flat,
     pack,
 )
+
+#: heap memory glibc's malloc keeps (instead of returning it) when freed memory piles up
+#: at the top of the heap (``M_TOP_PAD``). The kernels allocate their work arrays on
+#: every call; with glibc's default (128 kB) the freed arrays went back to the system
+#: and every call page-faulted them in anew: an LSTM pass at H = 16, B = 32, T = 100
+#: took 3.5 ms instead of 2.4 ms. Untouched padding costs address space, not memory.
+HEAP_TOP_PAD = 64 << 20
+
+
+def _keep_freed_heap(nbytes: int) -> None:
+    """``mallopt(M_TOP_PAD, nbytes)`` where the C library is glibc (Linux); else nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-2), ctypes.c_int(nbytes))  # -2: M_TOP_PAD
+    except (OSError, AttributeError):
+        pass  # another C library: its own defaults
+
+
+_keep_freed_heap(HEAP_TOP_PAD)
 
 __all__ = [
     "FlatParams",
