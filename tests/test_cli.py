@@ -116,3 +116,10 @@ def test_train_with_gated_cells_and_layers(capsys, tmp_path, cell):
     (run_dir,) = tmp_path.iterdir()
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"]["cell"] == cell and config["model"]["num_layers"] == 2
+
+
+def test_train_draws_curves_in_a_worker(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "shift", "--out", tmp_path, "--max-steps", 20, "--quiet")
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    assert (run_dir / "curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -59,6 +60,7 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train a model on a task, test it on longer sequences, and save the run."""
+    from rnnlab.plots import PlotWorker
     from rnnlab.runs import train_task
     from rnnlab.tasks import get_task
     from rnnlab.train import FitConfig
@@ -75,19 +77,22 @@ def train(
         seed=seed,
     )
     _check_positive(hidden=hidden, layers=layers)
-    result = train_task(
-        task_obj,
-        hidden_size=hidden,
-        activation=activation,
-        cell=cell,
-        num_layers=layers,
-        seed=seed,
-        backend=backend,
-        out=out,
-        plot=plot,
-        progress=not quiet and sys.stderr.isatty(),
-        fit_config=fit_config,
-    )
+    # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
+    with PlotWorker() if plot else contextlib.nullcontext() as plotter:
+        result = train_task(
+            task_obj,
+            hidden_size=hidden,
+            activation=activation,
+            cell=cell,
+            num_layers=layers,
+            seed=seed,
+            backend=backend,
+            out=out,
+            plot=plot,
+            progress=not quiet and sys.stderr.isatty(),
+            fit_config=fit_config,
+            plotter=plotter,
+        )
     _print_run(result, fit_config)
 
 

@@ -45,6 +45,7 @@ def train_task(
     plot: bool = True,
     progress: bool = False,
     fit_config: FitConfig | None = None,
+    plotter=None,
 ) -> RunResult:
     """Train a fresh model on ``task`` (its defaults unless given) and save the run.
 
@@ -86,12 +87,14 @@ def train_task(
 
     result = RunResult(model, task, history, metrics, timings=timings)
     if out is not None:
-        save_run(result, Path(out), fit_config, plot=plot)
+        save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
 
 
-def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool = True) -> Path:
-    """Write ``config.json``, ``model.safetensors``, ``history.csv`` (and ``curves.png``)."""
+def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool = True,
+             plotter=None) -> Path:  # fmt: skip
+    """Write ``config.json``, ``model.safetensors``, ``history.csv`` (and ``curves.png``,
+    drawn by ``plotter``, a :class:`~rnnlab.plots.PlotWorker`, when given)."""
     tick = time.perf_counter()
     run_dir = make_run_dir(root, result.task.name)
     save_model(result.model, run_dir / "model.safetensors")
@@ -111,7 +114,8 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         from rnnlab.plots import plot_history
 
         tick = time.perf_counter()
-        plot_history(result.history.rows, run_dir / "curves.png", title=_title(result))
+        draw = plot_history if plotter is None else plotter.plot
+        draw(result.history.rows, run_dir / "curves.png", title=_title(result))
         result.timings["plot"] = time.perf_counter() - tick
     result.run_dir = run_dir
     return run_dir
