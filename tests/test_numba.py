@@ -260,3 +260,36 @@ def test_backend_selection():
     assert get_backend("numpy") is numpy_ref
     assert get_backend("numba") is numba_backend
     assert get_backend("auto") is numba_backend
+
+
+def test_flat_params_stay_in_step_with_their_vector(rng):
+    import copy
+    import pickle
+
+    params, *_ = make_problem(rng, "lstm", T=2, B=1, I=2, H=3, O=2, L=2, loss="bce")
+    packed = numba_backend.pack(params, cell="lstm", num_layers=2)
+    packed.update({"W_hh": np.ones((12, 3))}, b_y=np.zeros(2))
+    assert packed.flat[packed.plan.slices[1][0]] == 1.0  # through update, into the vector
+    assert packed.setdefault("b_y") is packed["b_y"]
+    for remove in (lambda: packed.pop("b_y"), lambda: packed.__delitem__("b_y"), packed.clear):
+        with pytest.raises(TypeError, match="cannot be removed"):
+            remove()
+    with pytest.raises(KeyError, match="not a parameter"):
+        packed.setdefault("extra", np.zeros(1))
+    for twin in (copy.deepcopy(packed), pickle.loads(pickle.dumps(packed))):
+        assert type(twin) is type(packed) and twin.flat is not packed.flat
+        np.testing.assert_array_equal(twin.flat, packed.flat)
+        assert all(np.shares_memory(twin[n], twin.flat) for n in twin)
+    assert copy.copy(packed).flat is packed.flat  # a shallow copy shares the arrays, as dicts do
+
+
+def test_compiled_kernels_refuse_targets_of_the_wrong_shape(rng):
+    """The kernels index by the shapes unchecked: a mismatch must reach the reference's error."""
+    for B in (2, 40):  # the fused path and the lanes path
+        params, x, y, mask = make_problem(rng, "elman", T=4, B=B, I=1, H=2, O=1, L=1, loss="bce")
+        net = {"cell": "elman", "activation": "sigmoid", "num_layers": 1}
+        wide = np.concatenate([y, y], axis=2)  # two outputs for a one-output network
+        with pytest.raises(ValueError):
+            numba_backend.loss_and_grad(params, x, wide, mask, **net)
+        with pytest.raises(ValueError):
+            numba_backend.loss_and_grad(params, x, y, mask[:2], **net)

@@ -182,3 +182,39 @@ def test_fused_step_with_a_nan_changes_nothing():
     assert math.isnan(loss) and math.isnan(norm) and step._fused is not None
     np.testing.assert_array_equal(model.params.flat, before)
     assert step.optimizer.state["flat"]["step"] == 0
+
+
+def test_switching_backends_keeps_the_parameter_arrays():
+    model = rnnlab.RNN(seed=0, backend="auto")
+    held = model.params["W_hh"]
+    fit(model, "shift", max_steps=10, backend="numba")  # "auto" is numba here: no repacking
+    if hasattr(model.params, "flat"):
+        assert model.params["W_hh"] is held
+
+
+def test_an_error_inside_fit_returns_the_model_to_its_backend(monkeypatch):
+    import rnnlab.train as train_module
+
+    model = rnnlab.RNN(seed=0, backend="auto")
+
+    def broken(*args, **kwargs):
+        assert model.backend == "numpy"  # it did switch
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(train_module, "_prepare", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(model, "shift", backend="numpy")
+    assert model.backend == "auto"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"clip": 0.0}, "clip must be"), ({"clip": float("nan")}, "clip must be"),
+     ({"truncate": 0}, "truncate must be"), ({"reduction": "max"}, "reduction")],
+)  # fmt: skip
+def test_train_step_checks_its_arguments(kwargs, message):
+    from rnnlab.optim import make_optimizer
+    from rnnlab.train import TrainStep
+
+    with pytest.raises(ValueError, match=message):
+        TrainStep(rnnlab.RNN(seed=0), make_optimizer("adam", lr=0.1), **kwargs)

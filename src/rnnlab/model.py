@@ -97,7 +97,9 @@ class RNN:
         ``b_hh (3H,)``, ``h0 (H,)``; LSTM: ``W_xh (4H, I)``, ``W_hh (4H, H)``,
         ``b_h (4H,)``, ``h0 (H,)``, ``c0 (H,)``. Layers after the first add
         ``_l1``, ``_l2``...; then ``W_hy (O, H)`` and ``b_y (O,)``. Editing
-        these arrays in place changes the model.
+        these arrays in place changes the model. On the compiled backend they are
+        views into one vector (``params.flat``): assigning a name copies the values
+        into the model's array (cast to its dtype), as ``param.data.copy_`` would.
     """
 
     def __init__(
@@ -170,10 +172,10 @@ class RNN:
         chosen = kernels.get_backend(backend)
         pack = getattr(chosen, "pack", None)
         c = self.config
-        if pack is not None:
+        if pack is not None and not hasattr(self.params, "flat"):  # packed once, then kept
             self.params = pack(self.params, cell=c.cell, num_layers=c.num_layers)
-        elif hasattr(self.params, "flat"):
-            self.params = dict(self.params)
+        elif pack is None and hasattr(self.params, "flat"):
+            self.params = dict(self.params)  # the same arrays, as a plain dict
         self.backend = backend
         self._kernels = chosen
 

@@ -201,19 +201,25 @@ class Optimizer:
 
     def _fused_state(self, theta, rule, name_a, name_b):
         """(flat state, compiled rule code, state arrays a and b) for :meth:`fused`, made
-        once and reused while ``state["flat"]`` and the vector's shape stay the same."""
+        once and reused while ``state["flat"]`` and its arrays stay the same objects."""
         cached = self._fused_cache
-        if (
-            cached is not None
-            and cached[0] is self.state.get("flat")
-            and cached[2].shape == theta.shape
-        ):
-            return cached
+        if cached is not None:
+            state = self.state.get("flat")
+            if (
+                cached[0] is state
+                and cached[2] is state.get(name_a)
+                and cached[3] is state.get(name_b)
+                and cached[2].shape == theta.shape
+                and cached[2].dtype == theta.dtype
+            ):
+                return cached
         compiled = _compiled_steps()
         if compiled is None or theta.dtype.kind != "f":
             return None
         state = self.state.setdefault("flat", {"step": 0})
         a, b = _buffer(state, name_a, theta), _buffer(state, name_b, theta)
+        if a.dtype != theta.dtype or b.dtype != theta.dtype:
+            return None  # state kept from another dtype: the numpy step handles it
         self._fused_cache = (state, getattr(compiled, rule), a, b)
         return self._fused_cache
 

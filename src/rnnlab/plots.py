@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import weakref
 from io import BytesIO
 from pathlib import Path
 
@@ -57,7 +58,8 @@ class PlotWorker:
     a ``with`` block) stops a worker that was never asked to draw.
     """
 
-    def __init__(self):
+    def __init__(self, timeout: float = 60.0):
+        self.timeout = timeout
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "rnnlab.plots"],
@@ -65,18 +67,23 @@ class PlotWorker:
             )  # fmt: skip
         except OSError:
             self._process = None
+        else:  # a worker nobody closes is stopped when this object goes away
+            self._finalizer = weakref.finalize(self, _stop, self._process)
 
     def plot(self, rows: list[dict], path: Path, *, title: str) -> Path:
+        path = Path(path).resolve()  # the worker may not share our working directory
         process, self._process = self._process, None
         if process is not None:
-            request = json.dumps({"rows": rows, "path": str(path), "title": title}).encode()
             try:
-                process.communicate(request, timeout=120)
-                if process.returncode == 0 and Path(path).exists():
-                    return Path(path)
-            except (OSError, subprocess.SubprocessError):
+                request = json.dumps({"rows": rows, "path": str(path), "title": title})
+                process.communicate(request.encode(), timeout=self.timeout)
+                if process.returncode == 0 and path.exists():
+                    return path
+            except (OSError, ValueError, TypeError, subprocess.SubprocessError):
+                pass  # drawn here instead
+            finally:
                 _stop(process)
-        return plot_history(rows, Path(path), title=title)
+        return plot_history(rows, path, title=title)
 
     def close(self) -> None:
         if self._process is not None:
@@ -91,8 +98,9 @@ class PlotWorker:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Kill ``process``, reap it and close its pipes."""
-    process.kill()
+    """Kill ``process`` if it still runs, reap it and close its pipes."""
+    if process.poll() is None:
+        process.kill()
     try:
         process.communicate(timeout=10)
     except (OSError, ValueError, subprocess.SubprocessError):

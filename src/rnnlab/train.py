@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rnnlab.losses import LOSSES, loss_and_dlogits
+from rnnlab.losses import LOSSES, check_reduction, loss_and_dlogits
 from rnnlab.model import RNN
 from rnnlab.optim import clip_grad_norm, global_norm, make_optimizer, make_schedule
 from rnnlab.sequences import Batch
@@ -117,6 +117,14 @@ class TrainStep:
 
     def __init__(self, model: RNN, optimizer, *, truncate: int | None = None,
                  reduction: str = "mean", clip: float | None = None):  # fmt: skip
+        if truncate is not None and (
+            isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1
+        ):
+            raise ValueError(f"truncate must be a positive integer or None, got {truncate!r}")
+        if clip is not None and not (isinstance(clip, int | float) and math.isfinite(clip)
+                                     and clip > 0):  # fmt: skip
+            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+        check_reduction(reduction)
         self.model, self.optimizer = model, optimizer
         self.truncate, self.reduction, self.clip = truncate, reduction, clip
         self._kw = {**model.config.network, "loss": model.config.loss, "truncate": truncate,

@@ -117,9 +117,11 @@ class Plan:
 class FlatParams(dict):
     """A parameter dict whose arrays are views into one flat vector ``flat``.
 
-    Edits in place (``p -= lr * g``, as optimizers do) reach ``flat``; assigning a
-    name copies the new values into the existing view, so ``flat`` never goes stale.
-    The compiled backend then uses ``flat`` directly instead of packing each call.
+    Edits in place (``p -= lr * g``, as optimizers do) reach ``flat``. Assigning a
+    name (``params["W_hh"] = a``, or ``update``) copies the values into the existing
+    view, cast to its dtype; names cannot be added or removed. So ``flat`` never goes
+    stale, and the compiled backend uses it directly instead of packing each call.
+    Copies and pickles are FlatParams again (``copy.copy`` shares ``flat``).
     """
 
     def __init__(self, plan: Plan, flat: np.ndarray):
@@ -134,6 +136,33 @@ class FlatParams(dict):
         if np.shape(value) != view.shape:
             raise ValueError(f"parameter {name} has shape {view.shape}, got {np.shape(value)}")
         view[...] = value
+
+    def update(self, other=(), /, **named):
+        for name, value in dict(other, **named).items():
+            self[name] = value
+
+    def setdefault(self, name, value=None):
+        if name not in self:
+            self[name] = value  # raises: no new names
+        return self[name]
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError("the parameters of a network cannot be removed")
+
+    __delitem__ = pop = popitem = clear = _fixed
+
+    def __reduce__(self):
+        return FlatParams, (self.plan, self.flat)
+
+    def __copy__(self):
+        return FlatParams(self.plan, self.flat)
+
+    def __deepcopy__(self, memo):
+        return FlatParams(self.plan, self.flat.copy())
 
 
 _PLANS: dict[tuple, Plan] = {}
@@ -194,6 +223,13 @@ def _prepare(params, x, cell, activation, num_layers):
     if flat.dtype != dtype:
         flat = flat.astype(dtype)
     return plan, flat, dtype, np.ascontiguousarray(x, dtype=dtype)
+
+
+def _shapes_match(plan: Plan, x, y, mask) -> bool:
+    """Whether targets ``(T, B, O)`` and mask ``(T, B)`` fit ``x`` and the network: the
+    compiled kernels index by these shapes unchecked; the reference reports a mismatch."""
+    T, B = x.shape[0], x.shape[1]
+    return np.shape(y) == (T, B, plan.O) and np.shape(mask) == (T, B)
 
 
 def forward(params: dict, x: np.ndarray, *, cell: str, activation: str, num_layers: int):
@@ -314,11 +350,17 @@ def fused_train_step(
     codes = (ACTIVATION_CODES[activation], H, LOSS_CODES[loss], reduction == "mean")
     kernel = elman.units_train_step
 
+    O = plan.O
+
     def run(x, y, mask, update):
+        if x.ndim != 3:
+            return None
+        T, B = x.shape[0], x.shape[1]
         if (
-            x.shape[1] >= LANES_MIN_BATCH
-            or x.ndim != 3
+            B >= LANES_MIN_BATCH
             or x.shape[2] != I
+            or y.shape != (T, B, O)
+            or mask.shape != (T, B)
             or x.dtype != dtype
             or y.dtype != dtype
             or mask.dtype != dtype
@@ -339,6 +381,8 @@ def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
         return None
     check_reduction(reduction)
     plan, flat, dtype, x = prepared
+    if not _shapes_match(plan, x, y, mask):
+        return None
     y = np.ascontiguousarray(y, dtype=dtype)
     mask = np.ascontiguousarray(mask, dtype=dtype)
     T, B = x.shape[0], x.shape[1]

@@ -39,8 +39,10 @@ def adam(theta, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_d
     norm = clip(grad, max_norm)
     if not math.isfinite(norm):
         return norm
-    step_size = lr / (1.0 - beta1**step)
-    root_correction = math.sqrt(1.0 - beta2**step)
+    # float powers: C's pow, as Python's ``beta1**step`` (numba's integer power rounds
+    # differently in the last bit)
+    step_size = lr / (1.0 - beta1 ** float(step))
+    root_correction = math.sqrt(1.0 - beta2 ** float(step))
     for i in range(theta.shape[0]):
         g = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
         exp_avg[i] += (1.0 - beta1) * (g - exp_avg[i])

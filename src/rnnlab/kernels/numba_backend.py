@@ -13,6 +13,7 @@ is missing or cannot reach BLAS, which its ``np.dot`` needs (through scipy).
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through scipy
@@ -29,12 +30,17 @@ from rnnlab.kernels._numba_dispatch import (
     pack,
 )
 
-#: heap memory glibc's malloc keeps (instead of returning it) when freed memory piles up
-#: at the top of the heap (``M_TOP_PAD``). The kernels allocate their work arrays on
-#: every call; with glibc's default (128 kB) the freed arrays went back to the system
-#: and every call page-faulted them in anew: an LSTM pass at H = 16, B = 32, T = 100
-#: took 3.5 ms instead of 2.4 ms. Untouched padding costs address space, not memory.
+#: heap memory glibc's malloc keeps (instead of returning it to the system) at the top
+#: of the heap (``M_TOP_PAD``). The kernels allocate their work arrays on every call;
+#: with glibc's default (128 kB) the freed arrays went back to the system and every
+#: call page-faulted them in anew: an LSTM pass at H = 16, B = 32, T = 100 took 3.5 ms
+#: instead of 2.4 ms. The cost: up to this much freed memory stays with the process.
+#: Set the environment variable ``RNNLAB_HEAP_TOP_PAD`` (bytes; 0: glibc's default)
+#: before importing rnnlab to change it. This is process-wide.
 HEAP_TOP_PAD = 64 << 20
+_PAD_SETTING = os.environ.get("RNNLAB_HEAP_TOP_PAD", "").strip()
+if _PAD_SETTING.isdigit():
+    HEAP_TOP_PAD = int(_PAD_SETTING)
 
 
 def _keep_freed_heap(nbytes: int) -> None:
@@ -48,7 +54,8 @@ def _keep_freed_heap(nbytes: int) -> None:
         pass  # another C library: its own defaults
 
 
-_keep_freed_heap(HEAP_TOP_PAD)
+if HEAP_TOP_PAD > 0:
+    _keep_freed_heap(HEAP_TOP_PAD)
 
 __all__ = [
     "FlatParams",
