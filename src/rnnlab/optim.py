@@ -200,17 +200,17 @@ class Optimizer:
         self.state["flat"]["step"] += 1
 
     def _fused_state(self, theta, rule, name_a, name_b):
-        """(flat state, compiled rule code, state arrays a and b) for :meth:`fused`, made
-        once and reused while ``state["flat"]`` and its arrays stay the same objects."""
+        """(flat state, compiled rule code, state arrays a and b, theta) for :meth:`fused`,
+        made once and reused while theta, ``state["flat"]`` and its arrays stay the same
+        objects (checked by identity: this runs once per update of a tiny model)."""
         cached = self._fused_cache
         if cached is not None:
             state = self.state.get("flat")
             if (
-                cached[0] is state
+                cached[4] is theta
+                and cached[0] is state
                 and cached[2] is state.get(name_a)
                 and cached[3] is state.get(name_b)
-                and cached[2].shape == theta.shape
-                and cached[2].dtype == theta.dtype
             ):
                 return cached
         compiled = _compiled_steps()
@@ -220,7 +220,7 @@ class Optimizer:
         a, b = _buffer(state, name_a, theta), _buffer(state, name_b, theta)
         if a.dtype != theta.dtype or b.dtype != theta.dtype:
             return None  # state kept from another dtype: the numpy step handles it
-        self._fused_cache = (state, getattr(compiled, rule), a, b)
+        self._fused_cache = (state, getattr(compiled, rule), a, b, theta)
         return self._fused_cache
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
@@ -246,7 +246,7 @@ class SGD(Optimizer):
         cached = self._fused_state(theta, "SGD", "momentum_buffer", "momentum_buffer")
         if cached is None:
             return None
-        state, rule, buf, _ = cached
+        state, rule, buf, _, _ = cached
         return (rule, state["step"] + 1, buf, buf, self._lr, 0.0, 0.0, 0.0, self.weight_decay,
                 self.momentum, self.nesterov, max_norm or 0.0)  # fmt: skip
 
@@ -299,7 +299,7 @@ class Adam(Optimizer):
         cached = self._fused_state(theta, "ADAM", "exp_avg", "exp_avg_sq")
         if cached is None:
             return None
-        state, rule, m, v = cached
+        state, rule, m, v, _ = cached
         return (rule, state["step"] + 1, m, v, self._lr, self.beta1, self.beta2, self.eps,
                 self.weight_decay, 0.0, False, max_norm or 0.0)  # fmt: skip
 
