@@ -115,11 +115,26 @@ def test_one_layer_elman_kernels_match_reference(rng, activation, loss, H, B, ke
         assert_same(params, x, y, mask, net, tol=1e-12, loss=loss, reduction=reduction)
 
 
+GATED_KERNELS = [  # (H, B, the kernel one-layer GRU/LSTM networks get, two threads)
+    (1, 1, "step"),
+    (5, 3, "step"),
+    (4, 20, "gated_loss_and_grad_lanes"),
+    (4, 70, "gated_loss_and_grad_lanes_parallel"),
+    (12, 130, "gated_loss_and_grad_lanes_parallel"),
+    (12, 20, "step"),
+    (40, 2, "step"),
+]
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize(("H", "B"), [(1, 1), (5, 3), (4, 70), (40, 2)])
-def test_one_layer_gated_kernels_match_reference(rng, cell, loss, H, B):
-    """One-layer GRU and LSTM networks run kernels of their own (kernels/_numba_gated.py)."""
+@pytest.mark.parametrize(("H", "B", "kernel"), GATED_KERNELS)
+def test_one_layer_gated_kernels_match_reference(rng, cell, loss, H, B, kernel, monkeypatch):
+    """One-layer GRU and LSTM networks run kernels of their own (kernels/_numba_gated.py):
+    a step at a time, or the batch in SIMD lanes (in blocks over threads)."""
+    monkeypatch.setattr(_numba_dispatch, "_threads", lambda: 2)
+    chosen = _numba_dispatch._gated_kernel(cell, H, B).__name__
+    assert chosen == (f"{cell}_loss_and_grad" if kernel == "step" else kernel)
     lengths = rng.integers(1, 10, size=B)
     params, x, y, mask = make_problem(rng, cell, T=9, B=B, I=2, H=H, O=3, L=1, loss=loss,
                                       lengths=lengths)  # fmt: skip

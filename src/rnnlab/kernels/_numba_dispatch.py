@@ -49,6 +49,15 @@ PARALLEL_LANES_MAX_HIDDEN = 96
 #: BLAS products (B = 32: H = 32 1.0 ms vs lanes 1.5 ms; H = 64 2.5 vs 5.0 ms; H = 24
 #: 0.99 vs 0.92 ms)
 ELMAN_BLAS_MIN_HIDDEN = 32
+# One-layer GRU and LSTM networks (kernels/_numba_gated.py), float32, 2 cores:
+#: the batch in SIMD lanes up to this hidden size (B = 32, T = 10, H = 2: 26 us vs 56 us a
+#: step at a time for a GRU, 29 vs 63 us for an LSTM; H = 8, T = 100: 651 vs 789 us;
+#: H = 16: 1626 vs 1307 us) ...
+GATED_LANES_MAX_HIDDEN = 8
+#: ... and, with blocks over both cores, up to this one from this batch size on
+#: (B = 256, T = 100: H = 16 7.8 ms vs 24 ms; H = 64 72 ms vs 106 ms for a GRU)
+GATED_PARALLEL_LANES_MAX_HIDDEN = 64
+GATED_PARALLEL_LANES_MIN_BATCH = 128
 #: the weight-gradient products go through BLAS from this hidden size on, in both paths
 GRAM_BLAS_MIN_HIDDEN = 8
 #: the rows path splits the batch over threads (prange) from this batch size on. Off by
@@ -392,8 +401,9 @@ def _compiled_loss_and_grad(params, x, y, mask, net, loss, truncate, reduction):
         fused = _elman_kernel(plan.H, B)
         value, grad = fused(x, y, mask, flat, plan.lay, plan.head, act, plan.H, loss_code, mean)
     elif plan.one_layer and k == 0:  # GRU, LSTM
-        fused = gated.gru_loss_and_grad if plan.cell == "gru" else gated.lstm_loss_and_grad
-        value, grad = fused(x, y, mask, flat, plan.lay, plan.head, plan.H, loss_code, mean)
+        fused = _gated_kernel(plan.cell, plan.H, B)
+        value, grad = fused(x, y, mask, flat, plan.lay, plan.head, plan.cell_code, plan.H,
+                            loss_code, mean)  # fmt: skip
     elif plan.use_blas:
         value, grad = loops._loss_and_grad_blas(
             x, y, mask, flat, plan.lay, plan.head, plan.cell_code, act, plan.G, plan.H, plan.S,
@@ -418,6 +428,19 @@ def _elman_kernel(H: int, B: int):
     if B < LANES_MIN_BATCH:
         return elman.elman_loss_and_grad_units
     return elman.elman_loss_and_grad
+
+
+def _gated_kernel(cell: str, H: int, B: int):
+    """The one-layer GRU/LSTM kernel for hidden size ``H`` and batch ``B`` (see the constants)."""
+    threads = _threads() > 1
+    if threads and (
+        (B >= GATED_PARALLEL_LANES_MIN_BATCH and H <= GATED_PARALLEL_LANES_MAX_HIDDEN)
+        or (B >= PARALLEL_LANES_MIN_BATCH and H <= GATED_LANES_MAX_HIDDEN)
+    ):
+        return gated.gated_loss_and_grad_lanes_parallel
+    if B >= LANES_MIN_BATCH and H <= GATED_LANES_MAX_HIDDEN:
+        return gated.gated_loss_and_grad_lanes
+    return gated.gru_loss_and_grad if cell == "gru" else gated.lstm_loss_and_grad
 
 
 def _threads() -> int:

@@ -11,8 +11,20 @@ are :mod:`rnnlab.kernels.gru` and :mod:`rnnlab.kernels.lstm` (PyTorch's).
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
-from rnnlab.kernels._numba_elman import column_sums, head_grads, head_loss
+from rnnlab.kernels._numba_cells import LSTM
+from rnnlab.kernels._numba_elman import (
+    LANES,
+    _carve,
+    _loss_lanes,
+    _multiply_add,
+    _multiply_add_transposed,
+    _outer_add,
+    column_sums,
+    head_grads,
+    head_loss,
+)
 from rnnlab.kernels._numba_loops import (
     B_H,
     B_X,
@@ -28,11 +40,12 @@ from rnnlab.kernels._numba_math import kernel, sigmoid, tanh
 
 
 @kernel
-def lstm_loss_and_grad(x, y, mask, theta, lay, head, H, loss, mean):
+def lstm_loss_and_grad(x, y, mask, theta, lay, head, cell, H, loss, mean):
     """Forward, loss and full BPTT of a one-layer LSTM (gates i, f, g, o; one bias b_h).
 
     x (T, B, I), y (T, B, O), mask (T, B); theta / the returned gradient are flat
-    vectors laid out by ``lay (1, 6)`` and ``head (2,)``. Returns (loss value, gradient).
+    vectors laid out by ``lay (1, 6)`` and ``head (2,)``; ``cell`` is the cell's code
+    (the same signature for every gated kernel). Returns (loss value, gradient).
     """
     T, B, I = x.shape
     O = y.shape[2]
@@ -112,7 +125,7 @@ def lstm_loss_and_grad(x, y, mask, theta, lay, head, H, loss, mean):
 
 
 @kernel
-def gru_loss_and_grad(x, y, mask, theta, lay, head, H, loss, mean):
+def gru_loss_and_grad(x, y, mask, theta, lay, head, cell, H, loss, mean):
     """Forward, loss and full BPTT of a one-layer GRU (gates r, z, n; biases b_xh, b_hh).
 
     Arguments and result as :func:`lstm_loss_and_grad`.
@@ -190,4 +203,257 @@ def gru_loss_and_grad(x, y, mask, theta, lay, head, H, loss, mean):
     column_sums(dah_all, grad[o_bh : o_bh + GH])
     column_sums(dh, grad[o_h0 : o_h0 + H])
     head_grads(dz, h_all, grad, head)
+    return value * scale, grad
+
+
+# -- small hidden sizes: the batch in SIMD lanes (as _numba_elman.elman_loss_and_grad) ----
+
+
+@kernel
+def _lanes_buffers(T, I, H, O, G, lanes, dt):
+    """Work arrays of one block and zeroed lane accumulators (see :func:`_lanes_pass`)."""
+    L, GH = lanes, G * H
+    work = np.empty(T * (I + O + 1 + GH + H) * L + 2 * (T + 1) * H * L + T * O * L
+                    + (O + 4 * GH + 3 * H + 3) * L, dt)  # fmt: skip
+    xs, at = _carve(work, 0, (T, I, L))
+    ys, at = _carve(work, at, (T, O, L))
+    ws, at = _carve(work, at, (T, L))
+    gates, at = _carve(work, at, (T, GH, L))  # activated gates, per step
+    extra, at = _carve(work, at, (T, H, L))  # LSTM: tanh(c_t); GRU: W_hn h_{t-1} + b_hn
+    hs, at = _carve(work, at, (T + 1, H, L))
+    cs, at = _carve(work, at, (T + 1, H, L))  # LSTM cell states
+    dzs, at = _carve(work, at, (T, O, L))
+    zs, at = _carve(work, at, (O, L))
+    pre, at = _carve(work, at, (GH, L))
+    rec, at = _carve(work, at, (GH, L))
+    dax, at = _carve(work, at, (GH, L))
+    dah, at = _carve(work, at, (GH, L))
+    dh, at = _carve(work, at, (H, L))
+    dc, at = _carve(work, at, (H, L))
+    direct, at = _carve(work, at, (H, L))
+    tmp, at = _carve(work, at, (3, L))
+    sums = np.zeros((GH * I + GH * H + 2 * GH + 2 * H + O * H + O) * L, dt)
+    gW_xh, at = _carve(sums, 0, (GH, I, L))
+    gW_hh, at = _carve(sums, at, (GH, H, L))
+    gb_x, at = _carve(sums, at, (GH, L))
+    gb_h, at = _carve(sums, at, (GH, L))
+    gh0, at = _carve(sums, at, (H, L))
+    gc0, at = _carve(sums, at, (H, L))
+    gW_hy, at = _carve(sums, at, (O, H, L))
+    gb_y, at = _carve(sums, at, (O, L))
+    return (
+        (xs, ys, ws, gates, extra, hs, cs, dzs, zs, pre, rec, dax, dah, dh, dc, direct, tmp),
+        (gW_xh, gW_hh, gb_x, gb_h, gh0, gc0, gW_hy, gb_y),
+    )
+
+
+@kernel
+def _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work):
+    """Forward, loss and BPTT of sequences ``start .. start + n`` of the batch, for a GRU
+    (``cell`` 1) or an LSTM (2); adds to the lane accumulators ``acc``. Returns the
+    block's weighted loss sum. ``params`` = (W_xh, W_hh, b_x, b_h, h0, c0, W_hy, b_y)."""
+    W_xh, W_hh, b_x, b_h, h0, c0, W_hy, b_y = params
+    gW_xh, gW_hh, gb_x, gb_h, gh0, gc0, gW_hy, gb_y = acc
+    xs, ys, ws, gates, extra, hs, cs, dzs, zs, pre, rec, dax, dah, dh, dc, direct, tmp = work
+    T, I, O = x.shape[0], x.shape[2], y.shape[2]
+    H = h0.shape[0]
+    GH = W_hh.shape[0]
+    lstm = cell == LSTM
+    for t in range(T):
+        for b in range(n):
+            ws[t, b] = mask[t, start + b]
+            for k in range(I):
+                xs[t, k, b] = x[t, start + b, k]
+            for o in range(O):
+                ys[t, o, b] = y[t, start + b, o]
+    for j in range(H):
+        for b in range(n):
+            hs[0, j, b] = h0[j]
+            cs[0, j, b] = c0[j] if lstm else 0.0
+    value = 0.0
+    for t in range(T):
+        for q in range(GH):
+            for b in range(n):
+                pre[q, b] = b_x[q]
+                rec[q, b] = b_h[q] if b_h.shape[0] > 0 else 0.0
+        _multiply_add(W_xh, xs[t], pre, n)
+        _multiply_add(W_hh, hs[t], rec, n)
+        g = gates[t]
+        if lstm:  # gates i, f, g, o
+            for q in range(GH):
+                if 2 * H <= q < 3 * H:
+                    for b in range(n):
+                        g[q, b] = tanh(pre[q, b] + rec[q, b])
+                else:
+                    for b in range(n):
+                        g[q, b] = sigmoid(pre[q, b] + rec[q, b])
+            for j in range(H):
+                for b in range(n):
+                    cs[t + 1, j, b] = g[H + j, b] * cs[t, j, b] + g[j, b] * g[2 * H + j, b]
+                for b in range(n):
+                    tc = tanh(cs[t + 1, j, b])
+                    extra[t, j, b] = tc
+                    hs[t + 1, j, b] = g[3 * H + j, b] * tc
+        else:  # gates r, z, n; n sees r * (W_hn h + b_hn)
+            for q in range(2 * H):
+                for b in range(n):
+                    g[q, b] = sigmoid(pre[q, b] + rec[q, b])
+            for j in range(H):
+                for b in range(n):
+                    extra[t, j, b] = rec[2 * H + j, b]
+                for b in range(n):
+                    g[2 * H + j, b] = tanh(pre[2 * H + j, b] + g[j, b] * extra[t, j, b])
+                for b in range(n):
+                    z = g[H + j, b]
+                    hs[t + 1, j, b] = (1.0 - z) * g[2 * H + j, b] + z * hs[t, j, b]
+        for o in range(O):
+            for b in range(n):
+                zs[o, b] = b_y[o]
+        _multiply_add(W_hy, hs[t + 1], zs, n)
+        value += _loss_lanes(loss, zs, ys[t], ws[t], scale, dzs[t], tmp, n)
+    for j in range(H):
+        for b in range(n):
+            dh[j, b] = 0.0
+            dc[j, b] = 0.0
+    for s in range(T - 1, -1, -1):
+        _multiply_add_transposed(W_hy, dzs[s], dh, n)  # dh_s = carry + W_hy^T dz_s
+        _outer_add(dzs[s], hs[s + 1], gW_hy, n)
+        for o in range(O):
+            for b in range(n):
+                gb_y[o, b] += dzs[s, o, b]
+        g = gates[s]
+        if lstm:
+            for j in range(H):
+                for b in range(n):
+                    tc = extra[s, j, b]
+                    dc[j, b] += dh[j, b] * g[3 * H + j, b] * (1.0 - tc * tc)
+                for b in range(n):
+                    i_ = g[j, b]
+                    dax[j, b] = dc[j, b] * g[2 * H + j, b] * (i_ * (1.0 - i_))
+                for b in range(n):
+                    f = g[H + j, b]
+                    dax[H + j, b] = dc[j, b] * cs[s, j, b] * (f * (1.0 - f))
+                for b in range(n):
+                    gg = g[2 * H + j, b]
+                    dax[2 * H + j, b] = dc[j, b] * g[j, b] * (1.0 - gg * gg)
+                for b in range(n):
+                    o_ = g[3 * H + j, b]
+                    dax[3 * H + j, b] = dh[j, b] * extra[s, j, b] * (o_ * (1.0 - o_))
+                for b in range(n):
+                    dc[j, b] *= g[H + j, b]
+                    direct[j, b] = 0.0
+            for q in range(GH):
+                for b in range(n):
+                    dah[q, b] = dax[q, b]
+        else:
+            for j in range(H):
+                for b in range(n):
+                    r, z, nn = g[j, b], g[H + j, b], g[2 * H + j, b]
+                    d_n = dh[j, b] * (1.0 - z) * (1.0 - nn * nn)
+                    dax[j, b] = d_n * extra[s, j, b] * (r * (1.0 - r))
+                    dax[H + j, b] = dh[j, b] * (hs[s, j, b] - nn) * (z * (1.0 - z))
+                    dax[2 * H + j, b] = d_n
+                    dah[j, b] = dax[j, b]
+                    dah[H + j, b] = dax[H + j, b]
+                    dah[2 * H + j, b] = d_n * r
+                    direct[j, b] = dh[j, b] * z
+        _outer_add(dax, xs[s], gW_xh, n)
+        _outer_add(dah, hs[s], gW_hh, n)
+        for q in range(GH):
+            for b in range(n):
+                gb_x[q, b] += dax[q, b]
+                gb_h[q, b] += dah[q, b]
+        for j in range(H):
+            for b in range(n):
+                dh[j, b] = direct[j, b]
+        _multiply_add_transposed(W_hh, dah, dh, n)  # dh_{s-1} = direct + W_hh^T dah_s
+    for j in range(H):
+        for b in range(n):
+            gh0[j, b] += dh[j, b]
+            gc0[j, b] += dc[j, b]
+    return value
+
+
+@kernel
+def _lanes_sum(acc, grad, lay, head, lstm):
+    """Add the lane accumulators ``acc`` into the flat gradient vector."""
+    gW_xh, gW_hh, gb_x, gb_h, gh0, gc0, gW_hy, gb_y = acc
+    GH, I, L = gW_xh.shape
+    H, O = gh0.shape[0], gW_hy.shape[0]
+    o_xh, o_hh, o_bx, o_bh = lay[0, W_XH], lay[0, W_HH], lay[0, B_X], lay[0, B_H]
+    o_h0, o_c0 = lay[0, H0], lay[0, C0]
+    for q in range(GH):
+        for b in range(L):
+            grad[o_bx + q] += gb_x[q, b]
+            if not lstm:
+                grad[o_bh + q] += gb_h[q, b]
+        for k in range(I):
+            for b in range(L):
+                grad[o_xh + q * I + k] += gW_xh[q, k, b]
+        for k in range(H):
+            for b in range(L):
+                grad[o_hh + q * H + k] += gW_hh[q, k, b]
+    for j in range(H):
+        for b in range(L):
+            grad[o_h0 + j] += gh0[j, b]
+            if lstm:
+                grad[o_c0 + j] += gc0[j, b]
+    for o in range(O):
+        for b in range(L):
+            grad[head[1] + o] += gb_y[o, b]
+        for k in range(H):
+            for b in range(L):
+                grad[head[0] + o * H + k] += gW_hy[o, k, b]
+
+
+@kernel
+def gated_loss_and_grad_lanes(x, y, mask, theta, lay, head, cell, H, loss, mean):
+    """A one-layer GRU (``cell`` 1) or LSTM (2) with the batch in SIMD lanes, in blocks.
+
+    Arguments and result as :func:`lstm_loss_and_grad`.
+    """
+    T, B, I = x.shape
+    O = y.shape[2]
+    G = 4 if cell == LSTM else 3
+    scale = _loss_scale(mask, O, loss, mean)
+    own = theta.copy()  # contiguous parameter views for the products
+    W_xh, W_hh, b_x, b_h, h0, c0 = layer_params(own, lay, 0, G, H, I)
+    W_hy, b_y = head_params(own, head, O, H)
+    params = (W_xh, W_hh, b_x, b_h, h0, c0, W_hy, b_y)
+    work, acc = _lanes_buffers(T, I, H, O, G, min(B, LANES), theta.dtype)
+    value = 0.0
+    for start in range(0, B, LANES):
+        n = min(LANES, B - start)
+        value += _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work)
+    grad = np.zeros_like(theta)
+    _lanes_sum(acc, grad, lay, head, cell == LSTM)
+    return value * scale, grad
+
+
+@kernel(parallel=True)
+def gated_loss_and_grad_lanes_parallel(x, y, mask, theta, lay, head, cell, H, loss, mean):
+    """:func:`gated_loss_and_grad_lanes` with the blocks split over threads."""
+    T, B, I = x.shape
+    O = y.shape[2]
+    G = 4 if cell == LSTM else 3
+    scale = _loss_scale(mask, O, loss, mean)
+    own = theta.copy()
+    W_xh, W_hh, b_x, b_h, h0, c0 = layer_params(own, lay, 0, G, H, I)
+    W_hy, b_y = head_params(own, head, O, H)
+    params = (W_xh, W_hh, b_x, b_h, h0, c0, W_hy, b_y)
+    blocks = (B + LANES - 1) // LANES
+    grads = np.zeros((blocks, theta.shape[0]), theta.dtype)
+    values = np.zeros(blocks, theta.dtype)
+    for block in prange(blocks):
+        work, acc = _lanes_buffers(T, I, H, O, G, LANES, theta.dtype)
+        start = block * LANES
+        n = min(LANES, B - start)
+        values[block] = _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work)
+        _lanes_sum(acc, grads[block], lay, head, cell == LSTM)
+    grad = np.zeros_like(theta)
+    value = 0.0
+    for block in range(blocks):
+        value += values[block]
+        for i in range(theta.shape[0]):
+            grad[i] += grads[block, i]
     return value * scale, grad
