@@ -51,9 +51,9 @@ PARALLEL_LANES_MAX_HIDDEN = 96
 ELMAN_BLAS_MIN_HIDDEN = 32
 # One-layer GRU and LSTM networks (kernels/_numba_gated.py), float32, 2 cores:
 #: the batch in SIMD lanes up to this hidden size (B = 32, T = 10, H = 2: 26 us vs 56 us a
-#: step at a time for a GRU, 29 vs 63 us for an LSTM; H = 8, T = 100: 651 vs 789 us;
-#: H = 16: 1626 vs 1307 us) ...
-GATED_LANES_MAX_HIDDEN = 8
+#: step at a time for a GRU, 29 vs 63 us for an LSTM; T = 100, H = 8: GRU 651 vs 789 us,
+#: LSTM 822 vs 1319 us; H = 16: GRU 1626 vs 1307 us, LSTM 1945 vs 2440 us) ...
+GATED_LANES_MAX_HIDDEN = {"gru": 8, "lstm": 16}
 #: ... and, with blocks over both cores, up to this one from this batch size on
 #: (B = 256, T = 100: H = 16 7.8 ms vs 24 ms; H = 64 72 ms vs 106 ms for a GRU)
 GATED_PARALLEL_LANES_MAX_HIDDEN = 64
@@ -435,10 +435,10 @@ def _gated_kernel(cell: str, H: int, B: int):
     threads = _threads() > 1
     if threads and (
         (B >= GATED_PARALLEL_LANES_MIN_BATCH and H <= GATED_PARALLEL_LANES_MAX_HIDDEN)
-        or (B >= PARALLEL_LANES_MIN_BATCH and H <= GATED_LANES_MAX_HIDDEN)
+        or (B >= PARALLEL_LANES_MIN_BATCH and H <= GATED_LANES_MAX_HIDDEN[cell])
     ):
         return gated.gated_loss_and_grad_lanes_parallel
-    if B >= LANES_MIN_BATCH and H <= GATED_LANES_MAX_HIDDEN:
+    if B >= LANES_MIN_BATCH and H <= GATED_LANES_MAX_HIDDEN[cell]:
         return gated.gated_loss_and_grad_lanes
     return gated.gru_loss_and_grad if cell == "gru" else gated.lstm_loss_and_grad
 
