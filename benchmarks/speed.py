@@ -235,7 +235,14 @@ def run_config(cell, H, B, T, *, repeats, min_time, numpy_budget):
     for _ in range(repeats):  # interleaved
         for name, fn in impls.items():
             times[name].append(seconds_per_call(fn, min_time))
+            time.sleep(QUIET_SECONDS)
     return {name: B * T / statistics.median(ts) for name, ts in times.items()}
+
+
+#: pause after each measurement: OpenMP worker threads (PyTorch's, numba's) keep spinning
+#: on a core for up to ~200 ms after their last parallel region (KMP_BLOCKTIME), which
+#: on 2 cores slowed whichever implementation ran next (rnnlab's BLAS calls by up to 5x)
+QUIET_SECONDS = 0.25
 
 
 COLUMNS = ("nb32", "nb64", "numpy", "torch1", "torchN", "notebook")
