@@ -13,10 +13,12 @@ is missing or cannot reach BLAS, which its ``np.dot`` needs (through scipy).
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import sys
 
-import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls BLAS through scipy
+if importlib.util.find_spec("scipy") is None:  # not imported: numba does when np.dot runs
+    raise ImportError("the compiled backend needs scipy: numba's np.dot calls BLAS through it")
 
 from rnnlab.kernels._numba_dispatch import (
     FlatParams,
