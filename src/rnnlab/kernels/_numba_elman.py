@@ -151,6 +151,32 @@ def _outer_add(u, v, out, n):
 
 
 @kernel
+def _block_in(x, y, mask, start, n, xs, ys, ws):
+    """Sequences ``start .. start + n`` of the batch, sequence index last:
+    xs (T, I, LANES), ys (T, O, LANES), ws (T, LANES)."""
+    T, I, O = x.shape[0], x.shape[2], y.shape[2]
+    for t in range(T):
+        for b in range(n):
+            ws[t, b] = mask[t, start + b]
+            for k in range(I):
+                xs[t, k, b] = x[t, start + b, k]
+            for o in range(O):
+                ys[t, o, b] = y[t, start + b, o]
+
+
+@kernel
+def _sum_blocks(values, grads, scale):
+    """(sum of the blocks' loss sums times ``scale``, the blocks' gradients summed)."""
+    grad = np.zeros(grads.shape[1], grads.dtype)
+    value = 0.0
+    for block in range(grads.shape[0]):
+        value += values[block]
+        for i in range(grads.shape[1]):
+            grad[i] += grads[block, i]
+    return value * scale, grad
+
+
+@kernel
 def _block_pass(x, y, mask, start, n, params, act, loss, scale, acc, work):
     """Forward, loss and BPTT of sequences ``start .. start + n`` of the batch.
 
@@ -163,16 +189,9 @@ def _block_pass(x, y, mask, start, n, params, act, loss, scale, acc, work):
     W_xh, W_hh, b_h, h0, W_hy, b_y = params
     gW_xh, gW_hh, gb_h, gh0, gW_hy, gb_y = acc
     xs, ys, ws, hs, zs, dzs, a, dh, tmp = work
-    T, I, O = x.shape[0], x.shape[2], y.shape[2]
+    T, O = x.shape[0], y.shape[2]
     H = W_hh.shape[0]
-    # the block, sequence index last: xs (T, I, LANES), ys (T, O, LANES), ws (T, LANES)
-    for t in range(T):
-        for b in range(n):
-            ws[t, b] = mask[t, start + b]
-            for k in range(I):
-                xs[t, k, b] = x[t, start + b, k]
-            for o in range(O):
-                ys[t, o, b] = y[t, start + b, o]
+    _block_in(x, y, mask, start, n, xs, ys, ws)
     for j in range(H):
         for b in range(n):
             hs[0, j, b] = h0[j]
@@ -328,13 +347,7 @@ def elman_loss_and_grad_parallel(x, y, mask, theta, lay, head, act, H, loss, mea
         n = min(LANES, B - start)
         values[block] = _block_pass(x, y, mask, start, n, params, act, loss, scale, acc, work)
         _sum_lanes(acc, grads[block], lay, head)
-    grad = np.zeros_like(theta)
-    value = 0.0
-    for block in range(blocks):
-        value += values[block]
-        for i in range(theta.shape[0]):
-            grad[i] += grads[block, i]
-    return value * scale, grad
+    return _sum_blocks(values, grads, scale)
 
 
 # -- small batches: units innermost ----------------------------------------------------

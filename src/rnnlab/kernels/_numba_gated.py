@@ -16,11 +16,13 @@ from numba import prange
 from rnnlab.kernels._numba_cells import LSTM
 from rnnlab.kernels._numba_elman import (
     LANES,
+    _block_in,
     _carve,
     _loss_lanes,
     _multiply_add,
     _multiply_add_transposed,
     _outer_add,
+    _sum_blocks,
     column_sums,
     head_grads,
     head_loss,
@@ -255,17 +257,11 @@ def _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work):
     W_xh, W_hh, b_x, b_h, h0, c0, W_hy, b_y = params
     gW_xh, gW_hh, gb_x, gb_h, gh0, gc0, gW_hy, gb_y = acc
     xs, ys, ws, gates, extra, hs, cs, dzs, zs, pre, rec, dax, dah, dh, dc, direct, tmp = work
-    T, I, O = x.shape[0], x.shape[2], y.shape[2]
+    T, O = x.shape[0], y.shape[2]
     H = h0.shape[0]
     GH = W_hh.shape[0]
     lstm = cell == LSTM
-    for t in range(T):
-        for b in range(n):
-            ws[t, b] = mask[t, start + b]
-            for k in range(I):
-                xs[t, k, b] = x[t, start + b, k]
-            for o in range(O):
-                ys[t, o, b] = y[t, start + b, o]
+    _block_in(x, y, mask, start, n, xs, ys, ws)
     for j in range(H):
         for b in range(n):
             hs[0, j, b] = h0[j]
@@ -450,10 +446,4 @@ def gated_loss_and_grad_lanes_parallel(x, y, mask, theta, lay, head, cell, H, lo
         n = min(LANES, B - start)
         values[block] = _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work)
         _lanes_sum(acc, grads[block], lay, head, cell == LSTM)
-    grad = np.zeros_like(theta)
-    value = 0.0
-    for block in range(blocks):
-        value += values[block]
-        for i in range(theta.shape[0]):
-            grad[i] += grads[block, i]
-    return value * scale, grad
+    return _sum_blocks(values, grads, scale)
