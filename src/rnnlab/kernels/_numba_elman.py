@@ -286,10 +286,22 @@ def _unpack(theta, lay, head, I, H, O):
 
 
 @kernel
+def head_lanes_sum(gW_hy, gb_y, grad, head):
+    """Add the output layer's lane accumulators gW_hy (O, H, L), gb_y (O, L) into ``grad``."""
+    O, H, L = gW_hy.shape
+    for o in range(O):
+        for b in range(L):
+            grad[head[1] + o] += gb_y[o, b]
+        for k in range(H):
+            for b in range(L):
+                grad[head[0] + o * H + k] += gW_hy[o, k, b]
+
+
+@kernel
 def _sum_lanes(acc, grad, lay, head):
     """Add the lane accumulators ``acc`` into the flat gradient vector."""
     gW_xh, gW_hh, gb_h, gh0, gW_hy, gb_y = acc
-    H, I, O = gW_xh.shape[0], gW_xh.shape[1], gW_hy.shape[0]
+    H, I = gW_xh.shape[0], gW_xh.shape[1]
     o_xh, o_hh, o_b, o_h0 = lay[0, W_XH], lay[0, W_HH], lay[0, B_X], lay[0, H0]
     L = gb_h.shape[1]
     for j in range(H):
@@ -302,12 +314,7 @@ def _sum_lanes(acc, grad, lay, head):
         for k in range(H):
             for b in range(L):
                 grad[o_hh + j * H + k] += gW_hh[j, k, b]
-    for o in range(O):
-        for b in range(L):
-            grad[head[1] + o] += gb_y[o, b]
-        for k in range(H):
-            for b in range(L):
-                grad[head[0] + o * H + k] += gW_hy[o, k, b]
+    head_lanes_sum(gW_hy, gb_y, grad, head)
 
 
 @kernel

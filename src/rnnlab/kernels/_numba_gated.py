@@ -25,6 +25,7 @@ from rnnlab.kernels._numba_elman import (
     _sum_blocks,
     column_sums,
     head_grads,
+    head_lanes_sum,
     head_loss,
 )
 from rnnlab.kernels._numba_loops import (
@@ -375,7 +376,7 @@ def _lanes_sum(acc, grad, lay, head, lstm):
     """Add the lane accumulators ``acc`` into the flat gradient vector."""
     gW_xh, gW_hh, gb_x, gb_h, gh0, gc0, gW_hy, gb_y = acc
     GH, I, L = gW_xh.shape
-    H, O = gh0.shape[0], gW_hy.shape[0]
+    H = gh0.shape[0]
     o_xh, o_hh, o_bx, o_bh = lay[0, W_XH], lay[0, W_HH], lay[0, B_X], lay[0, B_H]
     o_h0, o_c0 = lay[0, H0], lay[0, C0]
     for q in range(GH):
@@ -394,12 +395,7 @@ def _lanes_sum(acc, grad, lay, head, lstm):
             grad[o_h0 + j] += gh0[j, b]
             if lstm:
                 grad[o_c0 + j] += gc0[j, b]
-    for o in range(O):
-        for b in range(L):
-            grad[head[1] + o] += gb_y[o, b]
-        for k in range(H):
-            for b in range(L):
-                grad[head[0] + o * H + k] += gW_hy[o, k, b]
+    head_lanes_sum(gW_hy, gb_y, grad, head)
 
 
 @kernel
