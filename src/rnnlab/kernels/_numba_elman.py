@@ -150,6 +150,27 @@ def _outer_add(u, v, out, n):
                 out[j, k, b] += u[j, b] * v[k, b]
 
 
+@inline
+def _head_lanes(W_hy, b_y, h, z, loss, y, w, scale, dz, tmp, n):
+    """Logits ``z = W_hy h + b_y`` (O, LANES) of one step and their loss (see
+    :func:`_loss_lanes`, which writes ``dz``); returns the weighted loss sum."""
+    for o in range(z.shape[0]):
+        for b in range(n):
+            z[o, b] = b_y[o]
+    _multiply_add(W_hy, h, z, n)
+    return _loss_lanes(loss, z, y, w, scale, dz, tmp, n)
+
+
+@inline
+def _head_lanes_back(W_hy, dz, h, dh, gW_hy, gb_y, n):
+    """One step of the output layer back: dh += W_hy^T dz; dW_hy += dz h^T; db_y += dz."""
+    _multiply_add_transposed(W_hy, dz, dh, n)
+    _outer_add(dz, h, gW_hy, n)
+    for o in range(dz.shape[0]):
+        for b in range(n):
+            gb_y[o, b] += dz[o, b]
+
+
 @kernel
 def _block_in(x, y, mask, start, n, xs, ys, ws):
     """Sequences ``start .. start + n`` of the batch, sequence index last:
@@ -189,7 +210,7 @@ def _block_pass(x, y, mask, start, n, params, act, loss, scale, acc, work):
     W_xh, W_hh, b_h, h0, W_hy, b_y = params
     gW_xh, gW_hh, gb_h, gh0, gW_hy, gb_y = acc
     xs, ys, ws, hs, zs, dzs, a, dh, tmp = work
-    T, O = x.shape[0], y.shape[2]
+    T = x.shape[0]
     H = W_hh.shape[0]
     _block_in(x, y, mask, start, n, xs, ys, ws)
     for j in range(H):
@@ -204,21 +225,13 @@ def _block_pass(x, y, mask, start, n, params, act, loss, scale, acc, work):
         _multiply_add(W_xh, xs[t], a, n)
         _multiply_add(W_hh, hs[t], a, n)
         _activate_lanes(act, a, hs[t + 1], n)
-        for o in range(O):
-            for b in range(n):
-                zs[o, b] = b_y[o]
-        _multiply_add(W_hy, hs[t + 1], zs, n)
-        value += _loss_lanes(loss, zs, ys[t], ws[t], scale, dzs[t], tmp, n)
+        value += _head_lanes(W_hy, b_y, hs[t + 1], zs, loss, ys[t], ws[t], scale, dzs[t], tmp, n)
     # backward, the loss entering at every step: dh carries W_hh^T da from step s + 1
     for j in range(H):
         for b in range(n):
             dh[j, b] = 0.0
     for s in range(T - 1, -1, -1):
-        _multiply_add_transposed(W_hy, dzs[s], dh, n)  # + W_hy^T dz_s
-        _outer_add(dzs[s], hs[s + 1], gW_hy, n)  # dW_hy += dz_s h_s^T
-        for o in range(O):
-            for b in range(n):
-                gb_y[o, b] += dzs[s, o, b]
+        _head_lanes_back(W_hy, dzs[s], hs[s + 1], dh, gW_hy, gb_y, n)  # dh_s += W_hy^T dz_s
         _derivative_lanes(act, hs[s + 1], dh, n)  # dh is now da_s, the pre-activation's
         _outer_add(dh, xs[s], gW_xh, n)  # dW_xh += da_s x_s^T
         _outer_add(dh, hs[s], gW_hh, n)  # dW_hh += da_s h_{s-1}^T

@@ -18,7 +18,8 @@ from rnnlab.kernels._numba_elman import (
     LANES,
     _block_in,
     _carve,
-    _loss_lanes,
+    _head_lanes,
+    _head_lanes_back,
     _multiply_add,
     _multiply_add_transposed,
     _outer_add,
@@ -258,7 +259,7 @@ def _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work):
     W_xh, W_hh, b_x, b_h, h0, c0, W_hy, b_y = params
     gW_xh, gW_hh, gb_x, gb_h, gh0, gc0, gW_hy, gb_y = acc
     xs, ys, ws, gates, extra, hs, cs, dzs, zs, pre, rec, dax, dah, dh, dc, direct, tmp = work
-    T, O = x.shape[0], y.shape[2]
+    T = x.shape[0]
     H = h0.shape[0]
     GH = W_hh.shape[0]
     lstm = cell == LSTM
@@ -303,21 +304,13 @@ def _lanes_pass(x, y, mask, start, n, cell, params, loss, scale, acc, work):
                 for b in range(n):
                     z = g[H + j, b]
                     hs[t + 1, j, b] = (1.0 - z) * g[2 * H + j, b] + z * hs[t, j, b]
-        for o in range(O):
-            for b in range(n):
-                zs[o, b] = b_y[o]
-        _multiply_add(W_hy, hs[t + 1], zs, n)
-        value += _loss_lanes(loss, zs, ys[t], ws[t], scale, dzs[t], tmp, n)
+        value += _head_lanes(W_hy, b_y, hs[t + 1], zs, loss, ys[t], ws[t], scale, dzs[t], tmp, n)
     for j in range(H):
         for b in range(n):
             dh[j, b] = 0.0
             dc[j, b] = 0.0
     for s in range(T - 1, -1, -1):
-        _multiply_add_transposed(W_hy, dzs[s], dh, n)  # dh_s = carry + W_hy^T dz_s
-        _outer_add(dzs[s], hs[s + 1], gW_hy, n)
-        for o in range(O):
-            for b in range(n):
-                gb_y[o, b] += dzs[s, o, b]
+        _head_lanes_back(W_hy, dzs[s], hs[s + 1], dh, gW_hy, gb_y, n)  # dh_s += W_hy^T dz_s
         g = gates[s]
         if lstm:
             for j in range(H):
