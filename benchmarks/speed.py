@@ -294,18 +294,18 @@ DEFAULT_TORCH_THREADS = 1
 _STARTUP_SNIPPET = """
 import time; t0 = time.perf_counter()
 import numpy as np
-from rnnlab.kernels import numba_backend as nb
-from rnnlab.kernels.layout import param_shapes
+from rnnlab.kernels import compiled
+from rnnlab.kernels.layout import network
 t1 = time.perf_counter(); rng = np.random.default_rng(0)
-for cell in ("elman", "gru", "lstm"):
+for cell, act in (("elman", "tanh"), ("gru", "sigmoid"), ("lstm", "sigmoid")):
     for H, B in ((2, 1), (64, 3)):
         for dtype in (np.float64, np.float32):
-            shapes = param_shapes(cell, 1, H, 1, 1)
-            p = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+            net = network(cell, act, 1, 1, H, 1)
+            theta = rng.normal(size=net.size).astype(dtype)
             x = np.ones((5, B, 1), dtype); m = np.ones((5, B), dtype)
-            nb.loss_and_grad(p, x, x, m, cell=cell, activation="tanh", num_layers=1)
+            compiled.loss_and_grad(net, theta, x, x, m, loss="bce")
 t2 = time.perf_counter()
-print(f"import {t1 - t0:.2f} s, first calls (one-layer elman H=2 and H=64, gru, lstm; "
+print(f"import {t1 - t0:.2f} s, first calls (one driver: every cell, lanes and BLAS; "
       f"float64 and float32) {t2 - t1:.2f} s")
 """
 

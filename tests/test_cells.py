@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rnnlab
-from rnnlab.kernels.layout import CELLS, layer_view, make_cell, param_name, param_shapes
+from rnnlab.kernels.layout import param_name, param_shapes
+from rnnlab.kernels.registry import get_cell
 
 CELL_KINDS = ["gru", "lstm"]
 
@@ -66,7 +67,7 @@ def test_gru_two_steps_by_hand():
     #   hn  = -h1 + 0.2                     = -0.36043652
     #   a_n = -1 - 0.1 + r*hn               = -1.25693065  n = -0.85021571
     #   h2  = (1 - z) n + z h1              = 0.08615748   logit = -0.32768504
-    logits = model.logits([x])[:, 0, 0]
+    logits = model.logits([x])[0, :, 0]
     np.testing.assert_allclose(logits, [0.6208730368639681, -0.32768504294773315], rtol=1e-14)
 
     # the same in plain Python, and the gradient of the summed BCE by the chain rule
@@ -99,7 +100,7 @@ def test_gru_two_steps_by_hand():
             for d, s in zip((delta1, delta2), steps, strict=True)
         ),
     }
-    _, grads = model.loss_and_grad([x], [y])
+    _, grads = model.loss_and_grad([x], [y], reduction="sum")
     assert grads["h0"][0] == pytest.approx(expected["h0"], rel=1e-13)
     assert grads["W_hy"][0, 0] == pytest.approx(expected["W_hy"], rel=1e-13)
     assert grads["b_y"][0] == pytest.approx(expected["b_y"], rel=1e-13)
@@ -129,7 +130,7 @@ def test_lstm_two_steps_by_hand():
     # step 2, x=-1: a = (-1.17451064, 0.67451064, 0.75097872, -0.62451064)
     #   i = 0.23604063  f = 0.66251243  g = 0.63573248  o = 0.34875627
     #   c2 = -0.36292904   h2 = -0.12129443   logit = -0.74258887
-    logits = model.logits([x])[:, 0, 0]
+    logits = model.logits([x])[0, :, 0]
     np.testing.assert_allclose(logits, [-1.198042562573654, -0.7425888657014053], rtol=1e-14)
 
     Wx, Wh, b = p["W_xh"], p["W_hh"], p["b_h"]
@@ -155,7 +156,7 @@ def test_lstm_two_steps_by_hand():
     s1 = steps[0]
     expected_h0 = dh1 * s1["dh_dh"] + dc1 * s1["dc_dh"]
     expected_c0 = dh1 * s1["dh_dc"] + dc1 * s1["dc_dc"]
-    _, grads = model.loss_and_grad([x], [y])
+    _, grads = model.loss_and_grad([x], [y], reduction="sum")
     assert grads["h0"][0] == pytest.approx(expected_h0, rel=1e-13)
     assert grads["c0"][0] == pytest.approx(expected_c0, rel=1e-13)
     assert grads["b_y"][0] == pytest.approx(e[0] + e[1], rel=1e-13)
@@ -187,23 +188,26 @@ def test_gradients_match_finite_differences(
 def _carries_before(model, x):
     """The carry of every layer before each step of one sequence ``x (T, I)``.
 
-    Returns ``carries[t][layer]``, a tuple of ``(1, H)`` arrays (``t = 0..T``).
+    Returns ``carries[t][layer]``, a tuple of ``(H,)`` arrays (``t = 0..T``): the
+    initial states, then the model's own hidden (and cell) states after each step.
     """
     c = model.config
-    impl = make_cell(c.cell, c.activation)
-    layer_input = x[:, None, :]  # (T, 1, I)
-    per_layer = []
-    for layer in range(c.num_layers):
-        p = layer_view(model.params, type(impl), layer)
-        carry = impl.initial_carry(p, 1)
-        seq, hs = [carry], []
-        for t in range(len(x)):
-            carry, _ = impl.step(p, carry, layer_input[t])
-            seq.append(carry)
-            hs.append(carry[0])
-        per_layer.append(seq)
-        layer_input = np.stack(hs)  # (T, 1, H)
-    return [[per_layer[layer][t] for layer in range(c.num_layers)] for t in range(len(x) + 1)]
+    states = model.hidden_states([x])  # h, c: (L, 1, T, H)
+    carries = []
+    for t in range(len(x) + 1):
+        per_layer = []
+        for layer in range(c.num_layers):
+            if t == 0:
+                carry = (model.params[param_name("h0", layer)],)
+                if states.c is not None:
+                    carry += (model.params[param_name("c0", layer)],)
+            else:
+                carry = (states.h[layer, 0, t - 1],)
+                if states.c is not None:
+                    carry += (states.c[layer, 0, t - 1],)
+            per_layer.append(carry)
+        carries.append(per_layer)
+    return carries
 
 
 def _truncated_by_windows(model, X, Y, k):
@@ -213,7 +217,7 @@ def _truncated_by_windows(model, X, Y, k):
     starts at step 0.
     """
     c = model.config
-    states = ("h0", "c0")[: CELLS[c.cell].carry_size]
+    states = ("h0", "c0") if get_cell(c.cell).cell_state else ("h0",)
     total = {n: np.zeros_like(v) for n, v in model.params.items()}
     for x, y in zip(X, Y, strict=True):
         carries = _carries_before(model, x)
@@ -223,10 +227,12 @@ def _truncated_by_windows(model, X, Y, k):
             if first > 0:  # the window starts from the carried states, held constant
                 for layer in range(c.num_layers):
                     for j, base in enumerate(states):
-                        params[param_name(base, layer)] = carries[first][layer][j][0]
+                        params[param_name(base, layer)] = carries[first][layer][j]
             window = rnnlab.RNN.from_params(c, params, backend="numpy")
             mask = [[0] * (t - first) + [1]]  # score step t alone
-            _, grads = window.loss_and_grad([x[first : t + 1]], [y[first : t + 1]], mask=mask)
+            _, grads = window.loss_and_grad(
+                [x[first : t + 1]], [y[first : t + 1]], mask=mask, reduction="sum"
+            )
             for name, g in grads.items():
                 if first > 0 and name.split("_l")[0] in states:
                     continue
@@ -239,8 +245,8 @@ def _truncated_by_windows(model, X, Y, k):
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_truncated_gradient_is_the_sum_over_windows(cell, layers, k):
     model, X, Y = _model_and_data(cell, 3, 2, 2, [6, 3, 5], layers=layers, seed=k)
-    _, grads = model.loss_and_grad(X, Y, truncate=k)
-    _, full = model.loss_and_grad(X, Y)
+    _, grads = model.loss_and_grad(X, Y, truncate=k, reduction="sum")
+    _, full = model.loss_and_grad(X, Y, reduction="sum")
     assert not np.allclose(grads["W_hh"], full["W_hh"])  # truncation does cut something
     expected = _truncated_by_windows(model, X, Y, k)
     for name in grads:
@@ -270,14 +276,15 @@ def test_truncation_longer_than_the_sequence_is_full_bptt(cell):
 )
 def test_a_sequence_alone_equals_the_same_sequence_in_a_padded_batch(cell, lengths, layers, seed):
     model, X, Y = _model_and_data(cell, 2, 2, 1, lengths, layers=layers, seed=seed)
-    batch_logits = model.logits(X)  # (T, B, O)
-    _, batch_grads = model.loss_and_grad(X, Y)
+    batch_logits = model.logits(X)  # (B, T, O)
+    _, batch_grads = model.loss_and_grad(X, Y, reduction="sum")
     summed = {n: np.zeros_like(v) for n, v in model.params.items()}
     for b, (x, y) in enumerate(zip(X, Y, strict=True)):
         np.testing.assert_allclose(
-            batch_logits[: len(x), b], model.logits([x])[:, 0], rtol=1e-13, atol=1e-15
+            batch_logits[b, : len(x)], model.logits([x])[0], rtol=1e-13, atol=1e-15
         )
-        for name, g in model.loss_and_grad([x], [y])[1].items():
+        assert not batch_logits[b, len(x) :].any()  # zero past the sequence's length
+        for name, g in model.loss_and_grad([x], [y], reduction="sum")[1].items():
             summed[name] += g
     for name in summed:
         np.testing.assert_allclose(batch_grads[name], summed[name], rtol=1e-10, atol=1e-13)
@@ -299,7 +306,11 @@ def test_parameter_layout_of_every_cell(cell, gates, states, layers):
         for base in states:
             assert model.params[param_name(base, layer)].shape == (H,)
     hidden = model.hidden_states([[[0.0, 1.0, 2.0]] * 5])
-    assert [hs.shape for hs in hidden] == [(5, 1, H)] * layers
+    assert hidden.h.shape == (layers, 1, 5, H)
+    if "c0" in states:
+        assert hidden.c.shape == (layers, 1, 5, H)
+    else:
+        assert hidden.c is None
 
 
 def test_lstm_forget_gate_bias_starts_at_one():
@@ -340,5 +351,5 @@ def test_num_layers_must_be_a_positive_integer(layers):
 @pytest.mark.parametrize("cell", CELL_KINDS)
 def test_activation_is_the_elman_cells_alone(cell):
     rnnlab.RNN(cell=cell, activation="sigmoid")  # the default is accepted (and unused)
-    with pytest.raises(ValueError, match="activation applies to the Elman cell only"):
+    with pytest.raises(ValueError, match="activation applies to the elman cell only"):
         rnnlab.RNN(cell=cell, activation="tanh")

@@ -5,7 +5,6 @@ import json
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.io import save_model
 from rnnlab.model import RNN, RNNConfig
 from rnnlab.tasks import get_task
 
@@ -15,7 +14,7 @@ def shift_model(tmp_path):
     """The hand-built shift solution saved as a run directory."""
     model = RNN.from_params(RNNConfig(), get_task("shift").solution())
     path = tmp_path / "run" / "model.safetensors"
-    save_model(model, path)
+    model.save(path)
     (tmp_path / "run" / "config.json").write_text(json.dumps({"task": "shift"}))
     return path
 

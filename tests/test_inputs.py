@@ -82,7 +82,7 @@ def test_bad_reduction_and_missing_targets(model):
 
 
 def test_outputs_follow_the_input_layout():
-    model = rnnlab.RNN(2, 3, 2, "tanh", seed=1)
+    model = rnnlab.RNN(2, 3, 2, activation="tanh", seed=1)
     X = [[[0, 1], [1, 1], [0.5, 0]], [[1, 0]]]
     proba = model.predict_proba(X)
     assert [len(s) for s in proba] == [3, 1] and len(proba[0][0]) == 2

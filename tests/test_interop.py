@@ -25,8 +25,9 @@ KINDS = [  # (cell, activation)
 def random_model_and_batch(cell, activation, I, H, O, lengths, *, layers=1, seed=0, **kw):
     """A model with random parameters and a padded batch-first batch ``(B, T, .)``."""
     model = rnnlab.RNN(
-        I, H, O, activation, cell=cell, num_layers=layers, seed=seed, backend="numpy", **kw
-    )
+        I, H, O, activation=activation, cell=cell, num_layers=layers, seed=seed,
+        backend="numpy", **kw,
+    )  # fmt: skip
     rng = np.random.default_rng(seed + 1)
     for p in model.params.values():
         p += rng.normal(scale=0.5, size=p.shape)
@@ -54,10 +55,12 @@ def assert_matches_torch(model, X, Y, lengths, *, tol=1e-10):
 
     logits = module(torch.from_numpy(X), lengths)  # (B, T, O)
     assert logits.shape == (B, T, c.output_size) and logits.dtype == torch.float64
-    ours = model.logits(X, lengths=lengths).transpose(1, 0, 2)  # (T, B, O) -> (B, T, O)
+    ours = model.logits(X, lengths=lengths)  # (B, T, O) as well
     theirs = logits.detach().numpy()
-    np.testing.assert_allclose(ours[valid], theirs[valid], rtol=tol, atol=tol)
-    forward_error = float(np.abs(ours[valid] - theirs[valid]).max())
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)  # padding included
+    assert not ours[~valid].any() and not theirs[~valid].any()  # zero past each length
+    forward_error = float(np.abs(ours - theirs).max())
 
     vmask = torch.from_numpy(valid)
     loss = torch.nn.BCEWithLogitsLoss(reduction="sum")(logits[vmask], torch.from_numpy(Y)[vmask])
@@ -146,6 +149,28 @@ def test_a_model_moved_to_torch_predicts_the_same(cell, activation):
         ]
 
 
+@pytest.mark.parametrize(("cell", "activation"), KINDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_to_torch_and_logits_give_the_same_array(cell, activation, dtype):
+    """``to_torch(model)(x)`` and ``model.logits(x)``: same layout (B, T, O), same values,
+    with and without lengths (zero past each length on both sides)."""
+    lengths = [5, 2, 4]
+    model, X, _ = random_model_and_batch(cell, activation, 2, 3, 2, lengths, layers=2, dtype=dtype)
+    X = X.astype(dtype)
+    module = to_torch(model)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    with torch.no_grad():
+        full = module(torch.from_numpy(X)).numpy()
+        packed = module(torch.from_numpy(X), lengths).numpy()
+    ours_full, ours_packed = model.logits(X), model.logits(X, lengths=lengths)
+    assert ours_full.shape == full.shape == (3, 5, 2) and ours_full.dtype == full.dtype
+    np.testing.assert_allclose(ours_full, full, rtol=tol, atol=tol)
+    assert ours_packed.shape == packed.shape == (3, 5, 2)
+    np.testing.assert_allclose(ours_packed, packed, rtol=tol, atol=tol)
+    assert not packed[1, 2:].any() and not ours_packed[1, 2:].any()
+    assert ours_full[1, 2:].any()  # without lengths every step is a step
+
+
 # -- from plain torch modules ---------------------------------------------------------------
 
 
@@ -172,9 +197,10 @@ def test_from_torch_reads_a_plain_lstm_with_initial_states():
     x = torch.randn(T, B, I, dtype=torch.float64)
     hx = (h0.expand(L, B, H).contiguous(), c0[:, None].expand(L, B, H).contiguous())
     expected = _torch_logits(rnn, head, x, hx)
-    np.testing.assert_allclose(
-        model.logits(x.numpy().transpose(1, 0, 2)), expected, rtol=1e-12, atol=1e-14
-    )
+    np.testing.assert_allclose(  # batch-first (B, T, O) against torch's time-major
+        model.logits(x.numpy().transpose(1, 0, 2)), expected.transpose(1, 0, 2), rtol=1e-12,
+        atol=1e-14,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -202,8 +228,9 @@ def test_from_torch_reads_gru_and_rnn_modules_with_and_without_biases(rnn):
         expected = _torch_logits(rnn, head, x, None)
     tol = 1e-12 if model.config.dtype == "float64" else 1e-5
     np.testing.assert_allclose(
-        model.logits(x.numpy().transpose(1, 0, 2)), expected, rtol=tol, atol=tol
-    )
+        model.logits(x.numpy().transpose(1, 0, 2)), expected.transpose(1, 0, 2), rtol=tol,
+        atol=tol,
+    )  # fmt: skip
 
 
 def test_sigmoid_rnn_behaves_like_nn_rnn_on_packed_and_padded_input():

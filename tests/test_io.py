@@ -1,5 +1,6 @@
 """Model files (safetensors + JSON config), atomic writes and run directories."""
 
+import ast
 import json
 import os
 import pickle
@@ -12,16 +13,17 @@ import pytest
 import safetensors
 import safetensors.numpy
 
-from rnnlab import RNN, RNNConfig
+import rnnlab
+from rnnlab import RNN, RNNConfig, load
 from rnnlab.io import (
     ModelFileError,
     atomic_write_bytes,
     atomic_write_text,
-    load_model,
     make_run_dir,
-    save_model,
+    read_model_file,
+    write_model_file,
 )
-from rnnlab.kernels.layout import CELLS
+from rnnlab.kernels.registry import CELLS
 
 CONFIGS = [
     {},  # the notebook's 1-2-1 sigmoid network
@@ -34,7 +36,7 @@ CONFIGS = [
 
 def model_file(tmp_path, **config) -> tuple[RNN, Path]:
     model = RNN(**config, seed=7, backend="numpy")
-    return model, save_model(model, tmp_path / "model.safetensors")
+    return model, model.save(tmp_path / "model.safetensors")
 
 
 def file_parts(path) -> tuple[dict, dict]:
@@ -49,9 +51,9 @@ def write(path, tensors, metadata=None) -> Path:
 
 
 def expect_error(path, match) -> str:
-    """load_model(path) raises a one-line ModelFileError naming the file and matching ``match``."""
+    """load(path) raises a one-line ModelFileError naming the file and matching ``match``."""
     with pytest.raises(ModelFileError, match=match) as err:
-        load_model(path, backend="numpy")
+        load(path, backend="numpy")
     message = str(err.value)
     assert message.startswith(f"{path}: ")
     assert "\n" not in message
@@ -66,7 +68,7 @@ def expect_error(path, match) -> str:
 )
 def test_round_trip_is_exact(tmp_path, rng, config):
     model, path = model_file(tmp_path, **config)
-    loaded = load_model(path, backend="numpy")
+    loaded = load(path, backend="numpy")
     assert isinstance(loaded, RNN)
     assert loaded.config == model.config
     assert list(loaded.params) == list(model.params)
@@ -91,9 +93,9 @@ def test_file_layout(tmp_path):
 
 def test_save_creates_parents_overwrites_and_leaves_no_temp_files(tmp_path):
     path = tmp_path / "a" / "b" / "model.safetensors"
-    save_model(RNN(hidden_size=2, seed=1), path)
-    save_model(RNN(hidden_size=4, seed=2), str(path))  # str paths too
-    assert load_model(path, backend="numpy").config.hidden_size == 4
+    RNN(hidden_size=2, seed=1).save(path)
+    RNN(hidden_size=4, seed=2).save(str(path))  # str paths too
+    assert load(path, backend="numpy").config.hidden_size == 4
     assert os.listdir(path.parent) == ["model.safetensors"]
 
 
@@ -102,28 +104,67 @@ def test_save_refuses_models_that_could_not_be_loaded(tmp_path):
     model = RNN(seed=0)
     model.params["W_hh"][0, 1] = np.nan
     with pytest.raises(ValueError, match="W_hh contains NaN"):
-        save_model(model, path)
-    model = RNN(seed=0, backend="numpy")  # a plain dict: any array can be put in
-    model.params["b_h"] = model.params["b_h"].astype(np.float32)
-    with pytest.raises(ValueError, match="b_h is float32, the config says float64"):
-        save_model(model, path)
-    model = RNN(seed=0, backend="numpy")
-    model.params["extra"] = np.zeros(2)
-    with pytest.raises(ValueError, match="do not match the config"):
-        save_model(model, path)
+        model.save(path)
     assert not path.exists()
 
 
-def test_compiled_backend_params_keep_their_layout():
-    pytest.importorskip("rnnlab.kernels.numba_backend")
-    model = RNN(seed=0, backend="numba")  # views into one flat vector
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_params_keep_their_names_shapes_and_dtype(backend):
+    model = RNN(seed=0, backend=backend)  # views into one flat vector, on every backend
     model.params["b_h"] = np.array([1.5, 2.5], dtype=np.float32)  # copied in, as float64
     assert model.params["b_h"].dtype == np.float64
-    assert model.params.flat[model.params.plan.slices[2][0]] == 1.5
+    assert model.params.flat[model.network.slices[2][0]] == 1.5
     with pytest.raises(KeyError, match="'extra' is not a parameter"):
         model.params["extra"] = np.zeros(2)
     with pytest.raises(ValueError, match="b_h has shape"):
         model.params["b_h"] = np.zeros(3)
+
+
+# -- the file format alone: io knows nothing of models ----------------------------------
+
+
+def test_io_reads_and_writes_config_and_params_without_models(tmp_path):
+    source = Path(rnnlab.io.__file__).read_text()
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [m for m in imported if m and m.startswith("rnnlab")], imported
+    config = {"anything": [1, "two"], "hidden_size": 3}
+    params = {"a": np.arange(6.0).reshape(2, 3), "b": np.ones(2, dtype=np.float32)}
+    path = write_model_file(tmp_path / "plain.safetensors", config, params)
+    read_config, read_params = read_model_file(path)
+    assert read_config == config
+    assert set(read_params) == set(params)
+    for name, value in params.items():
+        assert read_params[name].dtype == value.dtype
+        np.testing.assert_array_equal(read_params[name], value)
+
+
+@pytest.mark.parametrize(
+    ("config", "params", "match"),
+    [
+        ([1, 2], {}, "config must be a dict"),
+        ({"f": object()}, {}, "config is not JSON-serialisable"),
+        ({}, {"a": np.zeros(2, dtype=np.float16)}, "parameter a is float16; only float32"),
+        ({}, {"a": np.zeros(2, dtype=np.int64)}, "parameter a is int64"),
+        ({}, {"a": np.array([0.0, np.inf])}, "parameter a contains NaN or infinite"),
+        ({}, {"": np.zeros(2)}, "non-empty strings"),
+    ],
+)
+def test_io_refuses_what_it_could_not_read_back(tmp_path, config, params, match):
+    path = tmp_path / "model.safetensors"
+    with pytest.raises(ValueError, match=match):
+        write_model_file(path, config, params)
+    assert not path.exists()
+
+
+def test_read_errors_name_the_file(tmp_path):
+    path = tmp_path / "nope.safetensors"
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))}: cannot read"):
+        read_model_file(path)
 
 
 # -- bad files ----------------------------------------------------------------------------
@@ -172,7 +213,7 @@ def test_every_corrupted_header_byte_is_caught(tmp_path):
         corrupted[i] ^= 0xFF
         bad.write_bytes(bytes(corrupted))
         with pytest.raises(ModelFileError, match=re.escape(str(bad))):
-            load_model(bad, backend="numpy")
+            load(bad, backend="numpy")
 
 
 @pytest.mark.parametrize("metadata", [None, {"format": "pt"}, {"config": "{}"}])
@@ -259,13 +300,15 @@ def test_model_file_error_is_a_value_error_and_bad_backend_is_not_the_file(tmp_p
     assert issubclass(ModelFileError, ValueError)
     _, path = model_file(tmp_path)
     with pytest.raises(ValueError, match="unknown backend 'cuda'") as err:
-        load_model(path, backend="cuda")
+        load(path, backend="cuda")
     assert not isinstance(err.value, ModelFileError)
 
 
 def test_loaded_config_is_the_dataclass(tmp_path):
     _, path = model_file(tmp_path, hidden_size=6, activation="tanh")
-    assert load_model(path).config == RNNConfig(hidden_size=6, activation="tanh")
+    assert load(path).config == RNNConfig(hidden_size=6, activation="tanh")
+    assert RNN.load(path, backend="numpy").backend == "numpy"
+    assert rnnlab.load is load
 
 
 # -- atomic writes ------------------------------------------------------------------------
@@ -281,11 +324,11 @@ def test_failed_save_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(os, fail_in, boom)
     with pytest.raises(OSError, match="No space left"):
-        save_model(RNN(hidden_size=5, seed=3), path)
+        RNN(hidden_size=5, seed=3).save(path)
     monkeypatch.undo()
     assert path.read_bytes() == old
     assert os.listdir(tmp_path) == ["model.safetensors"]
-    assert load_model(path, backend="numpy").config == model.config
+    assert load(path, backend="numpy").config == model.config
 
 
 def test_failed_text_write_keeps_the_old_file(tmp_path, monkeypatch):

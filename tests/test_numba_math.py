@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-_numba_math = pytest.importorskip("rnnlab.kernels._numba_math")
+_numba_math = pytest.importorskip("rnnlab.kernels.compiled.math")
 from numba import njit  # noqa: E402
 
 

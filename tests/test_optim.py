@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnlab import RNN
-from rnnlab.optim import OPTIMIZERS, clip_grad_norm, make_optimizer, make_schedule
+from rnnlab.optim import OPTIMIZERS, clip_grad_norm, make_optimizer, make_schedule, rules
 
 torch = pytest.importorskip("torch")
 
@@ -314,8 +314,8 @@ def test_schedule_rejects_negative_steps():
 @pytest.mark.parametrize(("name", "hyper"), [(name, hyper) for name, hyper, _, _ in CASES])
 @pytest.mark.parametrize("max_norm", [None, 0.5])
 def test_flat_step_equals_the_dict_step(rng, name, hyper, max_norm):
-    """step_flat (compiled for sgd/momentum/adam, numpy otherwise) on one vector equals
-    clip_grad_norm + step on the dict, step after step."""
+    """step_flat (the Update rule for sgd/momentum/adam, the dict rule otherwise) on one
+    vector equals clip_grad_norm + step on the dict, step after step."""
     params = random_params(rng)
     names = list(params)
     flat = np.concatenate([params[n].ravel() for n in names])
@@ -348,3 +348,61 @@ def test_flat_step_with_an_infinite_gradient_changes_nothing(rng, name):
         opt.step_flat(flat, rng.normal(size=7), max_norm=-1.0)
     with pytest.raises(ValueError, match="shape"):
         opt.step_flat(flat, np.zeros(3))
+
+
+# -- the flat rule as data: flat_update ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "hyper", "rule", "keys"),
+    [
+        ("adam", {"beta1": 0.5, "eps": 1e-6}, rules.ADAM, ("exp_avg", "exp_avg_sq")),
+        ("momentum", {"nesterov": True}, rules.SGD, ("momentum_buffer",)),
+        ("sgd", {"weight_decay": 0.1}, rules.SGD, ()),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_flat_update_carries_the_rule_the_current_lr_and_step(name, hyper, rule, keys, dtype):
+    opt = make_optimizer(name, lr=0.05, **hyper)
+    theta = np.zeros(7, dtype=dtype)
+    update = opt.flat_update(theta, max_norm=2)
+    assert isinstance(update, rules.Update)
+    assert (update.rule, update.step, update.lr, update.max_norm) == (rule, 1, 0.05, 2.0)
+    assert isinstance(update.max_norm, float) and update.weight_decay == opt.weight_decay
+    arrays = [update.first, update.second]
+    for key, array in zip(keys, arrays, strict=False):
+        assert array is opt.state["flat"][key]  # the optimizer's own state, updated in place
+        assert array.shape == theta.shape and array.dtype == theta.dtype
+    for array in arrays[len(keys) :]:
+        assert array.size == 0 and array.dtype == theta.dtype  # unused: empty
+    opt.advance_flat()
+    opt.lr = 0.01
+    again = opt.flat_update(theta)
+    assert (again.step, again.lr, again.max_norm) == (2, 0.01, 0.0)  # never stale
+    assert again.first is update.first and again.second is update.second  # made once
+
+
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop"])
+def test_optimizers_without_a_flat_rule_give_none(rng, name):
+    opt = make_optimizer(name, lr=0.05)
+    assert opt.flat_update(np.zeros(3)) is None
+    flat = rng.normal(size=3)
+    opt.step_flat(flat, rng.normal(size=3))
+    assert opt.state["flat"]["step"] == 1
+
+
+@pytest.mark.parametrize(("name", "hyper", "torch_cls", "torch_hyper"), CASES)
+def test_flat_step_matches_torch_optim(rng, name, hyper, torch_cls, torch_hyper):
+    """step_flat (the rule applied by :func:`rnnlab.optim.rules.apply` for Adam and SGD)
+    against torch.optim on one vector, with clipping, float64."""
+    theta = rng.normal(size=11)
+    t = torch.tensor(theta, requires_grad=True)
+    opt = make_optimizer(name, lr=0.05, **hyper)
+    topt = getattr(torch.optim, torch_cls)([t], lr=0.05, **torch_hyper)
+    for _ in range(STEPS):
+        grad = rng.normal(size=11) * 10.0 ** rng.integers(-2, 2)
+        t.grad = torch.tensor(grad)
+        expected_norm = torch.nn.utils.clip_grad_norm_([t], 1.0).item()
+        topt.step()
+        assert opt.step_flat(theta, grad, max_norm=1.0) == pytest.approx(expected_norm, rel=1e-12)
+        np.testing.assert_allclose(theta, t.detach().numpy(), rtol=1e-12, atol=1e-12)

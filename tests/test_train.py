@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnnlab
-from rnnlab.tasks import get_task
+from rnnlab.tasks import Task, get_task
 from rnnlab.train import fit
 
 
@@ -31,33 +31,37 @@ def test_same_seed_same_training_bit_for_bit():
         np.testing.assert_array_equal(a.params[name], b.params[name])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "auto"])
-def test_nan_loss_stops_and_keeps_the_last_good_weights(monkeypatch, backend):
-    model = rnnlab.RNN(seed=0, backend=backend)
-    real = model._kernels
-    calls, snapshot = [], {}
+def _nan_on_call_5(model, calls, snapshot):
+    """A backend (the protocol: name, forward, loss_and_grad, train_step) that runs the
+    model's own, except that its 5th training call returns a NaN loss, changing nothing."""
+    real = model.kernels
 
-    def turns_nan_on_call_5(kernel):
-        def wrapper(*args, **kwargs):
+    def training(kernel):
+        def call(net, theta, *args, **kwargs):
             calls.append(1)
-            loss, grads = kernel(*args, **kwargs)
             if len(calls) == 5:
                 snapshot.update({n: p.copy() for n, p in model.params.items()})
-                return math.nan, grads
-            return loss, grads
+                return math.nan, (0.0 if kernel is real.train_step else np.zeros_like(theta))
+            return kernel(net, theta, *args, **kwargs)
 
-        return wrapper
+        return call
 
-    kernels = types.SimpleNamespace(
+    return types.SimpleNamespace(
+        name=real.name,
         forward=real.forward,
-        hidden_states=real.hidden_states,
-        loss_and_grad=turns_nan_on_call_5(real.loss_and_grad),
+        loss_and_grad=training(real.loss_and_grad),
+        train_step=training(real.train_step),
     )
-    if hasattr(real, "loss_and_grad_flat"):  # the compiled backend's training path
-        kernels.loss_and_grad_flat = turns_nan_on_call_5(real.loss_and_grad_flat)
-    monkeypatch.setattr(model, "_kernels", kernels)
-    history = fit(model, "shift", restore_best=False)
-    assert not history.solved and history.steps == 4
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])  # train_step; loss_and_grad + step
+def test_nan_loss_stops_and_keeps_the_last_good_weights(backend, optimizer):
+    model = rnnlab.RNN(seed=0, backend=backend)
+    calls, snapshot = [], {}
+    model.kernels = _nan_on_call_5(model, calls, snapshot)
+    history = fit(model, "shift", optimizer=optimizer, restore_best=False)
+    assert not history.solved and history.steps == 4 and len(calls) == 5
     assert "loss became nan at step 5" in history.stop_reason
     assert snapshot
     for name, value in snapshot.items():
@@ -113,98 +117,109 @@ def test_task_and_model_must_fit_together():
 
 
 def test_compiled_training_path_matches_the_reference():
-    """fit on the compiled backend (flat vector, compiled clip + Adam) follows the numpy
-    reference's dict path update for update (rounding aside)."""
-    pytest.importorskip("rnnlab.kernels.numba_backend")
+    """fit on the compiled backend follows the numpy reference update for update
+    (rounding aside)."""
     reference = rnnlab.RNN(hidden_size=3, seed=2, backend="numpy")
     compiled = rnnlab.RNN(hidden_size=3, seed=2, backend="numba")
-    assert hasattr(compiled.params, "flat") and not hasattr(reference.params, "flat")
+    assert (reference.backend, compiled.backend) == ("numpy", "numba")
     for model in (reference, compiled):
         fit(model, "shift", max_steps=20, clip=0.5, restore_best=False)
+    assert any(not np.array_equal(reference.params[n], rnnlab.RNN(hidden_size=3, seed=2).params[n])
+               for n in reference.params)  # fmt: skip
     for name in reference.params:
         np.testing.assert_allclose(compiled.params[name], reference.params[name], rtol=1e-9,
                                    atol=1e-12)  # fmt: skip
 
 
 def test_fit_on_another_backend_returns_the_model_to_its_own():
-    model = rnnlab.RNN(seed=0, backend="auto")
+    model = rnnlab.RNN(seed=0, backend="numba")
     before = {n: p.copy() for n, p in model.params.items()}
     fit(model, "shift", max_steps=10, backend="numpy")
-    assert model.backend == "auto"
+    assert model.backend == "numba"
     assert any(not np.array_equal(model.params[n], before[n]) for n in before)  # it trained
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         fit(model, "shift", max_steps=10, backend="gpu")
-    assert model.backend == "auto"
+    assert model.backend == "numba"
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize(
     ("optimizer", "hyper"),
-    [("adam", {}), ("momentum", {"nesterov": True, "weight_decay": 0.01}), ("sgd", {})],
-)
+    [("adam", {}), ("momentum", {"nesterov": True, "weight_decay": 0.01}), ("sgd", {}),
+     ("adagrad", {}), ("rmsprop", {"centered": True})],
+)  # fmt: skip
 @pytest.mark.parametrize("batch_size", [1, 5])
-def test_fused_step_equals_pass_then_update(optimizer, hyper, batch_size):
-    """Small batches of a one-layer Elman net run pass + clip + update in one compiled
-    call; it must do what the separate pass and optimizer step do."""
-    pytest.importorskip("rnnlab.kernels.numba_backend")
+def test_train_step_equals_pass_then_update(backend, optimizer, hyper, batch_size):
+    """A TrainStep (the backend's train_step with the optimizer's Update, or its
+    loss_and_grad and step_flat) does what a separate pass and optimizer step do."""
     from rnnlab.optim import make_optimizer
     from rnnlab.train import TrainStep
 
     task = get_task("shift")
     batch = task.generate(batch_size, np.random.default_rng(0), lengths=(4, 9))
-    fused_model, plain_model = rnnlab.RNN(seed=4), rnnlab.RNN(seed=4)
-    fused = TrainStep(fused_model, make_optimizer(optimizer, lr=0.1, **hyper), clip=0.05)
+    stepped = rnnlab.RNN(seed=4, backend=backend)
+    plain = rnnlab.RNN(seed=4, backend="numpy")
+    step = TrainStep(stepped, make_optimizer(optimizer, lr=0.1, **hyper), clip=0.05)
     opt = make_optimizer(optimizer, lr=0.1, **hyper)
-    assert fused._fused is None  # chosen on the first call
+    start = plain.params.flat.copy()
     for _ in range(6):
-        loss, norm = fused(batch)
-        expected_loss, grad = plain_model._kernels.loss_and_grad_flat(
-            plain_model.params, batch.x, batch.y, batch.mask, **fused._kw
-        )
+        loss, norm = step(batch)
+        expected_loss, grads = plain.loss_and_grad(batch)
         assert loss == pytest.approx(expected_loss, rel=1e-12)
-        assert norm == pytest.approx(opt.step_flat(plain_model.params.flat, grad, max_norm=0.05),
+        assert norm == pytest.approx(opt.step_flat(plain.params.flat, grads.flat, max_norm=0.05),
                                      rel=1e-12)  # fmt: skip
-    assert fused._fused is not None  # it ran fused
-    np.testing.assert_allclose(fused_model.params.flat, plain_model.params.flat, rtol=1e-12)
-    assert fused.optimizer.state["flat"]["step"] == 6
+    assert not np.allclose(plain.params.flat, start)  # it did train
+    np.testing.assert_allclose(stepped.params.flat, plain.params.flat, rtol=1e-12, atol=1e-15)
+    assert step.optimizer.state["flat"]["step"] == 6
 
 
-def test_fused_step_with_a_nan_changes_nothing():
-    pytest.importorskip("rnnlab.kernels.numba_backend")
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_train_step_with_a_nan_changes_nothing(backend, optimizer):
     from rnnlab.optim import make_optimizer
     from rnnlab.train import TrainStep
 
-    model = rnnlab.RNN(seed=0)
+    model = rnnlab.RNN(seed=0, backend=backend)
     batch = get_task("shift").generate(2, np.random.default_rng(0), lengths=(4, 9))
     batch.x[1, 0, 0] = np.nan
     before = model.params.flat.copy()
-    step = TrainStep(model, make_optimizer("adam", lr=0.1))
+    step = TrainStep(model, make_optimizer(optimizer, lr=0.1))
     loss, norm = step(batch)
-    assert math.isnan(loss) and math.isnan(norm) and step._fused is not None
+    assert math.isnan(loss) and math.isnan(norm)
     np.testing.assert_array_equal(model.params.flat, before)
-    assert step.optimizer.state["flat"]["step"] == 0
+    assert step.optimizer.state.get("flat", {"step": 0})["step"] == 0
 
 
-def test_switching_backends_keeps_the_parameter_arrays():
-    model = rnnlab.RNN(seed=0, backend="auto")
-    held = model.params["W_hh"]
-    fit(model, "shift", max_steps=10, backend="numba")  # "auto" is numba here: no repacking
-    if hasattr(model.params, "flat"):
-        assert model.params["W_hh"] is held
+@pytest.mark.parametrize(("own", "other"), [("numba", "numpy"), ("numpy", "numba")])
+def test_switching_backends_keeps_the_parameter_arrays(own, other):
+    model = rnnlab.RNN(seed=0, backend=own)
+    params, held, flat = model.params, model.params["W_hh"], model.params.flat
+    before = held.copy()
+    fit(model, "shift", max_steps=10, backend=other)
+    assert model.backend == own
+    assert model.params is params and model.params["W_hh"] is held
+    assert np.shares_memory(held, model.params.flat) and model.params.flat is flat
+    assert not np.array_equal(held, before)  # the training on the other backend reached it
+    held[0, 0] = 123.0  # an in-place edit still changes the model
+    assert model.params.flat[model.network.slices[model.network.names.index("W_hh")][0]] == 123.0
 
 
-def test_an_error_inside_fit_returns_the_model_to_its_backend(monkeypatch):
-    import rnnlab.train as train_module
+def test_an_error_inside_fit_returns_the_model_to_its_backend():
+    model = rnnlab.RNN(seed=0, backend="numba")
+    seen = []
 
-    model = rnnlab.RNN(seed=0, backend="auto")
+    class Broken(Task):  # a task whose data cannot be made
+        name, input_size, output_size, loss = "broken", 1, 1, "bce"
+        defaults = get_task("shift").defaults
 
-    def broken(*args, **kwargs):
-        assert model.backend == "numpy"  # it did switch
-        raise RuntimeError("boom")
+        def generate(self, n, rng, lengths=None):
+            seen.append(model.backend)  # fit did switch before this
+            raise RuntimeError("boom")
 
-    monkeypatch.setattr(train_module, "_prepare", broken)
     with pytest.raises(RuntimeError, match="boom"):
-        fit(model, "shift", backend="numpy")
-    assert model.backend == "auto"
+        fit(model, Broken(), backend="numpy")
+    assert seen == ["numpy"]
+    assert model.backend == "numba"
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,12 @@
 from rnnlab.gradcheck import gradcheck
 from rnnlab.interop import from_torch, to_torch
 from rnnlab.io import ModelFileError
-from rnnlab.io import load_model as load
-from rnnlab.model import RNN, RNNConfig
+from rnnlab.model import RNN, HiddenStates, RNNConfig, load
 from rnnlab.train import fit
 
 __all__ = [
     "RNN",
+    "HiddenStates",
     "ModelFileError",
     "RNNConfig",
     "fit",

@@ -168,9 +168,9 @@ def predict(
     proba: Annotated[bool, typer.Option(help="Print probabilities instead of bits.")] = False,
 ) -> None:
     """Run a saved model on one input sequence."""
-    from rnnlab.io import load_model
+    from rnnlab.model import load
 
-    model = load_model(model_path)
+    model = load(model_path)
     steps = _parse_bits(bits, model.config.input_size)
     outputs = model.predict_proba([steps]) if proba else model.predict([steps])
     values = outputs[0]
@@ -216,13 +216,13 @@ def evaluate_model(
     seed: Annotated[int, typer.Option(help="Seed of the test data.")] = 12345,
 ) -> None:
     """Test a saved model on fresh data from its task."""
-    from rnnlab.io import load_model
+    from rnnlab.model import load
     from rnnlab.runs import lengths_label
     from rnnlab.tasks import get_task
     from rnnlab.train import evaluate
 
     _check_positive(length=length, n=n)
-    model = load_model(model_path)
+    model = load(model_path)
     task_obj = get_task(task or _run_task(model_path))
     lengths = (length, length) if length else task_obj.defaults.train_lengths
     test = task_obj.generate(n, np.random.default_rng(seed), lengths=lengths)
@@ -247,9 +247,9 @@ def show(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model.safetensors file.")],
 ) -> None:
     """Print a saved model's configuration and weights."""
-    from rnnlab.io import load_model
+    from rnnlab.model import load
 
-    model = load_model(model_path)
+    model = load(model_path)
     console.print(repr(model))
     table = Table()
     for column in ("parameter", "shape", "values"):
@@ -308,7 +308,9 @@ def gradcheck(
     _check_positive(hidden=hidden, layers=layers, inputs=inputs, outputs=outputs)
     _check_positive(length=length, batch=batch)
     activation = activation or ("tanh" if cell == "elman" else "sigmoid")
-    model = rnnlab.RNN(inputs, hidden, outputs, activation, cell=cell, num_layers=layers, seed=seed)
+    model = rnnlab.RNN(
+        inputs, hidden, outputs, activation=activation, cell=cell, num_layers=layers, seed=seed
+    )
     rng = np.random.default_rng(seed)
     for p in model.params.values():
         p += rng.normal(scale=0.2, size=p.shape)

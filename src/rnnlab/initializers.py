@@ -31,7 +31,8 @@ from functools import partial
 
 import numpy as np
 
-from rnnlab.kernels.layout import param_shapes
+from rnnlab.kernels.layout import param_name
+from rnnlab.kernels.registry import get_cell
 
 
 def glorot_uniform(shape: tuple[int, int], *, rng: np.random.Generator, gain: float = 1.0):
@@ -73,32 +74,39 @@ def init_params(
     hidden_size: int,
     output_size: int,
     num_layers: int,
-    gates: int = 1,
     rng: np.random.Generator,
     dtype=np.float64,
 ) -> dict[str, np.ndarray]:
-    """Fresh parameters for a network, float ``dtype``, in a fixed draw order."""
-    shapes = param_shapes(cell, input_size, hidden_size, output_size, num_layers)
-    if activation == "sigmoid" and cell == "elman":
+    """Fresh parameters for a network, float ``dtype``, in a fixed draw order.
+
+    Everything that differs between cells comes from the cell's registry entry
+    (:mod:`rnnlab.kernels.registry`): its gate blocks, its input bias and the initial
+    value of each of that bias's gate blocks (``bias_blocks``). A cell with a choice
+    of nonlinearity gets the scheme of ``activation``; a cell with fixed ones (gated)
+    gets Glorot-uniform input and orthogonal recurrent blocks.
+    """
+    spec = get_cell(cell)
+    if len(spec.activations) > 1 and activation == "sigmoid":
         w_in, w_rec = partial(glorot_uniform, gain=4.0), partial(glorot_uniform, gain=0.5)
-    elif activation == "relu" and cell == "elman":
+    elif len(spec.activations) > 1 and activation == "relu":
         w_in, w_rec = he_uniform, identity
     else:
-        w_in = glorot_uniform
-        w_rec = orthogonal
+        w_in, w_rec = glorot_uniform, orthogonal
     params = {}
-    for name, shape in shapes.items():
-        base = name.split("_l")[0]
-        if base == "W_xh":
-            value = _recurrent_blocks(w_in, shape, gates, rng=rng)
-        elif base == "W_hh":
-            value = _recurrent_blocks(w_rec, shape, gates, rng=rng)
-        elif base == "W_hy":
-            value = glorot_uniform(shape, rng=rng)
-        elif base == "b_h" and cell == "lstm":  # gate blocks i, f, g, o
-            value = np.zeros(shape)
-            value[shape[0] // 4 : shape[0] // 2] = 1.0  # forget gate open
-        else:  # biases and initial states
-            value = np.zeros(shape)
-        params[name] = np.ascontiguousarray(value, dtype=dtype)
+    for layer in range(num_layers):
+        layer_input = input_size if layer == 0 else hidden_size
+        for base, shape in spec.shapes(layer_input, hidden_size).items():
+            if base == "W_xh":
+                value = _recurrent_blocks(w_in, shape, spec.gates, rng=rng)
+            elif base == "W_hh":
+                value = _recurrent_blocks(w_rec, shape, spec.gates, rng=rng)
+            elif base == spec.input_bias and spec.bias_blocks:  # e.g. the LSTM's forget gate
+                value = np.repeat(np.asarray(spec.bias_blocks, dtype=np.float64), hidden_size)
+            else:  # other biases and initial states
+                value = np.zeros(shape)
+            params[param_name(base, layer)] = np.ascontiguousarray(value, dtype=dtype)
+    params["W_hy"] = np.ascontiguousarray(
+        glorot_uniform((output_size, hidden_size), rng=rng), dtype=dtype
+    )
+    params["b_y"] = np.zeros(output_size, dtype=dtype)
     return params

@@ -1,7 +1,7 @@
 """Moving networks between rnnlab and PyTorch, exactly.
 
 >>> module = to_torch(model)                  # a torch.nn.Module, same numbers
->>> logits = module(x, lengths)               # x (B, T, I) padded -> logits (B, T, O)
+>>> logits = module(x, lengths)               # (B, T, I) -> (B, T, O), as model.logits(...)
 >>> model2 = from_torch(module)               # back: exactly the same parameters
 >>> model3 = from_torch(nn_lstm, nn_linear, h0=h0, c0=c0)   # from plain torch modules
 
@@ -47,31 +47,35 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from rnnlab.kernels.layout import CELLS, param_name, param_shapes
+from rnnlab.kernels.layout import param_name, param_shapes
+from rnnlab.kernels.registry import CELLS, CellSpec, get_cell
 from rnnlab.model import RNN, RNNConfig
 
 TORCH_MISSING = "rnnlab.interop needs PyTorch: pip install torch==2.13.0"
 
-_TORCH_BASES = {  # rnnlab base name -> torch recurrent parameter bases (summed)
-    "W_xh": ("weight_ih",),
-    "W_hh": ("weight_hh",),
-    "b_xh": ("bias_ih",),
-    "b_hh": ("bias_hh",),
-    "b_h": ("bias_ih", "bias_hh"),
-}
+
+def _torch_bases(spec: CellSpec) -> dict[str, tuple[str, ...]]:
+    """A cell's base names -> the torch recurrent parameter bases whose sum each is."""
+    bases = {"W_xh": ("weight_ih",), "W_hh": ("weight_hh",)}
+    if spec.recurrent_bias is None:  # one bias for both sides: the sum of torch's two
+        bases[spec.input_bias] = ("bias_ih", "bias_hh")
+    else:
+        bases[spec.input_bias] = ("bias_ih",)
+        bases[spec.recurrent_bias] = ("bias_hh",)
+    return bases
 
 
 def torch_names(cell: str, num_layers: int) -> dict[str, tuple[str, ...]]:
     """rnnlab parameter name -> the :class:`TorchRNN` parameter names whose sum it is."""
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    spec = get_cell(cell)
+    torch_bases = _torch_bases(spec)
     names: dict[str, tuple[str, ...]] = {}
     for layer in range(num_layers):
-        for base in CELLS[cell].shapes(1, 1):
+        for base in spec.bases:
             if base in ("h0", "c0"):
                 sources = (f"{base}.{layer}",)
             else:
-                sources = tuple(f"rnn.{t}_l{layer}" for t in _TORCH_BASES[base])
+                sources = tuple(f"rnn.{t}_l{layer}" for t in torch_bases[base])
             names[param_name(base, layer)] = sources
     names["W_hy"] = ("head.weight",)
     names["b_y"] = ("head.bias",)
@@ -83,7 +87,8 @@ def to_torch(model: RNN):
 
     Its ``forward(x, lengths=None)`` takes a padded batch-first ``x (B, T, I)``
     and returns logits ``(B, T, O)``; with ``lengths`` it runs on packed
-    sequences and the logits on padding are the head's bias alone.
+    sequences and the logits on padding are zero. ``model.logits(x, lengths=...)``
+    returns the same array: same layout, same values, padding included.
     """
     torch = _import_torch()
     classes = _torch_classes()
@@ -93,20 +98,21 @@ def to_torch(model: RNN):
     I, H, O, L = c.input_size, c.hidden_size, c.output_size, c.num_layers
     dtype = {"float64": torch.float64, "float32": torch.float32}[c.dtype]
     nn = torch.nn
-    if c.cell == "elman" and c.activation == "sigmoid":
+    spec = get_cell(c.cell)
+    if len(spec.activations) > 1 and c.activation == "sigmoid":  # nn.RNN has no sigmoid
         rnn = classes.SigmoidRNN(I, H, L, dtype=dtype)
-    elif c.cell == "elman":
-        rnn = nn.RNN(I, H, L, nonlinearity=c.activation, batch_first=True, dtype=dtype)
-    elif c.cell == "gru":
-        rnn = nn.GRU(I, H, L, batch_first=True, dtype=dtype)
+    elif len(spec.activations) > 1:
+        rnn = getattr(nn, spec.torch_class)(
+            I, H, L, nonlinearity=c.activation, batch_first=True, dtype=dtype
+        )
     else:
-        rnn = nn.LSTM(I, H, L, batch_first=True, dtype=dtype)
+        rnn = getattr(nn, spec.torch_class)(I, H, L, batch_first=True, dtype=dtype)
     zeros = torch.zeros(L, H, dtype=dtype)
     module = classes.TorchRNN(
         rnn,
         nn.Linear(H, O, dtype=dtype),
         h0=zeros,
-        c0=zeros if c.cell == "lstm" else None,
+        c0=zeros if spec.cell_state else None,
         loss=c.loss,
     )
     tparams = dict(module.named_parameters())
@@ -163,12 +169,13 @@ def from_torch(
                 f"the Linear head takes {linear.in_features} features but the recurrent "
                 f"layers have hidden_size {rnn.hidden_size}"
             )
-        if c0 is not None and cell != "lstm":
+        if c0 is not None and not get_cell(cell).cell_state:
             raise ValueError(f"c0 is the LSTM's cell state; a {cell} cell has none")
         state = {f"rnn.{n}": p for n, p in rnn.named_parameters()}
         state |= {f"head.{n}": p for n, p in linear.named_parameters()}
         L, H = rnn.num_layers, rnn.hidden_size
-        for base, value in (("h0", h0), ("c0", c0))[: CELLS[cell].carry_size]:
+        initial = (("h0", h0), ("c0", c0)) if get_cell(cell).cell_state else (("h0", h0),)
+        for base, value in initial:
             for layer, row in enumerate(_initial_rows(value, base, L, H, torch)):
                 state[f"{base}.{layer}"] = row
         O = linear.out_features
@@ -209,22 +216,25 @@ def _describe(rnn, classes, torch) -> tuple[str, str]:
     nn = torch.nn
     if isinstance(rnn, classes.SigmoidRNN):
         cell, activation = "elman", "sigmoid"
-    elif isinstance(rnn, nn.LSTM):
-        cell, activation = "lstm", "sigmoid"
-    elif isinstance(rnn, nn.GRU):
-        cell, activation = "gru", "sigmoid"
-    elif isinstance(rnn, nn.RNN):
-        if rnn.nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
-                f"unknown nonlinearity {rnn.nonlinearity!r}; nn.RNN has 'tanh' and 'relu' "
-                "(rnnlab's sigmoid Elman cell exports as rnnlab.interop.SigmoidRNN)"
-            )
-        cell, activation = "elman", rnn.nonlinearity
     else:
-        raise ValueError(
-            "from_torch takes torch.nn.RNN, nn.GRU, nn.LSTM, SigmoidRNN or a TorchRNN from "
-            f"to_torch, got {type(rnn).__name__}"
+        spec = next(
+            (s for s in CELLS.values() if isinstance(rnn, getattr(nn, s.torch_class))), None
         )
+        if spec is None:
+            raise ValueError(
+                "from_torch takes torch.nn.RNN, nn.GRU, nn.LSTM, SigmoidRNN or a TorchRNN from "
+                f"to_torch, got {type(rnn).__name__}"
+            )
+        cell, activation = spec.name, spec.activations[0]
+        if len(spec.activations) > 1:  # the nonlinearity is the module's choice
+            choices = [a for a in spec.activations if a != "sigmoid"]  # SigmoidRNN's alone
+            if rnn.nonlinearity not in choices:
+                raise ValueError(
+                    f"unknown nonlinearity {rnn.nonlinearity!r}; nn.{spec.torch_class} has "
+                    f"{' and '.join(map(repr, choices))} (rnnlab's sigmoid Elman cell exports "
+                    "as rnnlab.interop.SigmoidRNN)"
+                )
+            activation = rnn.nonlinearity
     if rnn.bidirectional:
         raise ValueError("bidirectional layers cannot be converted: rnnlab runs forward in time")
     if getattr(rnn, "proj_size", 0):
@@ -358,18 +368,24 @@ def _torch_classes():
             return h, c
 
         def forward(self, x, lengths=None):
-            """x (B, T, I) padded, lengths (B,) optional -> logits (B, T, O)."""
+            """x (B, T, I) padded, lengths (B,) optional -> logits (B, T, O).
+
+            With ``lengths`` the sequences run packed, and the logits past each
+            sequence's length are zero (as the hidden states there are): the same
+            array as ``model.logits(x, lengths=lengths)``.
+            """
             x = torch.as_tensor(x, dtype=self.head.weight.dtype)
             B, T, _ = x.shape
             hx = self.initial_state(B)
             if lengths is None:
                 out, _ = self.rnn(x, hx)  # (B, T, H)
-            else:
-                lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
-                packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-                out, _ = self.rnn(packed, hx)
-                out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H)
-            return self.head(out)  # (B, T, O)
+                return self.head(out)  # (B, T, O)
+            lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed, hx)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H)
+            valid = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
+            return self.head(out) * valid[..., None].to(out.dtype)  # (B, T, O), 0 on padding
 
     for cls in (SigmoidRNN, TorchRNN):
         cls.__module__ = __name__

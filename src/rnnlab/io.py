@@ -1,37 +1,36 @@
-"""Models on disk and run directories.
+"""Model files and run directories.
 
 A model file is a ``safetensors`` file: one tensor per parameter under its
 rnnlab name, and string metadata ``{"format": "rnnlab", "format_version": "1",
-"config": <RNNConfig as JSON>}``. Loading parses bytes only — nothing is
-unpickled or executed — and checks every part of the file against the config;
-any problem raises :class:`ModelFileError` naming the file.
+"config": <the config dict as JSON>}``. This module reads and writes
+``(config dict, parameter dict)`` pairs and knows nothing of models:
+:meth:`rnnlab.RNN.save` and :func:`rnnlab.load` sit on it and check the config
+and the parameters against each other. Reading parses bytes only — nothing is
+unpickled or executed — and any problem raises :class:`ModelFileError` naming
+the file.
 
 Every write here is atomic: the bytes go to a temporary file in the target's
 directory, which is then renamed over the target, so a reader sees the old
 file or the new one, never half of one.
 
->>> save_model(model, "runs/shift/model.safetensors")  # doctest: +SKIP
->>> load_model("runs/shift/model.safetensors")  # doctest: +SKIP
-RNN(input_size=1, hidden_size=2, output_size=1, cell='elman', activation='sigmoid', loss='bce')
+>>> write_model_file("model.safetensors", {"hidden_size": 2}, {"b": np.zeros(2)})  # doctest: +SKIP
+>>> read_model_file("model.safetensors")  # doctest: +SKIP
+({'hidden_size': 2}, {'b': array([0., 0.])})
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import safetensors
 import safetensors.numpy
-
-from rnnlab import kernels
-from rnnlab.kernels.layout import param_shapes
-from rnnlab.model import DTYPES, RNN, RNNConfig
 
 FORMAT = "rnnlab"
 FORMAT_VERSION = "1"
@@ -89,70 +88,67 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# -- models -------------------------------------------------------------------------------
+# -- model files -------------------------------------------------------------------------
 
 
-def save_model(model: RNN, path: str | os.PathLike) -> Path:
-    """Save ``model``'s config and parameters to a safetensors file, atomically.
+def write_model_file(path: str | os.PathLike, config: Mapping, params: Mapping[str, np.ndarray]
+                     ) -> Path:  # fmt: skip
+    """Save ``config`` (a JSON-serialisable dict) and named float arrays, atomically.
 
-    Parameters are stored exactly (bit for bit) in the config's dtype.
-    Raises ``ValueError`` for a model that could not be loaded back: missing
-    or extra parameters, or one that is not a finite array of the config's
-    dtype and shape.
+    Parameters are stored exactly (bit for bit) in their own dtype, float32 or
+    float64. Raises ``ValueError`` for what could not be read back: a config that
+    is not a JSON object, a parameter that is not a finite float32/float64 array.
     """
-    config = model.config
-    dtype = np.dtype(DTYPES[config.dtype])
-    shapes = param_shapes(
-        config.cell, config.input_size, config.hidden_size, config.output_size, config.num_layers
-    )
-    if set(model.params) != set(shapes):
-        raise ValueError(
-            f"parameter names {sorted(model.params)} do not match the config's {sorted(shapes)}"
-        )
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config must be a dict, got {type(config).__name__}")
+    try:
+        config_json = json.dumps(dict(config))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"config is not JSON-serialisable ({err})") from None
     tensors = {}
-    for name, shape in shapes.items():
-        value = np.asarray(model.params[name])
-        if value.shape != shape:
-            raise ValueError(f"parameter {name} has shape {value.shape}, expected {shape}")
-        if value.dtype != dtype:
-            raise ValueError(f"parameter {name} is {value.dtype}, the config says {dtype}")
+    for name, value in params.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"parameter names must be non-empty strings, got {name!r}")
+        value = np.asarray(value)
+        if value.dtype.newbyteorder("<") not in _FILE_DTYPES.values():
+            raise ValueError(f"parameter {name} is {value.dtype}; only float32 and float64 "
+                             "are saved")  # fmt: skip
         if not np.all(np.isfinite(value)):
             raise ValueError(f"parameter {name} contains NaN or infinite values; not saving")
-        tensors[name] = np.ascontiguousarray(value)
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": json.dumps(config.to_dict()),
-    }
+        tensors[name] = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config_json}
     return atomic_write_bytes(path, safetensors.numpy.save(tensors, metadata=metadata))
 
 
-def load_model(path: str | os.PathLike, backend: str = "auto") -> RNN:
-    """Load a model saved by :func:`save_model`.
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """The config dict and parameters (read-only float arrays, in file order) of a
+    file written by :func:`write_model_file`.
 
     Raises
     ------
     ModelFileError
         For any unreadable or invalid file (one line naming the file and the problem).
-    ValueError
-        For an unknown or unavailable ``backend``.
     """
-    kernels.get_backend(backend)  # a bad backend is the caller's error, not the file's
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ModelFileError(f"{path}: cannot read model file: {err.strerror or err}") from None
     try:
-        config, params = _parse(data)
-        return RNN.from_params(config, params, backend)
+        return _parse(data)
     except (ValueError, TypeError) as err:
-        message = " ".join(str(err).split())  # one line, whatever the source wrote
-        raise ModelFileError(f"{path}: {message}") from None
+        raise model_file_error(path, err) from None
 
 
-def _parse(data: bytes) -> tuple[RNNConfig, dict[str, np.ndarray]]:
-    """Config and parameters from a model file's bytes; ValueError for anything wrong."""
+def model_file_error(path: str | os.PathLike, err: Exception) -> ModelFileError:
+    """``err`` as a :class:`ModelFileError` of one line that starts with the file's name
+    (for the layers above, whose checks of a file's contents fail)."""
+    message = " ".join(str(err).split())  # one line, whatever the source wrote
+    return ModelFileError(f"{path}: {message}")
+
+
+def _parse(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """Config dict and parameters from a model file's bytes; ValueError for anything wrong."""
     try:
         tensors = safetensors.deserialize(data)  # checks header, offsets and sizes
     except Exception as err:  # the Rust binding raises SafetensorError and others
@@ -170,25 +166,16 @@ def _parse(data: bytes) -> tuple[RNNConfig, dict[str, np.ndarray]]:
     if "config" not in metadata:
         raise ValueError("rnnlab metadata has no config")
     try:
-        fields = json.loads(metadata["config"])
+        config = json.loads(metadata["config"])
     except json.JSONDecodeError as err:
         raise ValueError(f"config metadata is not valid JSON ({err})") from None
-    if not isinstance(fields, dict):
+    if not isinstance(config, dict):
         raise ValueError("config metadata is not a JSON object")
-    known = {f.name for f in dataclasses.fields(RNNConfig)}
-    if set(fields) - known:
-        raise ValueError(f"config has unknown fields {sorted(set(fields) - known)}")
-    try:
-        config = RNNConfig(**fields)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"invalid config: {err}") from None
     params = {}
     for name, view in tensors:
         dtype = _FILE_DTYPES.get(view["dtype"])
         if dtype is None:
             raise ValueError(f"parameter {name} has dtype {view['dtype']}; expected F32 or F64")
-        if dtype != np.dtype(DTYPES[config.dtype]).newbyteorder("<"):
-            raise ValueError(f"parameter {name} is {dtype.name}, the config says {config.dtype}")
         params[name] = np.frombuffer(view["data"], dtype=dtype).reshape(view["shape"])
     return config, params
 

@@ -12,10 +12,10 @@ softmax    logsumexp(z) - sum_o y z       softmax(z) - y         softmax(z)
 mse        sum_o (z - y)^2                2 (z - y)              z
 =========  =============================  =====================  ==============
 
-``reduction="sum"`` adds every scored term (the notebook's choice);
-``"mean"`` divides by the number of scored terms: scored steps times ``O``
-for the element-wise losses (``bce``, ``mse``, as PyTorch does), scored steps
-for ``softmax``.
+``reduction="mean"`` (the default everywhere in rnnlab) divides the sum by the
+number of scored terms: scored steps times ``O`` for the element-wise losses
+(``bce``, ``mse``, as PyTorch does), scored steps for ``softmax``; ``"sum"``
+adds every scored term (the notebook's choice).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def check_reduction(reduction: str) -> None:
 
 
 def loss_and_dlogits(
-    name: str, z: np.ndarray, y: np.ndarray, mask: np.ndarray, reduction: str = "sum"
+    name: str, z: np.ndarray, y: np.ndarray, mask: np.ndarray, reduction: str = "mean"
 ) -> tuple[float, np.ndarray]:
     """Masked, reduced loss and its gradient with respect to the logits.
 

@@ -3,28 +3,62 @@
 >>> model = RNN(hidden_size=2, seed=0)
 >>> model.predict([[0, 1, 1, 0]])          # one list per sequence
 [[...]]
+
+Every output is batch-first, like the inputs: ``logits (B, T, O)``,
+``hidden_states`` ``(L, B, T, H)``, and zero past each sequence's length (as
+PyTorch's packed sequences give). The forward work runs on a backend (see
+:mod:`rnnlab.kernels`), through its protocol only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from rnnlab import kernels
-from rnnlab.functional import ACTIVATIONS
+from rnnlab import io, kernels
 from rnnlab.initializers import init_params
-from rnnlab.kernels.layout import CELLS, param_shapes
+from rnnlab.kernels.layout import FlatParams, Network, network, param_shapes
+from rnnlab.kernels.registry import CELLS, get_cell
 from rnnlab.losses import LOSSES, check_reduction, get_loss, loss_and_dlogits
 from rnnlab.sequences import Batch, make_batch, unbatch
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 TARGETS = {"bce": "binary", "softmax": "class", "mse": "real"}
+#: every nonlinearity some cell takes, in the registry's order
+ACTIVATION_NAMES = tuple(dict.fromkeys(a for spec in CELLS.values() for a in spec.activations))
+
+
+def dtype_name(dtype) -> str:
+    """``"float64"`` or ``"float32"`` from a name, a numpy type or a ``numpy.dtype``.
+
+    ``np.float32``, ``"float32"`` and ``np.dtype("float32")`` are all ``"float32"``;
+    anything else is a ValueError.
+    """
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return dtype
+    name = None
+    if dtype is not None and not isinstance(dtype, bool):
+        try:
+            name = np.dtype(dtype).name
+        except (TypeError, ValueError):
+            name = None
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose float64 or float32")
+    return name
 
 
 @dataclass(frozen=True)
 class RNNConfig:
-    """Everything that defines a model's architecture (saved beside its weights)."""
+    """Everything that defines a model's architecture (saved beside its weights).
+
+    ``dtype`` may be given as ``np.float32``, ``"float32"`` or ``np.dtype("float32")``;
+    the config keeps the name (``"float32"``).
+    """
 
     input_size: int = 1  # the notebook feeds one bit per step
     hidden_size: int = 2  # the notebook's two units
@@ -40,28 +74,63 @@ class RNNConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.activation not in ACTIVATIONS:
+            object.__setattr__(self, field, int(value))
+        if not isinstance(self.cell, str):
+            raise ValueError(f"cell must be a name, got {self.cell!r}")
+        spec = get_cell(self.cell)
+        if self.activation not in ACTIVATION_NAMES:
             raise ValueError(
-                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+                f"unknown activation {self.activation!r}; choose one of "
+                f"{', '.join(ACTIVATION_NAMES)}"
             )
-        if self.cell != "elman" and self.activation != "sigmoid":
+        if self.activation not in spec.activations:
+            if len(spec.activations) == 1:
+                choosers = [s.name for s in CELLS.values() if len(s.activations) > 1]
+                raise ValueError(
+                    f"activation applies to the {' and '.join(choosers)} cell only; "
+                    f"{self.cell!r} has fixed nonlinearities (leave activation at its "
+                    f"default, {spec.activations[0]!r})"
+                )
             raise ValueError(
-                f"activation applies to the Elman cell only; {self.cell!r} has fixed sigmoid "
-                "gates and tanh candidates (leave activation at its default)"
+                f"activation {self.activation!r} is not one of {self.cell}'s "
+                f"({', '.join(spec.activations)})"
             )
         get_loss(self.loss)
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose float64 or float32")
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> RNNConfig:
+        """A config from :meth:`to_dict`'s output (as a model file stores it); a
+        ValueError names unknown fields or what is invalid."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"config must be a dict, got {type(fields).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        if set(fields) - known:
+            raise ValueError(f"config has unknown fields {sorted(set(fields) - known)}")
+        try:
+            return cls(**fields)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"invalid config: {err}") from None
+
     @property
-    def network(self) -> dict:
-        """The keyword arguments every kernel takes to know the network."""
-        return {"cell": self.cell, "activation": self.activation, "num_layers": self.num_layers}
+    def network(self) -> Network:
+        """The :class:`~rnnlab.kernels.layout.Network` every backend takes (cached)."""
+        return network(self.cell, self.activation, self.num_layers, self.input_size,
+                       self.hidden_size, self.output_size)  # fmt: skip
+
+
+class HiddenStates(NamedTuple):
+    """Every layer's states over a batch, batch-first, zero past each sequence's length.
+
+    ``h (L, B, T, H)``: hidden states; ``c (L, B, T, H)``: cell states for cells
+    that have one (LSTM), else None.
+    """
+
+    h: np.ndarray
+    c: np.ndarray | None
 
 
 class RNN:
@@ -71,14 +140,14 @@ class RNN:
     ----------
     input_size, hidden_size, output_size : int
         ``I``, ``H`` and ``O``. The defaults are the notebook's 1-2-1 network.
-    activation : {"sigmoid", "tanh", "relu"}
+    activation : {"sigmoid", "tanh", "relu"}, keyword-only
         Nonlinearity of the Elman cell (see :mod:`rnnlab.initializers` for the
         initialisation each one gets). Elman only: ``gru`` and ``lstm`` reject
         any other value than the default.
     cell : {"elman", "gru", "lstm"}
         Cell type; ``gru`` and ``lstm`` follow ``torch.nn.GRU`` / ``nn.LSTM``
-        (equations and gate order in :mod:`rnnlab.kernels.gru` and
-        :mod:`rnnlab.kernels.lstm`).
+        (equations and gate order in :mod:`rnnlab.kernels.reference.gru` and
+        :mod:`rnnlab.kernels.reference.lstm`).
     num_layers : int
         Stacked recurrent layers.
     loss : {"bce", "softmax", "mse"}
@@ -86,20 +155,28 @@ class RNN:
     seed : int
         Seed of the ``numpy.random.Generator`` that draws the initial weights.
     backend : {"auto", "numpy", "numba"}
-        Kernels to run on.
-    dtype : {"float64", "float32"}
+        Kernels to run on (``"auto"``: the compiled ones when numba works).
+    dtype : float64 or float32, as ``np.float32``, ``"float32"`` or ``np.dtype(...)``
 
     Attributes
     ----------
-    params : dict of str to ndarray
-        Per layer, Elman: ``W_xh (H, I)``, ``W_hh (H, H)``, ``b_h (H,)``,
-        ``h0 (H,)``; GRU: ``W_xh (3H, I)``, ``W_hh (3H, H)``, ``b_xh (3H,)``,
-        ``b_hh (3H,)``, ``h0 (H,)``; LSTM: ``W_xh (4H, I)``, ``W_hh (4H, H)``,
-        ``b_h (4H,)``, ``h0 (H,)``, ``c0 (H,)``. Layers after the first add
-        ``_l1``, ``_l2``...; then ``W_hy (O, H)`` and ``b_y (O,)``. Editing
-        these arrays in place changes the model. On the compiled backend they are
-        views into one vector (``params.flat``): assigning a name copies the values
-        into the model's array (cast to its dtype), as ``param.data.copy_`` would.
+    config : RNNConfig
+    network : the :class:`~rnnlab.kernels.layout.Network` (sizes and parameter layout)
+    params : :class:`~rnnlab.kernels.layout.FlatParams`
+        A dict of named views into one flat vector ``params.flat``. Per layer,
+        Elman: ``W_xh (H, I)``, ``W_hh (H, H)``, ``b_h (H,)``, ``h0 (H,)``; GRU:
+        ``W_xh (3H, I)``, ``W_hh (3H, H)``, ``b_xh (3H,)``, ``b_hh (3H,)``,
+        ``h0 (H,)``; LSTM: ``W_xh (4H, I)``, ``W_hh (4H, H)``, ``b_h (4H,)``,
+        ``h0 (H,)``, ``c0 (H,)``. Layers after the first add ``_l1``, ``_l2``...;
+        then ``W_hy (O, H)`` and ``b_y (O,)``. Editing these arrays in place
+        changes the model, on every backend; assigning a name (or
+        ``model.params = {...}``) copies the values into the model's arrays (cast
+        to its dtype), as ``param.data.copy_`` would. The arrays are made once:
+        they stay the model's whatever backend it runs on.
+    backend : str
+        The backend in use: ``"numba"`` or ``"numpy"``.
+    kernels : module
+        That backend (it implements the protocol of :mod:`rnnlab.kernels`).
     """
 
     def __init__(
@@ -107,14 +184,14 @@ class RNN:
         input_size: int = 1,
         hidden_size: int = 2,
         output_size: int = 1,
-        activation: str = "sigmoid",
         *,
+        activation: str = "sigmoid",
         cell: str = "elman",
         num_layers: int = 1,
         loss: str = "bce",
         seed: int = 0,
         backend: str = "auto",
-        dtype: str = "float64",
+        dtype="float64",
     ):
         config = RNNConfig(
             input_size, hidden_size, output_size, cell, activation, num_layers, loss, dtype
@@ -122,20 +199,18 @@ class RNN:
         params = init_params(
             cell=cell,
             activation=activation,
-            input_size=input_size,
-            hidden_size=hidden_size,
-            output_size=output_size,
-            num_layers=num_layers,
-            gates=CELLS[cell].gates,
+            input_size=config.input_size,
+            hidden_size=config.hidden_size,
+            output_size=config.output_size,
+            num_layers=config.num_layers,
             rng=np.random.default_rng(seed),
-            dtype=DTYPES[dtype],
+            dtype=DTYPES[config.dtype],
         )
         self._setup(config, params, backend)
 
     @classmethod
     def from_params(cls, config: RNNConfig, params: dict, backend: str = "auto") -> RNN:
         """A model from a config and a full parameter dict (checked against the config)."""
-        model = cls.__new__(cls)
         expected = param_shapes(
             config.cell, config.input_size, config.hidden_size, config.output_size,
             config.num_layers,
@@ -146,60 +221,90 @@ class RNN:
                 f"parameters do not match the config: missing {sorted(missing)}, "
                 f"unexpected {sorted(extra)}"
             )
-        dtype = DTYPES[config.dtype]
-        checked = {}
         for name, shape in expected.items():
             value = np.asarray(params[name])
             if value.shape != shape:
                 raise ValueError(f"parameter {name} has shape {value.shape}, expected {shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"parameter {name} contains NaN or infinite values")
-            checked[name] = np.array(value, dtype=dtype)
-        model._setup(config, checked, backend)
+        model = cls.__new__(cls)
+        model._setup(config, params, backend)
         return model
 
     def _setup(self, config: RNNConfig, params: dict, backend: str) -> None:
         self.config = config
-        self.params = params
+        self.network = config.network
+        self._dtype = np.dtype(DTYPES[config.dtype])
+        self._params = FlatParams.pack(self.network, params, self._dtype)  # made once, kept
         self.use_backend(backend)
 
-    def use_backend(self, backend: str) -> None:
-        """Run on ``backend`` from now on ("auto", "numpy" or "numba"); weights are kept.
+    @property
+    def params(self) -> FlatParams:
+        return self._params
 
-        The compiled backend keeps every parameter as a view into one flat vector
-        (``model.params.flat``), which its training step updates in one go.
+    @params.setter
+    def params(self, values) -> None:
+        self._params.update(values)  # copied in: every array a user holds stays the model's
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: ``"numba"`` or ``"numpy"``."""
+        return self.kernels.name
+
+    def use_backend(self, backend: str) -> None:
+        """Run on ``backend`` from now on ("auto", "numpy" or "numba").
+
+        Only the kernels change: the parameters (and every array a user holds) stay
+        the same objects.
         """
-        chosen = kernels.get_backend(backend)
-        pack = getattr(chosen, "pack", None)
-        c = self.config
-        if pack is not None and not hasattr(self.params, "flat"):  # packed once, then kept
-            self.params = pack(self.params, cell=c.cell, num_layers=c.num_layers)
-        elif pack is None and hasattr(self.params, "flat"):
-            self.params = dict(self.params)  # the same arrays, as a plain dict
-        self.backend = backend
-        self._kernels = chosen
+        self.kernels = kernels.get_backend(backend)
 
     def __repr__(self) -> str:
         c = self.config
         layers = f", num_layers={c.num_layers}" if c.num_layers > 1 else ""
-        activation = f", activation={c.activation!r}" if c.cell == "elman" else ""
+        chooses = len(get_cell(c.cell).activations) > 1  # the activation is the cell's own
+        activation = f", activation={c.activation!r}" if chooses else ""
         return (
             f"RNN(input_size={c.input_size}, hidden_size={c.hidden_size}, "
             f"output_size={c.output_size}, cell={c.cell!r}{activation}{layers}, loss={c.loss!r})"
         )
 
-    def save(self, path):
-        """Save config and parameters to a safetensors file (see :func:`rnnlab.io.save_model`)."""
-        from rnnlab.io import save_model  # io builds models: imported here to avoid a cycle
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save config and parameters to a safetensors file, atomically (see
+        :func:`rnnlab.io.write_model_file`); :func:`load` reads it back exactly."""
+        return io.write_model_file(path, self.config.to_dict(), self._params)
 
-        return save_model(self, path)
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str = "auto") -> RNN:
+        """A model saved by :meth:`save` (also ``rnnlab.load``).
+
+        Raises
+        ------
+        ModelFileError
+            For any unreadable or invalid file (one line naming the file and the problem).
+        ValueError
+            For an unknown or unavailable ``backend``.
+        """
+        kernels.get_backend(backend)  # a bad backend is the caller's error, not the file's
+        fields, params = io.read_model_file(path)
+        try:
+            config = RNNConfig.from_dict(fields)
+            for name, value in params.items():
+                if value.dtype.name != config.dtype:
+                    raise ValueError(
+                        f"parameter {name} is {value.dtype.name}, the config says {config.dtype}"
+                    )
+            return cls.from_params(config, params, backend)
+        except (ValueError, TypeError) as err:
+            raise io.model_file_error(path, err) from None
 
     # -- data ---------------------------------------------------------------------------
 
     def batch(self, X, Y=None, *, lengths=None, mask=None) -> Batch:
-        """Validate and pad user data into a time-major :class:`~rnnlab.sequences.Batch`."""
+        """Validate and pad user data into a time-major :class:`~rnnlab.sequences.Batch`
+        of the model's dtype (a Batch is passed through, cast if needed)."""
         if isinstance(X, Batch):
-            return X
+            return X if X.x.dtype == self._dtype else X.astype(self._dtype)
         c = self.config
         return make_batch(
             X,
@@ -209,16 +314,23 @@ class RNN:
             lengths=lengths,
             mask=mask,
             targets=TARGETS[c.loss],
-            dtype=DTYPES[c.dtype],
+            dtype=self._dtype,
         )
 
     # -- inference ----------------------------------------------------------------------
 
+    def _forward(self, batch: Batch, states: bool = False):
+        """The backend's forward pass: time-major ``logits (T, B, O)``, ``h``, ``c``."""
+        return self.kernels.forward(self.network, self._params.flat, batch.x, states=states)
+
     def logits(self, X, *, lengths=None) -> np.ndarray:
-        """Output logits, time-major ``(T, B, O)``."""
+        """Output logits, batch-first ``(B, T, O)``, zero past each sequence's length.
+
+        ``rnnlab.to_torch(model)(x, lengths)`` returns the same array.
+        """
         batch = self.batch(X, lengths=lengths)
-        logits, *_ = self._kernels.forward(self.params, batch.x, **self.config.network)
-        return logits
+        logits, _, _ = self._forward(batch)
+        return _batch_first(logits, batch)
 
     def predict_proba(self, X, *, lengths=None):
         """Output probabilities (``bce``: sigmoid, ``softmax``: softmax; ``mse``: values).
@@ -227,12 +339,14 @@ class RNN:
         ``O == 1``); a padded ``(B, T[, I])`` array in, a ``(B, T[, O])`` array out.
         """
         batch = self.batch(X, lengths=lengths)
-        return unbatch(LOSSES[self.config.loss].output(self.logits(batch)), batch)
+        logits, _, _ = self._forward(batch)
+        return unbatch(LOSSES[self.config.loss].output(logits), batch)
 
     def predict(self, X, *, lengths=None, threshold: float = 0.5):
         """Predictions: 0/1 bits (``bce``), class indices (``softmax``) or values (``mse``)."""
         batch = self.batch(X, lengths=lengths)
-        outputs = LOSSES[self.config.loss].output(self.logits(batch))  # (T, B, O)
+        logits, _, _ = self._forward(batch)
+        outputs = LOSSES[self.config.loss].output(logits)  # (T, B, O)
         if self.config.loss == "bce":
             outputs = (outputs >= threshold).astype(np.int64)
         elif self.config.loss == "softmax":
@@ -242,10 +356,12 @@ class RNN:
             return [[int(v) if np.ndim(v) == 0 else [int(u) for u in v] for v in s] for s in result]
         return result
 
-    def hidden_states(self, X, *, lengths=None) -> list[np.ndarray]:
-        """Every layer's hidden sequence, time-major ``(T, B, H)`` each."""
+    def hidden_states(self, X, *, lengths=None) -> HiddenStates:
+        """Every layer's states: ``h (L, B, T, H)`` and, for the LSTM, ``c (L, B, T, H)``
+        (else None); batch-first, zero past each sequence's length."""
         batch = self.batch(X, lengths=lengths)
-        return self._kernels.hidden_states(self.params, batch.x, **self.config.network)
+        _, h, c = self._forward(batch, states=True)
+        return HiddenStates(_batch_first(h, batch), None if c is None else _batch_first(c, batch))
 
     # -- training -----------------------------------------------------------------------
 
@@ -257,8 +373,8 @@ class RNN:
         lengths=None,
         mask=None,
         truncate: int | None = None,
-        reduction: str = "sum",
-    ) -> tuple[float, dict[str, np.ndarray]]:
+        reduction: str = "mean",
+    ) -> tuple[float, FlatParams]:
         """The loss and its exact gradient for every parameter (same names and shapes).
 
         Parameters
@@ -268,8 +384,15 @@ class RNN:
         truncate : int, optional
             Let each step's loss flow back through at most this many steps;
             ``None`` is full BPTT and ``1`` is the notebook's one-step gradient.
-        reduction : {"sum", "mean"}
-            Sum over scored terms (the notebook's), or their mean.
+        reduction : {"mean", "sum"}
+            The mean over scored terms, or their sum (the notebook's).
+
+        Returns
+        -------
+        loss : float
+        grads : FlatParams
+            Named views into one flat gradient vector (``grads.flat``), laid out as
+            ``model.params.flat``.
         """
         batch = self.batch(X, Y, lengths=lengths, mask=mask)
         if batch.y is None:
@@ -279,21 +402,38 @@ class RNN:
         ):
             raise ValueError(f"truncate must be a positive integer or None, got {truncate!r}")
         check_reduction(reduction)
-        return self._kernels.loss_and_grad(
-            self.params,
+        value, grad = self.kernels.loss_and_grad(
+            self.network,
+            self._params.flat,
             batch.x,
             batch.y,
             batch.mask,
-            **self.config.network,
             loss=self.config.loss,
-            truncate=truncate,
             reduction=reduction,
+            truncate=None if truncate is None else int(truncate),
         )
+        return value, FlatParams(self.network, grad)
 
-    def loss(self, X, Y=None, *, lengths=None, mask=None, reduction: str = "sum") -> float:
+    def loss(self, X, Y=None, *, lengths=None, mask=None, reduction: str = "mean") -> float:
         """The loss alone (see :meth:`loss_and_grad`)."""
         batch = self.batch(X, Y, lengths=lengths, mask=mask)
         if batch.y is None:
             raise ValueError("loss needs targets Y")
-        logits = self.logits(batch)
+        logits, _, _ = self._forward(batch)
         return loss_and_dlogits(self.config.loss, logits, batch.y, batch.mask, reduction)[0]
+
+
+def load(path: str | os.PathLike, backend: str = "auto") -> RNN:
+    """A model saved by :meth:`RNN.save` (see :meth:`RNN.load`)."""
+    return RNN.load(path, backend)
+
+
+def _batch_first(values: np.ndarray, batch: Batch) -> np.ndarray:
+    """Time-major ``(..., T, B, F)`` as a new batch-first ``(..., B, T, F)`` array, zero
+    past each sequence's length."""
+    out = np.swapaxes(values, -3, -2).copy(order="C")  # (..., B, T, F)
+    T = out.shape[-2]
+    padding = np.arange(T)[None, :] >= batch.lengths[:, None]  # (B, T)
+    if padding.any():
+        out[..., padding, :] = 0.0
+    return out

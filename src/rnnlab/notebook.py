@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab import functional
-from rnnlab.kernels import numpy_ref
+from rnnlab.kernels.layout import FlatParams
 from rnnlab.model import RNN as CoreRNN
 from rnnlab.tasks.shift import shift_data
 
@@ -132,7 +132,7 @@ class RNN:
     """The notebook's 2-unit sigmoid RNN, its weights living in ``self.core`` (an rnnlab RNN)."""
 
     def __init__(self):
-        self.core = CoreRNN(1, 2, 1, "sigmoid", backend="numpy")
+        self.core = CoreRNN(1, 2, 1, activation="sigmoid", backend="numpy")
         for name, value in _NOTEBOOK_WEIGHTS.items():
             setattr(self, name, value)
 
@@ -142,10 +142,10 @@ class RNN:
 
     def run(self, x, a_first, a_second):
         """One step from the state ``(a_first, a_second)``: ``(y_hat, a_first, a_second)``."""
-        params = self._params_from(a_first, a_second)
+        theta = self._params_from(a_first, a_second)
         x_step = np.array([[[x]]], dtype=float)  # (T=1, B=1, I=1)
-        logits, tape = numpy_ref.forward(params, x_step, **self.core.config.network)
-        (h,) = tape[0][0][0]  # (H,)
+        logits, h, _ = self.core.kernels.forward(self.core.network, theta, x_step, states=True)
+        h = h[0, 0, 0]  # (H,): layer 0, step 0, sequence 0
         return sigmoid(logits[0, 0, 0]), float(h[0]), float(h[1])
 
     def forward_pass(self, x, y, a_first, a_second):
@@ -155,28 +155,30 @@ class RNN:
         notebook's order (``Wy_first, Wy_second, by, Waa_first_1, ...``).
         """
         _check_targets([y])
-        params = self._params_from(a_first, a_second)
+        theta = self._params_from(a_first, a_second)
         x_step = np.array([[[x]]], dtype=float)  # (T=1, B=1, I=1)
-        _, grads = numpy_ref.loss_and_grad(
-            params, x_step, np.array([[[y]]], float), np.ones((1, 1)), **self.core.config.network
-        )
+        _, grad = self.core.kernels.loss_and_grad(
+            self.core.network, theta, x_step, np.array([[[y]]], float), np.ones((1, 1)),
+            loss="bce", reduction="sum",
+        )  # fmt: skip
         y_hat, a1, a2 = self.run(x, a_first, a_second)
-        return _in_notebook_order(grads), a1, a2, y_hat
+        return _in_notebook_order(FlatParams(self.core.network, grad)), a1, a2, y_hat
 
     def update_weights(self, x_input, y_input, learning_rate=0.0001, print_loss=False):
         """One SGD step on one sequence with the notebook's one-step gradients."""
         _check_targets(y_input)
-        loss, grads = self.core.loss_and_grad([x_input], [y_input], truncate=1)
+        loss, grads = self.core.loss_and_grad([x_input], [y_input], truncate=1, reduction="sum")
         if print_loss:
             print("logistic loss", loss)
         for name in _GRADIENT_ORDER:
             key, index = _NAMES[name]
             self.core.params[key][index] -= learning_rate * grads[key][index]
 
-    def _params_from(self, a_first, a_second) -> dict:
-        params = dict(self.core.params)
-        params["h0"] = np.array([a_first, a_second], dtype=float)
-        return params
+    def _params_from(self, a_first, a_second) -> np.ndarray:
+        """A copy of the flat parameter vector with the initial state ``(a_first, a_second)``."""
+        params = FlatParams(self.core.network, self.core.params.flat.copy())
+        params["h0"] = [a_first, a_second]
+        return params.flat
 
 
 for _name in _NAMES:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.io import atomic_write_text, make_run_dir, save_model
+from rnnlab.io import atomic_write_text, make_run_dir
 from rnnlab.model import RNN
 from rnnlab.tasks import Task, get_task
 from rnnlab.train import FitConfig, History, evaluate, fit
@@ -63,7 +63,7 @@ def train_task(
         task.input_size,
         hidden_size or d.hidden_size,
         task.output_size,
-        activation,
+        activation=activation,
         cell=cell,
         num_layers=num_layers or d.num_layers,
         loss=task.loss,
@@ -97,7 +97,7 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
     drawn by ``plotter``, a :class:`~rnnlab.plots.PlotWorker`, when given)."""
     tick = time.perf_counter()
     run_dir = make_run_dir(root, result.task.name)
-    save_model(result.model, run_dir / "model.safetensors")
+    result.model.save(run_dir / "model.safetensors")
     config = {
         "task": result.task.name,
         "model": result.model.config.to_dict(),

@@ -55,6 +55,16 @@ class Batch:
             as_list=self.as_list,
         )
 
+    def astype(self, dtype) -> Batch:
+        """The same batch with ``x``, ``y`` and ``mask`` cast to ``dtype``."""
+        return Batch(
+            x=self.x.astype(dtype),
+            y=None if self.y is None else self.y.astype(dtype),
+            mask=self.mask.astype(dtype),
+            lengths=self.lengths,
+            as_list=self.as_list,
+        )
+
     @property
     def padding_mask(self) -> np.ndarray:
         """``(T, B)`` float mask: 1 on valid steps, 0 on padding."""

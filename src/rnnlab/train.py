@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnlab.losses import LOSSES, check_reduction, loss_and_dlogits
 from rnnlab.model import RNN
-from rnnlab.optim import clip_grad_norm, global_norm, make_optimizer, make_schedule
+from rnnlab.optim import Optimizer, make_optimizer, make_schedule
 from rnnlab.sequences import Batch
 from rnnlab.tasks import Task, get_task
 from rnnlab.tasks.base import evaluate_outputs
@@ -95,7 +95,8 @@ class DataTask:
 def evaluate(model: RNN, batch: Batch, task=None, *, reduction: str = "mean") -> dict:
     """Held-out loss and accuracies of ``model`` on a prepared batch."""
     task = task or DataTask(model.config.loss)
-    logits = model.logits(batch)  # (T, B, O)
+    batch = model.batch(batch)
+    logits, _, _ = model.kernels.forward(model.network, model.params.flat, batch.x)  # (T, B, O)
     loss, _ = loss_and_dlogits(model.config.loss, logits, batch.y, batch.mask, reduction)
     metrics = task.evaluate(LOSSES[model.config.loss].output(logits), batch)
     return {"loss": loss, **metrics}
@@ -107,15 +108,17 @@ class TrainStep:
     >>> step = TrainStep(model, make_optimizer("adam", lr=0.05), clip=1.0)
     >>> loss, norm = step(batch)  # doctest: +SKIP
 
-    Under the compiled backend the parameters live in one flat vector
-    (``model.params.flat``) and the gradient comes back as one: clipping and the
-    optimizer step are then one compiled call each, with no per-parameter Python.
-    Otherwise it loops over the parameter dict. Returns the loss and the gradient's
-    global norm before clipping; when either is inf or NaN the weights are left as
-    they were.
+    It works on the model's flat parameter vector (``model.params.flat``) through
+    the backend protocol (:mod:`rnnlab.kernels`) only. An optimizer with a flat rule
+    (Adam, SGD, Momentum) hands it over as an :class:`~rnnlab.optim.rules.Update`
+    and the backend's ``train_step`` computes the gradient and applies the update in
+    one call; otherwise (Adagrad, RMSprop) the backend's ``loss_and_grad`` gives the
+    flat gradient and ``optimizer.step_flat`` applies it. Returns the loss and the
+    gradient's global norm before clipping; when either is inf or NaN the weights
+    (and the optimizer's step count) are left as they were.
     """
 
-    def __init__(self, model: RNN, optimizer, *, truncate: int | None = None,
+    def __init__(self, model: RNN, optimizer: Optimizer, *, truncate: int | None = None,
                  reduction: str = "mean", clip: float | None = None):  # fmt: skip
         if truncate is not None and (
             isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1
@@ -126,40 +129,25 @@ class TrainStep:
             raise ValueError(f"clip must be a positive number or None, got {clip!r}")
         check_reduction(reduction)
         self.model, self.optimizer = model, optimizer
-        self.truncate, self.reduction, self.clip = truncate, reduction, clip
-        self._kw = {**model.config.network, "loss": model.config.loss, "truncate": truncate,
-                    "reduction": reduction}  # fmt: skip
-        self._fused_for = None  # the parameter dict the kernels below were chosen for
-        self._fused = self._flat_kernel = None
+        self.truncate, self.reduction = truncate, reduction
+        self.clip = None if clip is None else float(clip)
+        self._kw = {"loss": model.config.loss, "reduction": reduction, "truncate": truncate}
 
     def __call__(self, batch: Batch) -> tuple[float, float]:
         model, optimizer = self.model, self.optimizer
-        params = model.params
-        if params is not self._fused_for:  # first call, or the model changed backend
-            self._fused_for = params
-            compiled = hasattr(params, "flat") and hasattr(model._kernels, "loss_and_grad_flat")
-            self._flat_kernel = model._kernels.loss_and_grad_flat if compiled else None
-            fused = getattr(model._kernels, "fused_train_step", None) if compiled else None
-            self._fused = None if fused is None else fused(params, **self._kw)
-        if self._fused is not None:  # the smallest models: pass and update in one call
-            update = optimizer.fused(params.flat, self.clip)
-            done = None if update is None else self._fused(batch.x, batch.y, batch.mask, update)
-            if done is not None:
-                loss, norm = done
-                if math.isfinite(loss) and math.isfinite(norm):
-                    optimizer.fused_applied()
-                return loss, norm
-        if self._flat_kernel is not None:  # the compiled backend: one flat gradient vector
-            loss, grad = self._flat_kernel(params, batch.x, batch.y, batch.mask, **self._kw)
-            if not math.isfinite(loss):
-                return loss, float(np.linalg.norm(grad))
-            return loss, optimizer.step_flat(params.flat, grad, max_norm=self.clip)
-        loss, grads = model.loss_and_grad(batch, truncate=self.truncate, reduction=self.reduction)
-        # one pass over the gradients: the norm both clips and detects inf/NaN
-        norm = global_norm(grads) if self.clip is None else clip_grad_norm(grads, self.clip)
-        if math.isfinite(loss) and math.isfinite(norm):
-            optimizer.step(params, grads)
-        return loss, norm
+        backend, net, theta = model.kernels, model.network, model.params.flat
+        batch = model.batch(batch)  # (the model's dtype)
+        update = optimizer.flat_update(theta, self.clip)
+        if update is not None:  # pass and update in one backend call
+            loss, norm = backend.train_step(net, theta, batch.x, batch.y, batch.mask,
+                                            update=update, **self._kw)  # fmt: skip
+            if math.isfinite(loss) and math.isfinite(norm):
+                optimizer.advance_flat()
+            return loss, norm
+        loss, grad = backend.loss_and_grad(net, theta, batch.x, batch.y, batch.mask, **self._kw)
+        if not math.isfinite(loss):
+            return loss, float(np.linalg.norm(grad))
+        return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)
 
 
 def fit(
@@ -185,17 +173,17 @@ def fit(
     progress : bool
         Show a rich progress bar with loss and accuracy.
     backend : {"auto", "numpy", "numba"}, optional
-        Train on these kernels (the model returns to its own afterwards);
-        ``None``: the model's.
+        Train on these kernels (the model returns to its own afterwards; its
+        parameter arrays stay the same objects throughout); ``None``: the model's.
 
     Stops when the held-out data is solved, when ``patience`` evaluations
     pass without improvement, at ``max_steps``, or when the loss turns NaN or
     infinite (keeping the last good weights).
     """
     config = replace(config or FitConfig(), **overrides)
-    if backend is None or backend == model.backend:
+    if backend is None:
         return _fit(model, data, validation, config, progress)
-    own = model.backend
+    own = model.backend  # "numba" or "numpy": what runs now
     model.use_backend(backend)
     try:
         return _fit(model, data, validation, config, progress)
@@ -261,7 +249,7 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> His
                 score = (metrics["sequence_accuracy"], metrics["step_accuracy"], -metrics["loss"])
                 if best_score is None or score > best_score:
                     best_score, evals_since_best = score, 0
-                    best_params = {n: p.copy() for n, p in model.params.items()}
+                    best_params = model.params.flat.copy()
                     history.best = metrics
                 else:
                     evals_since_best += 1
@@ -278,8 +266,7 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> His
             history.stop_reason = f"reached max_steps={max_steps}"
 
     if config.restore_best and best_params is not None and not history.solved:
-        for name, value in best_params.items():
-            model.params[name][...] = value
+        model.params.flat[...] = best_params
     history.steps = step
     history.seconds = time.perf_counter() - start
     return history
@@ -312,7 +299,7 @@ def _prepare(model: RNN, data, validation, config: FitConfig):
             if validation is not None
             else task.generate(d.n_test, val_rng, lengths=d.train_lengths)
         )
-        return task, train, val
+        return task, model.batch(train), model.batch(val)  # in the model's dtype, cast once
     train = _as_batch(model, data)
     val = train if validation is None else _as_batch(model, validation)
     return DataTask(model.config.loss), train, val
@@ -320,7 +307,7 @@ def _prepare(model: RNN, data, validation, config: FitConfig):
 
 def _as_batch(model: RNN, data) -> Batch:
     if isinstance(data, Batch):
-        return data
+        return model.batch(data)
     if isinstance(data, tuple) and len(data) in (2, 3):
         X, Y, *rest = data
         return model.batch(X, Y, mask=rest[0] if rest else None)

@@ -1,32 +1,68 @@
-"""Backends: the numpy reference (the specification) and compiled kernels.
+"""Backends: the numpy reference (the specification) and the compiled kernels.
 
-A backend is a module with ``forward``, ``hidden_states`` and
-``loss_and_grad`` of the signatures in :mod:`rnnlab.kernels.numpy_ref`.
+The backend protocol
+--------------------
+A backend is a module with a ``name`` and three functions. Each takes the
+network (a :class:`~rnnlab.kernels.layout.Network`: cell, sizes, layout) and its
+parameters as one flat vector ``theta (P,)``, float32 or float64, with inputs of
+the same dtype, time-major:
+
+``forward(net, theta, x, *, states=False) -> (logits, h, c)``
+    The forward pass alone (no tape, no gradient). ``x (T, B, I)`` ->
+    ``logits (T, B, O)``; with ``states``, every layer's hidden states
+    ``h (L, T, B, H)`` and, for cells with a cell state, ``c (L, T, B, H)``
+    (else None); without, both None.
+
+``loss_and_grad(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None)``
+    ``-> (value, grad)``: the loss of ``y (T, B, O)`` weighted by ``mask (T, B)``
+    and its exact gradient (BPTT, or truncated to ``truncate`` steps), a new
+    flat vector laid out as ``theta``.
+
+``train_step(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None, update)``
+    ``-> (value, norm)``: one training update of ``theta`` in place: the pass
+    above, then the optimizer step ``update`` (an :class:`rnnlab.optim.rules.Update`:
+    clipping, rule, state arrays). Returns the loss and the gradient's norm
+    before clipping; when either is not finite ``theta`` is unchanged.
+
+Arguments are checked by the layers above (:mod:`rnnlab.model`,
+:mod:`rnnlab.train`); backends trust them. ``rnnlab.kernels.reference`` is the
+specification; ``rnnlab.kernels.compiled`` must match it to 1e-12 (float64).
 """
 
 from __future__ import annotations
 
+import warnings
 from types import ModuleType
 
 BACKENDS = ("auto", "numpy", "numba")
 
 
 def get_backend(name: str) -> ModuleType:
-    """The kernel module for ``name``: ``"numpy"``, ``"numba"`` or ``"auto"``.
+    """The backend module for ``name``: ``"numpy"``, ``"numba"`` or ``"auto"``.
 
-    ``"auto"`` takes the compiled kernels when numba imports and works,
-    otherwise the numpy reference.
+    ``"auto"`` takes the compiled kernels when numba imports, otherwise the numpy
+    reference (with one warning saying why).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name in ("numba", "auto"):
         try:
-            from rnnlab.kernels import numba_backend
+            from rnnlab.kernels import compiled
         except ImportError as err:
             if name == "numba":
                 raise ValueError(f"backend 'numba' is not available: {err}") from None
+            _warn_once(f"rnnlab runs on the numpy reference backend: {err}")
         else:
-            return numba_backend
-    from rnnlab.kernels import numpy_ref
+            return compiled
+    from rnnlab.kernels import reference
 
-    return numpy_ref
+    return reference
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)

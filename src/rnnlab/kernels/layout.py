@@ -1,46 +1,176 @@
-"""Parameter names and shapes for a whole network: cells, layers and the output head.
+"""A network's shape and where each of its parameters lives in one flat vector.
 
 Layer 0 uses the cell's base names (``W_xh``, ``W_hh``, ...); layer ``l >= 1``
 adds ``_l{l}`` (``W_xh_l1``). The linear head is ``W_hy (O, H)``, ``b_y (O,)``.
 Adding layers never renames the first one, so a one-layer model keeps the
 notebook's names.
+
+Every backend takes a :class:`Network` and the flat parameter vector ``theta``;
+a model's parameters are :class:`FlatParams`, named views into that vector.
 """
 
 from __future__ import annotations
 
-from rnnlab.kernels.elman import ElmanCell
-from rnnlab.kernels.gru import GRUCell
-from rnnlab.kernels.lstm import LSTMCell
+from functools import cache
 
-CELLS = {"elman": ElmanCell, "gru": GRUCell, "lstm": LSTMCell}
+import numpy as np
+
+from rnnlab.kernels.registry import ACTIVATION_CODES, CellSpec, get_cell
+
 HEAD = ("W_hy", "b_y")
+#: columns of :attr:`Network.offsets`: where each layer's arrays start (-1: absent)
+W_XH, W_HH, B_X, B_H, H0, C0 = range(6)
 
 
 def param_name(base: str, layer: int) -> str:
     return base if layer == 0 else f"{base}_l{layer}"
 
 
-def make_cell(cell: str, activation: str = "sigmoid"):
-    """The numpy reference cell object for a cell type (``activation``: Elman only)."""
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-    return CELLS[cell](activation) if cell == "elman" else CELLS[cell]()
-
-
 def param_shapes(
     cell: str, input_size: int, hidden_size: int, output_size: int, num_layers: int
 ) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, layer by layer, then the head."""
+    spec = get_cell(cell)
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(num_layers):
         layer_input = input_size if layer == 0 else hidden_size
-        for base, shape in CELLS[cell].shapes(layer_input, hidden_size).items():
+        for base, shape in spec.shapes(layer_input, hidden_size).items():
             shapes[param_name(base, layer)] = shape
     shapes["W_hy"] = (output_size, hidden_size)
     shapes["b_y"] = (output_size,)
     return shapes
 
 
-def layer_view(params: dict, cell_cls, layer: int) -> dict:
-    """The parameters of one layer under their base names (views, no copies)."""
-    return {base: params[param_name(base, layer)] for base in cell_cls.shapes(1, 1)}
+class Network:
+    """One network's architecture and the layout of its flat parameter vector.
+
+    Attributes
+    ----------
+    spec : the cell's :class:`~rnnlab.kernels.registry.CellSpec`
+    activation, num_layers, input_size, hidden_size, output_size : as in ``RNNConfig``
+    names, shapes, slices : per parameter, in flat-vector order
+    size : length of the flat vector
+    offsets : int64 array (L, 6)
+        Start of ``W_xh, W_hh, input bias, recurrent bias, h0, c0`` per layer (-1: absent).
+    head : int64 array (2,)
+        Start of ``W_hy, b_y``.
+    """
+
+    def __init__(self, cell: str, activation: str, num_layers: int, input_size: int,
+                 hidden_size: int, output_size: int):  # fmt: skip
+        self.spec: CellSpec = get_cell(cell)
+        if activation not in self.spec.activations:
+            raise ValueError(f"activation {activation!r} is not one of {self.spec.name}'s "
+                             f"({', '.join(self.spec.activations)})")  # fmt: skip
+        self.cell, self.activation, self.num_layers = cell, activation, num_layers
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        self.activation_code = ACTIVATION_CODES[activation]
+        shapes = param_shapes(cell, input_size, hidden_size, output_size, num_layers)
+        self.names = tuple(shapes)
+        self.shapes = tuple(shapes.values())
+        starts, start, slices = {}, 0, []
+        for name, shape in shapes.items():
+            size = int(np.prod(shape))
+            starts[name] = start
+            slices.append((start, start + size))
+            start += size
+        self.slices = tuple(slices)
+        self.size = start
+        spec = self.spec
+        columns = ("W_xh", "W_hh", spec.input_bias, spec.recurrent_bias, "h0", "c0")
+        self.offsets = np.full((num_layers, 6), -1, dtype=np.int64)
+        for layer in range(num_layers):
+            for column, base in enumerate(columns):
+                if base is not None and param_name(base, layer) in starts:
+                    self.offsets[layer, column] = starts[param_name(base, layer)]
+        self.head = np.array([starts["W_hy"], starts["b_y"]], dtype=np.int64)
+        self._items = tuple(zip(self.names, self.slices, self.shapes, strict=True))
+
+    @property
+    def key(self) -> tuple:
+        return (self.cell, self.activation, self.num_layers, self.input_size,
+                self.hidden_size, self.output_size)  # fmt: skip
+
+    def __repr__(self) -> str:
+        return "Network(cell={!r}, activation={!r}, num_layers={}, input_size={}, " \
+               "hidden_size={}, output_size={})".format(*self.key)  # fmt: skip
+
+    def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views into a flat vector (no copies)."""
+        # (1-D arrays skip the reshape: at H = 2 building views costs as much as a pass)
+        return {
+            name: flat[a:b] if len(shape) == 1 else flat[a:b].reshape(shape)
+            for name, (a, b), shape in self._items
+        }
+
+    def layer(self, params: dict, layer: int) -> dict[str, np.ndarray]:
+        """One layer's parameters under their base names (the same arrays, no copies)."""
+        return {base: params[param_name(base, layer)] for base in self.spec.bases}
+
+
+@cache
+def network(cell: str, activation: str, num_layers: int, input_size: int, hidden_size: int,
+            output_size: int) -> Network:  # fmt: skip
+    """The :class:`Network` of these sizes (one object per shape, made once)."""
+    return Network(cell, activation, num_layers, input_size, hidden_size, output_size)
+
+
+class FlatParams(dict):
+    """A network's parameters: a dict of named views into one flat vector ``flat``.
+
+    Edits in place (``p -= lr * g``, as optimizers do) reach ``flat``. Assigning a
+    name (``params["W_hh"] = a``, or ``update``) copies the values into the existing
+    view, cast to its dtype; names cannot be added or removed. So every array a
+    user holds stays the model's, whatever backend runs it. Copies and pickles are
+    FlatParams again (``copy.copy`` shares ``flat``, ``copy.deepcopy`` does not).
+    """
+
+    def __init__(self, net: Network, flat: np.ndarray):
+        if flat.shape != (net.size,):
+            raise ValueError(f"flat vector of shape {flat.shape}; the network has {net.size}")
+        super().__init__(net.unpack(flat))
+        self.net = net
+        self.flat = flat
+
+    @classmethod
+    def pack(cls, net: Network, params: dict, dtype) -> FlatParams:
+        """Copy named arrays (exactly the network's names and shapes) into a new vector."""
+        flat = np.empty(net.size, dtype=dtype)
+        out = cls(net, flat)
+        out.update(params)
+        return out
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"{name!r} is not a parameter of this network ({', '.join(self)})")
+        view = self[name]
+        if np.shape(value) != view.shape:
+            raise ValueError(f"parameter {name} has shape {view.shape}, got {np.shape(value)}")
+        view[...] = value
+
+    def update(self, other=(), /, **named):
+        for name, value in dict(other, **named).items():
+            self[name] = value
+
+    def setdefault(self, name, value=None):
+        if name not in self:
+            self[name] = value  # raises: no new names
+        return self[name]
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError("the parameters of a network cannot be removed")
+
+    __delitem__ = pop = popitem = clear = _fixed
+
+    def __reduce__(self):
+        return FlatParams, (self.net, self.flat)
+
+    def __copy__(self):
+        return FlatParams(self.net, self.flat)
+
+    def __deepcopy__(self, memo):
+        return FlatParams(self.net, self.flat.copy())

@@ -24,30 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.functional import sigmoid, sigmoid_derivative, tanh, tanh_derivative
-from rnnlab.kernels.elman import ElmanCell
 
 
 class GRUCell:
     """``step(p, carry, x) -> (carry, cache)`` and ``step_back(p, cache, dcarry, grads)``."""
-
-    name = "gru"
-    gates = 3  # row blocks of W_xh / W_hh: r, z, n
-    carry_size = 1  # (h,)
-
-    @staticmethod
-    def shapes(input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
-        H, I = hidden_size, input_size
-        return {
-            "W_xh": (3 * H, I),
-            "W_hh": (3 * H, H),
-            "b_xh": (3 * H,),
-            "b_hh": (3 * H,),
-            "h0": (H,),
-        }
-
-    # the carry is (h,) as for the Elman cell: same start and same h0 gradient
-    initial_carry = staticmethod(ElmanCell.initial_carry)
-    initial_carry_back = staticmethod(ElmanCell.initial_carry_back)
 
     @staticmethod
     def step(p: dict, carry: tuple, x: np.ndarray):

@@ -18,27 +18,10 @@ from rnnlab.functional import ACTIVATIONS, DERIVATIVES
 class ElmanCell:
     """``step(p, carry, x) -> (carry, cache)`` and ``step_back(p, cache, dcarry, grads)``."""
 
-    name = "elman"
-    gates = 1  # row blocks of W_xh / W_hh
-    carry_size = 1  # (h,)
-
     def __init__(self, activation: str = "sigmoid"):
         self.activation = activation
         self.f = ACTIVATIONS[activation]
         self.df = DERIVATIVES[activation]
-
-    @staticmethod
-    def shapes(input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
-        H, I = hidden_size, input_size
-        return {"W_xh": (H, I), "W_hh": (H, H), "b_h": (H,), "h0": (H,)}
-
-    @staticmethod
-    def initial_carry(p: dict, batch_size: int) -> tuple[np.ndarray, ...]:
-        return (np.broadcast_to(p["h0"], (batch_size, p["h0"].shape[0])),)  # (B, H)
-
-    @staticmethod
-    def initial_carry_back(dcarry: tuple[np.ndarray, ...], grads: dict) -> None:
-        grads["h0"] += dcarry[0].sum(axis=0)  # (H,)
 
     def step(self, p: dict, carry: tuple, x: np.ndarray):
         """x (B, I), carry (h_prev (B, H),) -> ((h (B, H),), cache)."""

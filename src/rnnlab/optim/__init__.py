@@ -20,19 +20,27 @@ rmsprop   v = a v + (1 - a) g²;  p -= lr g / (sqrt(v) + eps)
           (centered: sqrt(v - m²) with m += (1 - a) (g - m); momentum: as above)
 ========  =========================================================================
 
+A model's parameters are also one flat vector (``model.params.flat``): ``step_flat``
+updates it from a flat gradient, and ``flat_update`` hands a backend the rule, its
+hyperparameters and state arrays as one :class:`~rnnlab.optim.rules.Update` (Adam,
+SGD, Momentum; None for the others), for a training step that computes the gradient
+and applies the update in one call (see :class:`rnnlab.train.TrainStep`).
+
 >>> opt = make_optimizer("adam", lr=0.05)
 >>> opt.step(model.params, grads)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from rnnlab.optim import rules
+from rnnlab.optim.rules import Update
 
 # -- checking hyperparameters -------------------------------------------------------------
 
@@ -96,7 +104,8 @@ class Optimizer:
         self.lr = lr
         self.weight_decay = _number("weight_decay", weight_decay, low=0.0)
         self.state: dict[str, dict] = {}
-        self._fused_cache = None  # (flat state, rule, state_a, state_b) for fused()
+        self._flat_cache = None  # (theta, state["flat"], its two arrays) for flat_update()
+        self._checked_max_norm = None
 
     @property
     def lr(self) -> float:
@@ -148,7 +157,7 @@ class Optimizer:
 
     def step_flat(self, theta: np.ndarray, grad: np.ndarray, *, max_norm: float | None = None
                   ) -> float:  # fmt: skip
-        """Clip and update one flat parameter vector in place (the compiled backend's path).
+        """Clip and update one flat parameter vector in place (numpy).
 
         Parameters
         ----------
@@ -160,68 +169,76 @@ class Optimizer:
         The state of a flat step is kept under ``state["flat"]`` (one optimizer
         should step either flat vectors or parameter dicts, not both).
         """
-        if max_norm is not None:
-            max_norm = _number("max_norm", max_norm, low=0.0, low_open=True)
         if grad.shape != theta.shape:
             raise ValueError(f"gradient has shape {grad.shape}, parameters {theta.shape}")
-        state = self.state.setdefault("flat", {"step": 0})
-        compiled = _compiled_steps()
-        if compiled is not None and theta.dtype == grad.dtype and theta.dtype.kind == "f":
-            norm = self._compiled_step(compiled, theta, grad, state, max_norm or 0.0)
-            if norm is not None:
-                return norm
-        norm = float(np.linalg.norm(grad))
+        update = self.flat_update(theta, max_norm=max_norm)
+        if update is not None:  # the rule as data: the same numbers a backend's step applies
+            norm = rules.apply(update, theta, grad)
+            if math.isfinite(norm):
+                self.advance_flat()
+            return norm
+        norm = rules.clip(grad, self._max_norm(max_norm))
         if not math.isfinite(norm):
             return norm
-        if max_norm is not None and max_norm / (norm + 1e-6) < 1.0:
-            grad *= max_norm / (norm + 1e-6)
         if self.weight_decay:
             grad = grad + self.weight_decay * theta
+        state = self.state.setdefault("flat", {"step": 0})
         state["step"] += 1
         self._update(theta, grad, state)
         return norm
 
-    def _compiled_step(self, compiled, theta, grad, state, max_norm) -> float | None:
-        """A compiled flat step if this optimizer has one (returns the norm), else None."""
-        return None
+    def flat_update(self, theta: np.ndarray, max_norm: float | None = None) -> Update | None:
+        """This optimizer's next step on the flat vector ``theta``, as data.
 
-    def fused(self, theta: np.ndarray, max_norm: float | None = None) -> tuple | None:
-        """What a compiled step that also computes the gradient needs to update ``theta``.
-
-        Returns ``(rule, step, state_a, state_b, lr, beta1, beta2, eps, weight_decay,
-        momentum, nesterov, max_norm)`` (see :func:`rnnlab.kernels._numba_optim.step`),
-        or None when this optimizer has no compiled rule. After a step that updated,
-        call :meth:`fused_applied`. Kept lean: at ``H = 2`` it runs once per microseconds.
+        Returns an :class:`~rnnlab.optim.rules.Update` (the rule, the current ``lr``,
+        the step it will be, the clipping norm and the state arrays of
+        ``state["flat"]``, updated in place by whoever applies it), or None when the
+        optimizer has no flat rule (Adagrad, RMSprop: use :meth:`step_flat`). Once
+        the update has been applied (a finite loss and norm), call
+        :meth:`advance_flat`. Cheap: at ``H = 2`` it runs once per few microseconds.
         """
         return None
 
-    def fused_applied(self) -> None:
-        """Count a step a fused kernel made with the arguments from :meth:`fused`."""
+    def advance_flat(self) -> None:
+        """Count one step made with the :class:`~rnnlab.optim.rules.Update` of
+        :meth:`flat_update` (the step count is the Update's ``step`` from then on)."""
         self.state["flat"]["step"] += 1
 
-    def _fused_state(self, theta, rule, name_a, name_b):
-        """(flat state, compiled rule code, state arrays a and b, theta) for :meth:`fused`,
-        made once and reused while theta, ``state["flat"]`` and its arrays stay the same
-        objects (checked by identity: this runs once per update of a tiny model)."""
-        cached = self._fused_cache
-        if cached is not None:
-            state = self.state.get("flat")
-            if (
-                cached[4] is theta
-                and cached[0] is state
-                and cached[2] is state.get(name_a)
-                and cached[3] is state.get(name_b)
-            ):
-                return cached
-        compiled = _compiled_steps()
-        if compiled is None or theta.dtype.kind != "f":
-            return None
+    def _max_norm(self, max_norm) -> float:
+        """``max_norm`` checked, as a float (0.0: no clipping); the last one is remembered."""
+        if max_norm is None:
+            return 0.0
+        if max_norm != self._checked_max_norm:  # (NaN never equals: always checked)
+            self._checked_max_norm = _number("max_norm", max_norm, low=0.0, low_open=True)
+        return self._checked_max_norm
+
+    def _flat_state(self, theta: np.ndarray, keys: tuple[str, ...]) -> tuple:
+        """``(theta, state, first, second)``: ``state["flat"]`` and its arrays ``keys``
+        (at most two; an empty array for each one missing) for ``theta``, made once with
+        :func:`_buffer` and remembered while ``theta``, the state dict and its arrays
+        stay the same objects (checked by identity: this runs once per update)."""
+        c = self._flat_cache
+        if (
+            c is not None
+            and c[0] is theta
+            and self.state.get("flat") is c[1]
+            and (not keys or c[1].get(keys[0]) is c[2])
+            and (len(keys) < 2 or c[1].get(keys[1]) is c[3])
+        ):
+            return c
+        if theta.dtype.kind != "f":
+            raise ValueError(f"parameters must be a float vector, got dtype {theta.dtype}")
         state = self.state.setdefault("flat", {"step": 0})
-        a, b = _buffer(state, name_a, theta), _buffer(state, name_b, theta)
-        if a.dtype != theta.dtype or b.dtype != theta.dtype:
-            return None  # state kept from another dtype: the numpy step handles it
-        self._fused_cache = (state, getattr(compiled, rule), a, b, theta)
-        return self._fused_cache
+        arrays = []
+        for key in keys:
+            array = _buffer(state, key, theta)
+            if array.dtype != theta.dtype:  # kept from a vector of another dtype
+                array = state[key] = array.astype(theta.dtype)
+            arrays.append(array)
+        empty = np.empty(0, dtype=theta.dtype)
+        arrays += [empty] * (2 - len(arrays))
+        self._flat_cache = (theta, state, *arrays)
+        return self._flat_cache
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError
@@ -242,21 +259,11 @@ class SGD(Optimizer):
         if self.nesterov and self.momentum == 0.0:
             raise ValueError("nesterov needs momentum > 0")
 
-    def fused(self, theta, max_norm=None):
-        cached = self._fused_state(theta, "SGD", "momentum_buffer", "momentum_buffer")
-        if cached is None:
-            return None
-        state, rule, buf, _, _ = cached
-        return (rule, state["step"] + 1, buf, buf, self._lr, 0.0, 0.0, 0.0, self.weight_decay,
-                self.momentum, self.nesterov, max_norm or 0.0)  # fmt: skip
-
-    def _compiled_step(self, compiled, theta, grad, state, max_norm):
-        buf = _buffer(state, "momentum_buffer", theta) if self.momentum else theta[:0]
-        norm = compiled.sgd(theta, grad, buf, self.lr, self.momentum, self.nesterov,
-                            self.weight_decay, max_norm)  # fmt: skip
-        if math.isfinite(norm):
-            state["step"] += 1
-        return norm
+    def flat_update(self, theta, max_norm=None):
+        _, state, buf, unused = self._flat_state(theta, _MOMENTUM if self.momentum else ())
+        return Update(rules.SGD, state["step"] + 1, self._lr, 0.0, 0.0, 0.0, self.weight_decay,
+                      self.momentum, self.nesterov, self._max_norm(max_norm), buf,
+                      unused)  # fmt: skip
 
     def _update(self, p, g, state):
         if self.momentum:
@@ -295,22 +302,10 @@ class Adam(Optimizer):
         self.beta2 = _number("beta2", beta2, low=0.0, high=1.0)
         self.eps = _number("eps", eps, low=0.0, low_open=True)
 
-    def fused(self, theta, max_norm=None):
-        cached = self._fused_state(theta, "ADAM", "exp_avg", "exp_avg_sq")
-        if cached is None:
-            return None
-        state, rule, m, v, _ = cached
-        return (rule, state["step"] + 1, m, v, self._lr, self.beta1, self.beta2, self.eps,
-                self.weight_decay, 0.0, False, max_norm or 0.0)  # fmt: skip
-
-    def _compiled_step(self, compiled, theta, grad, state, max_norm):
-        m = _buffer(state, "exp_avg", theta)
-        v = _buffer(state, "exp_avg_sq", theta)
-        norm = compiled.adam(theta, grad, m, v, state["step"] + 1, self.lr, self.beta1,
-                             self.beta2, self.eps, self.weight_decay, max_norm)  # fmt: skip
-        if math.isfinite(norm):
-            state["step"] += 1
-        return norm
+    def flat_update(self, theta, max_norm=None):
+        _, state, m, v = self._flat_state(theta, _MOMENTS)
+        return Update(rules.ADAM, state["step"] + 1, self._lr, self.beta1, self.beta2, self.eps,
+                      self.weight_decay, 0.0, False, self._max_norm(max_norm), m, v)  # fmt: skip
 
     def _update(self, p, g, state):
         t, b1, b2 = state["step"], self.beta1, self.beta2
@@ -406,14 +401,8 @@ def make_optimizer(name: str, lr: float, **hyperparams) -> Optimizer:
     return cls(lr, **hyperparams)
 
 
-@functools.cache
-def _compiled_steps():
-    """The compiled flat steps (:mod:`rnnlab.kernels._numba_optim`), or None without numba."""
-    try:
-        from rnnlab.kernels import _numba_optim as compiled
-    except ImportError:
-        return None
-    return compiled
+_MOMENTS = ("exp_avg", "exp_avg_sq")  # Adam's flat state arrays (torch's names)
+_MOMENTUM = ("momentum_buffer",)  # SGD's
 
 
 # -- gradient clipping --------------------------------------------------------------------

@@ -33,26 +33,6 @@ from rnnlab.functional import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 class LSTMCell:
     """``step(p, carry, x) -> (carry, cache)`` and ``step_back(p, cache, dcarry, grads)``."""
 
-    name = "lstm"
-    gates = 4  # row blocks of W_xh / W_hh: i, f, g, o
-    carry_size = 2  # (h, c)
-
-    @staticmethod
-    def shapes(input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
-        H, I = hidden_size, input_size
-        return {"W_xh": (4 * H, I), "W_hh": (4 * H, H), "b_h": (4 * H,), "h0": (H,), "c0": (H,)}
-
-    @staticmethod
-    def initial_carry(p: dict, batch_size: int) -> tuple[np.ndarray, ...]:
-        B, H = batch_size, p["h0"].shape[0]
-        return (np.broadcast_to(p["h0"], (B, H)), np.broadcast_to(p["c0"], (B, H)))  # (B, H) x2
-
-    @staticmethod
-    def initial_carry_back(dcarry: tuple[np.ndarray, ...], grads: dict) -> None:
-        dh, dc = dcarry
-        grads["h0"] += dh.sum(axis=0)  # (H,)
-        grads["c0"] += dc.sum(axis=0)  # (H,)
-
     @staticmethod
     def step(p: dict, carry: tuple, x: np.ndarray):
         """x (B, I), carry (h_prev (B, H), c_prev (B, H)) -> ((h, c), cache)."""

@@ -1,0 +1,195 @@
+"""Each cell's compiled math, written once: one step forward and one step back.
+
+A cell's math is a pair of scalar, branch-free functions of one unit of one
+sequence (``*_forward``, ``*_backward``), the compiled twins of the numpy steps
+in :mod:`rnnlab.kernels.reference`. The driver (:mod:`.driver`) calls them
+through :func:`forward_block` / :func:`backward_block`, which run them over a
+block of sequences laid out *lanes last*: every array is ``(rows, n)`` with the
+sequence index innermost, so the loops over ``b`` vectorize (4 float64 or 8
+float32 at a time, exp and tanh included: :mod:`.math`).
+
+What the driver hands a cell at step ``t`` (``G`` gate blocks of ``H`` rows;
+arrays are addressed by step, ``hs[t]``, so a time loop builds no views):
+
+* ``ax (G H, n)``: ``W_xh x_t + b_x``, plus ``W_hh h_{t-1}`` (and its bias)
+  unless the cell is *split* (registry: it has a ``recurrent_bias``);
+* ``ah (G H, n)``: for split cells only, ``W_hh h_{t-1} + b_hh`` (GRU: the
+  reset gate multiplies its candidate block);
+* ``hp, cp (H, n)``: ``h_{t-1}`` and, for cells with a cell state, ``c_{t-1}``.
+
+A cell writes ``h`` (and ``c``) and what its backward step needs, ``tape
+(tape H, n)`` (registry ``tape``). Going back it receives ``dh``, the gradient
+at ``h_s``, and ``dc`` at ``c_s``; it writes the gradients at its
+pre-activations ``dax`` (and ``dah`` when split; otherwise the driver uses
+``dax`` for both sides), replaces ``dh`` by the part of the gradient at
+``h_{s-1}`` that does not go through ``W_hh`` (zero for most cells) and ``dc``
+by the gradient at ``c_{s-1}``. The driver adds ``W_hh^T dah`` to ``dh``.
+
+Cell codes are :data:`rnnlab.kernels.registry.CELLS`'s; an unknown code raises.
+"""
+
+from __future__ import annotations
+
+from rnnlab.kernels.compiled.functions import (
+    RELU,
+    SIGMOID,
+    TANH,
+    activate,
+    activation_derivative,
+)
+from rnnlab.kernels.compiled.math import inline, inline_always, sigmoid, tanh
+from rnnlab.kernels.registry import CELLS
+
+ELMAN, GRU, LSTM = (CELLS[name].code for name in ("elman", "gru", "lstm"))
+
+
+# -- Elman: h = f(a) ----------------------------------------------------------------------
+
+
+@inline
+def elman_forward(act, a):
+    return activate(act, a)
+
+
+@inline
+def elman_backward(act, dh, h):
+    """-> da, from the output ``h`` (every activation's derivative is a function of it)."""
+    return dh * activation_derivative(act, h)
+
+
+# -- GRU (PyTorch's): gates r, z, candidate n -------------------------------------------------
+
+
+@inline
+def gru_forward(ax_r, ax_z, ax_n, ah_r, ah_z, ah_n, h_prev):
+    """-> (h, r, z, n); ``ah_n = W_hn h_{t-1} + b_hn`` is kept too (tape r, z, n, ah_n)."""
+    r = sigmoid(ax_r + ah_r)
+    z = sigmoid(ax_z + ah_z)
+    n = tanh(ax_n + r * ah_n)
+    return (1.0 - z) * n + z * h_prev, r, z, n
+
+
+@inline
+def gru_backward(dh, h_prev, r, z, n, ah_n):
+    """-> (da_r, da_z, dax_n, dah_n, dh_prev_direct); the recurrent side of r and z
+    equals the input side."""
+    dax_n = dh * (1.0 - z) * (1.0 - n * n)
+    da_z = dh * (h_prev - n) * (z * (1.0 - z))
+    da_r = dax_n * ah_n * (r * (1.0 - r))
+    return da_r, da_z, dax_n, dax_n * r, dh * z
+
+
+# -- LSTM (PyTorch's): gates i, f, g, o -------------------------------------------------------
+
+
+@inline
+def lstm_forward(a_i, a_f, a_g, a_o, c_prev):
+    """-> (h, c, i, f, g, o, tanh(c)) (tape i, f, g, o, tanh(c))."""
+    i = sigmoid(a_i)
+    f = sigmoid(a_f)
+    g = tanh(a_g)
+    o = sigmoid(a_o)
+    c = f * c_prev + i * g
+    tc = tanh(c)
+    return o * tc, c, i, f, g, o, tc
+
+
+@inline
+def lstm_backward(dh, dc, c_prev, i, f, g, o, tc):
+    """-> (da_i, da_f, da_g, da_o, dc_prev); ``dc`` comes from step s + 1."""
+    dc_total = dc + dh * o * (1.0 - tc * tc)
+    return (
+        dc_total * g * (i * (1.0 - i)),
+        dc_total * c_prev * (f * (1.0 - f)),
+        dc_total * i * (1.0 - g * g),
+        dh * tc * (o * (1.0 - o)),
+        dc_total * f,
+    )
+
+
+# -- over a block of sequences -----------------------------------------------------------------
+
+
+@inline_always
+def forward_block(cell, act, ax, ah, hs, cs, tape, t, tt, n):
+    """Step ``t`` of one layer for lanes ``:n``: from ``hs[t]`` / ``cs[t]`` (the
+    previous states, (H, m)) and ``ax[0]``, ``ah[0]`` (G H, m), writes ``hs[t + 1]``,
+    ``cs[t + 1]`` and ``tape[tt]``."""
+    H = hs.shape[1]
+    if cell == ELMAN:  # one loop per activation: the code is a constant in each
+        for j in range(H):
+            if act == SIGMOID:
+                for b in range(n):
+                    hs[t + 1, j, b] = elman_forward(SIGMOID, ax[0, j, b])
+            elif act == TANH:
+                for b in range(n):
+                    hs[t + 1, j, b] = elman_forward(TANH, ax[0, j, b])
+            else:
+                for b in range(n):
+                    hs[t + 1, j, b] = elman_forward(RELU, ax[0, j, b])
+    elif cell == GRU:
+        for j in range(H):
+            for b in range(n):
+                hs[t + 1, j, b], tape[tt, j, b], tape[tt, H + j, b], tape[tt, 2 * H + j, b] = (
+                    gru_forward(
+                        ax[0, j, b], ax[0, H + j, b], ax[0, 2 * H + j, b],
+                        ah[0, j, b], ah[0, H + j, b], ah[0, 2 * H + j, b], hs[t, j, b],
+                    )
+                )  # fmt: skip
+            for b in range(n):
+                tape[tt, 3 * H + j, b] = ah[0, 2 * H + j, b]
+    elif cell == LSTM:
+        for j in range(H):
+            for b in range(n):
+                hs[t + 1, j, b], cs[t + 1, j, b], i, f, g, o, tc = lstm_forward(
+                    ax[0, j, b], ax[0, H + j, b], ax[0, 2 * H + j, b], ax[0, 3 * H + j, b],
+                    cs[t, j, b],
+                )  # fmt: skip
+                tape[tt, j, b], tape[tt, H + j, b], tape[tt, 2 * H + j, b] = i, f, g
+                tape[tt, 3 * H + j, b], tape[tt, 4 * H + j, b] = o, tc
+    else:
+        raise ValueError("unknown cell code")
+
+
+@inline_always
+def backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, n):
+    """Step ``s`` of one layer back for lanes ``:n``. ``dh[0]``, ``dc[0]`` (H, m): in,
+    the gradient at ``h_s`` / ``c_s``; out, the direct part of the one at ``h_{s-1}``
+    and the one at ``c_{s-1}``. Writes ``dax[0]`` (and ``dah[0]`` if split)."""
+    H = dh.shape[1]
+    if cell == ELMAN:
+        for j in range(H):
+            if act == SIGMOID:
+                for b in range(n):
+                    dax[0, j, b] = elman_backward(SIGMOID, dh[0, j, b], hs[s + 1, j, b])
+            elif act == TANH:
+                for b in range(n):
+                    dax[0, j, b] = elman_backward(TANH, dh[0, j, b], hs[s + 1, j, b])
+            else:
+                for b in range(n):
+                    dax[0, j, b] = elman_backward(RELU, dh[0, j, b], hs[s + 1, j, b])
+            for b in range(n):
+                dh[0, j, b] = 0.0
+    elif cell == GRU:
+        for j in range(H):
+            for b in range(n):
+                da_r, da_z, dax_n, dah_n, direct = gru_backward(
+                    dh[0, j, b], hs[s, j, b], tape[s, j, b], tape[s, H + j, b],
+                    tape[s, 2 * H + j, b], tape[s, 3 * H + j, b],
+                )  # fmt: skip
+                dax[0, j, b], dax[0, H + j, b], dax[0, 2 * H + j, b] = da_r, da_z, dax_n
+                dah[0, j, b], dah[0, H + j, b], dah[0, 2 * H + j, b] = da_r, da_z, dah_n
+                dh[0, j, b] = direct
+    elif cell == LSTM:
+        for j in range(H):
+            for b in range(n):
+                da_i, da_f, da_g, da_o, dc_prev = lstm_backward(
+                    dh[0, j, b], dc[0, j, b], cs[s, j, b], tape[s, j, b], tape[s, H + j, b],
+                    tape[s, 2 * H + j, b], tape[s, 3 * H + j, b], tape[s, 4 * H + j, b],
+                )  # fmt: skip
+                dax[0, j, b], dax[0, H + j, b] = da_i, da_f
+                dax[0, 2 * H + j, b], dax[0, 3 * H + j, b] = da_g, da_o
+                dc[0, j, b] = dc_prev
+                dh[0, j, b] = 0.0
+    else:
+        raise ValueError("unknown cell code")

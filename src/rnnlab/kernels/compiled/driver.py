@@ -1,0 +1,451 @@
+"""The one compiled driver: time, layers, blocks of sequences, truncation, masks, threads.
+
+Every cell and every size runs through here; the cell's math is
+:mod:`.cells`, the output layer and losses :mod:`.functions`, the products
+:mod:`.products`. The batch is cut into blocks of sequences; inside a block
+every array keeps the sequence index last (``h (L, T + 1, H, n)``), so the loops
+over sequences vectorize. Blocks are ``lanes`` sequences wide with products as
+loops (small ``H``), or the whole batch with products through BLAS
+(``use_blas``, larger ``H``); with ``parallel`` the blocks run on all threads
+(``prange``), each with its own gradient accumulator, summed in block order, so
+a result depends on the thread count only through the block width.
+
+A training pass of a block: the forward pass of every layer keeping the
+cells' tapes; the loss of every step (its gradient ``dz (T, O, n)``); then one
+backward *sweep* (every layer, from step ``end`` down to ``first``): full BPTT
+is one sweep over all steps with the loss entering at every step; ``truncate=k``
+is one sweep per scored step ``t`` over ``t .. t-k+1`` with the loss entering at
+``t`` only (as :mod:`rnnlab.kernels.reference`). Weight gradients are summed per
+step into an accumulator laid out as the flat parameter vector (see
+:mod:`.products`).
+
+Parameters travel as one flat vector ``theta`` with ``offsets (L, 6)`` (columns
+of :mod:`rnnlab.kernels.layout`) and ``head (2,)``; the network's integers as
+``dims`` (:data:`DIMS`). Entry points take only arrays and numbers: a call from
+Python pays for each argument's type check, and tuples cost the most.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from rnnlab.kernels.compiled.cells import backward_block, forward_block
+from rnnlab.kernels.compiled.functions import head_forward, loss_block, loss_scale
+from rnnlab.kernels.compiled.math import inline, kernel
+from rnnlab.kernels.compiled.products import (
+    outer_accumulate,
+    product_add,
+    product_t_add,
+    rows_accumulate,
+)
+from rnnlab.kernels.layout import B_H, B_X, C0, H0, W_HH, W_XH
+from rnnlab.optim import compiled as optimizer
+from rnnlab.optim.rules import Update
+
+#: the order of the integers in ``dims``
+DIMS = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
+        "cell_state")  # fmt: skip
+
+
+class Net(NamedTuple):
+    """A network as the compiled code sees it (built from ``dims``, see :data:`DIMS`)."""
+
+    cell: int
+    act: int
+    layers: int
+    inputs: int
+    hidden: int
+    outputs: int
+    gates: int
+    tape: int
+    split: bool  # the recurrent side has its own bias and gradient (GRU)
+    cell_state: bool  # the carry is (h, c) (LSTM)
+    offsets: np.ndarray  # (L, 6)
+    head: np.ndarray  # (2,)
+
+
+class Block(NamedTuple):
+    """Work arrays of one block of ``m`` sequences (lanes last; arrays that hold one
+    step keep a leading axis of 1, so every operand is addressed as ``a[t]``)."""
+
+    xs: np.ndarray  # (T, I, m) inputs
+    ys: np.ndarray  # (T, O, m) targets
+    ws: np.ndarray  # (T, m) loss weights
+    hs: np.ndarray  # (L, T + 1, H, m) hidden states; [:, 0] the initial ones
+    cs: np.ndarray  # (L, T + 1, H or 0, m) cell states
+    tape: np.ndarray  # (L, T or 1, tape H, m) what each cell step keeps
+    ax: np.ndarray  # (1, G H, m) input-side pre-activations
+    ah: np.ndarray  # (1, G H, m) recurrent-side pre-activations (split cells)
+    zs: np.ndarray  # (1, O, m) logits of one step
+    dzs: np.ndarray  # (T, O, m) their gradients
+    flow: np.ndarray  # (2, T, H, m) gradients arriving at a layer's outputs, and below
+    dh: np.ndarray  # (1, H, m) gradient carried at h
+    dc: np.ndarray  # (1, H, m) ... at c
+    dax: np.ndarray  # (1, G H, m)
+    dah: np.ndarray  # (1, G H, m)
+    ltmp: np.ndarray  # (3, m) loss scratch
+    ptmp: np.ndarray  # (max(G H, H, O) m,) product scratch
+    gtmp: np.ndarray  # (max(G H max(I, H), O H),) gradient-product scratch
+
+
+@inline
+def make_net(dims, offsets, head):
+    return Net(dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7],
+               dims[8] != 0, dims[9] != 0, offsets, head)  # fmt: skip
+
+
+@inline
+def _carve(buffer, at, shape):
+    """The next ``prod(shape)`` numbers of ``buffer`` from ``at``, as an array of ``shape``."""
+    size = 1
+    for d in shape:
+        size *= d
+    return buffer[at : at + size].reshape(shape), at + size
+
+
+@inline
+def make_block(net, T, m, training, dtype):
+    """A :class:`Block` for ``T`` steps and ``m`` lanes: one allocation, carved."""
+    L, I, H, O = net.layers, net.inputs, net.hidden, net.outputs
+    GH = net.gates * H
+    C = H if net.cell_state else 0
+    S = net.tape * H
+    Tt, Td = (T, T) if training else (1, 0)
+    rows = max(GH, max(H, O))
+    wide = max(GH * max(I, H), O * H)
+    size = (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
+            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + rows * m + wide)  # fmt: skip
+    buffer = np.empty(size, dtype)
+    xs, at = _carve(buffer, 0, (T, I, m))
+    ys, at = _carve(buffer, at, (T, O, m))
+    ws, at = _carve(buffer, at, (T, m))
+    hs, at = _carve(buffer, at, (L, T + 1, H, m))
+    cs, at = _carve(buffer, at, (L, T + 1, C, m))
+    tape, at = _carve(buffer, at, (L, Tt, S, m))
+    ax, at = _carve(buffer, at, (1, GH, m))
+    ah, at = _carve(buffer, at, (1, GH, m))
+    zs, at = _carve(buffer, at, (1, O, m))
+    dzs, at = _carve(buffer, at, (Td, O, m))
+    flow, at = _carve(buffer, at, (2, Td, H, m))
+    dh, at = _carve(buffer, at, (1, H, m))
+    dc, at = _carve(buffer, at, (1, H, m))
+    dax, at = _carve(buffer, at, (1, GH, m))
+    dah, at = _carve(buffer, at, (1, GH, m))
+    ltmp, at = _carve(buffer, at, (3, m))
+    ptmp, at = _carve(buffer, at, (rows * m,))
+    gtmp, at = _carve(buffer, at, (wide,))
+    return Block(xs, ys, ws, hs, cs, tape, ax, ah, zs, dzs, flow, dh, dc, dax, dah, ltmp,
+                 ptmp, gtmp)  # fmt: skip
+
+
+# -- parameter views ------------------------------------------------------------------------
+
+
+@inline
+def layer_weights(theta, net, layer):
+    """W_xh (G H, I_l), W_hh (G H, H), b_x (G H,), b_h (G H,; empty unless split)."""
+    H = net.hidden
+    GH, I_l = net.gates * H, (net.inputs if layer == 0 else H)
+    o = net.offsets[layer]
+    W_xh = theta[o[W_XH] : o[W_XH] + GH * I_l].reshape((GH, I_l))
+    W_hh = theta[o[W_HH] : o[W_HH] + GH * H].reshape((GH, H))
+    b_x = theta[o[B_X] : o[B_X] + GH]
+    b_h = theta[o[B_H] : o[B_H] + GH] if net.split else theta[0:0]
+    return W_xh, W_hh, b_x, b_h
+
+
+@inline
+def head_weights(theta, net):
+    """W_hy (O, H), b_y (O,)."""
+    O, H = net.outputs, net.hidden
+    W_hy = theta[net.head[0] : net.head[0] + O * H].reshape((O, H))
+    return W_hy, theta[net.head[1] : net.head[1] + O]
+
+
+@inline
+def layer_input(blk, layer):
+    """What ``layer`` reads at step ``t``: ``below[t + shift]`` (x, or the layer below)."""
+    if layer == 0:
+        return blk.xs, 0
+    return blk.hs[layer - 1], 1
+
+
+# -- one block ------------------------------------------------------------------------------------
+
+
+@inline
+def copy_in(x, y, mask, start, n, blk, with_targets):
+    """Sequences ``start .. start + n`` of the batch (x (T, B, I), ...) into the block."""
+    T, I = x.shape[0], x.shape[2]
+    for t in range(T):
+        for b in range(n):
+            for k in range(I):
+                blk.xs[t, k, b] = x[t, start + b, k]
+    if with_targets:
+        O = y.shape[2]
+        for t in range(T):
+            for b in range(n):
+                blk.ws[t, b] = mask[t, start + b]
+                for o in range(O):
+                    blk.ys[t, o, b] = y[t, start + b, o]
+
+
+@inline
+def initial_state(theta, net, blk, n):
+    """hs[l, 0] = h0 (and cs[l, 0] = c0) of every layer, in every lane."""
+    H = net.hidden
+    for layer in range(net.layers):
+        o = net.offsets[layer]
+        for j in range(H):
+            for b in range(n):
+                blk.hs[layer, 0, j, b] = theta[o[H0] + j]
+        if net.cell_state:
+            for j in range(H):
+                for b in range(n):
+                    blk.cs[layer, 0, j, b] = theta[o[C0] + j]
+
+
+@kernel
+def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
+    """``layer`` over steps ``0 .. T-1`` from the state in ``hs[layer, 0]`` (``cs``)."""
+    GH = net.gates * net.hidden
+    W_xh, W_hh, b_x, b_h = layer_weights(theta, net, layer)
+    below, shift = layer_input(blk, layer)
+    hs, cs, tape, ax, ah = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.ax, blk.ah
+    for t in range(T):
+        for g in range(GH):
+            for b in range(n):
+                ax[0, g, b] = b_x[g]
+        product_add(W_xh, below, t + shift, ax, 0, n, use_blas, blk.ptmp)
+        if net.split:
+            for g in range(GH):
+                for b in range(n):
+                    ah[0, g, b] = b_h[g]
+            product_add(W_hh, hs, t, ah, 0, n, use_blas, blk.ptmp)
+        else:
+            product_add(W_hh, hs, t, ax, 0, n, use_blas, blk.ptmp)
+        forward_block(net.cell, net.act, ax, ah, hs, cs, tape, t, t if training else 0, n)
+
+
+@kernel
+def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
+    """``layer`` back from step ``end`` to ``first``, adding its gradients to ``acc``.
+
+    The gradient arriving at its outputs is ``flow[(L - 1 - layer) % 2]`` (T, H, m) (at
+    ``end`` only, with ``only_end``); what reaches its input (the layer below) goes to
+    the other half of ``flow`` at the same steps.
+    """
+    L, H = net.layers, net.hidden
+    W_xh, W_hh, _, _ = layer_weights(theta, net, layer)
+    below, shift = layer_input(blk, layer)
+    o = net.offsets[layer]
+    hs, cs, tape, dh, dc = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.dh, blk.dc
+    arriving, leaving = blk.flow[(L - 1 - layer) % 2], blk.flow[(L - layer) % 2]
+    dax = blk.dax
+    dah = blk.dah if net.split else blk.dax
+    for j in range(H):
+        for b in range(n):
+            dh[0, j, b] = 0.0
+            dc[0, j, b] = 0.0
+    for s in range(end, first - 1, -1):
+        if not only_end or s == end:
+            for j in range(H):
+                for b in range(n):
+                    dh[0, j, b] += arriving[s, j, b]
+        backward_block(net.cell, net.act, dh, dc, hs, cs, tape, s, dax, dah, n)
+        outer_accumulate(dax, 0, below, s + shift, acc, o[W_XH], n, use_blas, blk.gtmp)
+        outer_accumulate(dah, 0, hs, s, acc, o[W_HH], n, use_blas, blk.gtmp)
+        rows_accumulate(dax, 0, acc, o[B_X], n, use_blas)
+        if net.split:
+            rows_accumulate(dah, 0, acc, o[B_H], n, use_blas)
+        product_t_add(W_hh, dah, 0, dh, 0, n, use_blas, blk.ptmp)  # dh is now dh_{s-1}
+        if layer > 0:
+            for j in range(H):
+                for b in range(n):
+                    leaving[s, j, b] = 0.0
+            product_t_add(W_xh, dax, 0, leaving, s, n, use_blas, blk.ptmp)
+    if first == 0:  # what is left reaches the initial states
+        rows_accumulate(dh, 0, acc, o[H0], n, use_blas)
+        if net.cell_state:
+            rows_accumulate(dc, 0, acc, o[C0], n, use_blas)
+
+
+@inline
+def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc, use_blas):
+    """Forward, loss and backward of sequences ``start .. start + n``; returns their
+    weighted loss sum and adds their gradient to ``acc``."""
+    T, L, H = x.shape[0], net.layers, net.hidden
+    copy_in(x, y, mask, start, n, blk, True)
+    initial_state(theta, net, blk, n)
+    for layer in range(L):
+        layer_forward(theta, net, blk, layer, T, n, True, use_blas)
+    W_hy, b_y = head_weights(theta, net)
+    top, dtop = blk.hs[L - 1], blk.flow[0]  # the top layer reads flow[0]
+    value = 0.0
+    for t in range(T):
+        head_forward(W_hy, b_y, top, t + 1, blk.zs, n, use_blas, blk.ptmp)
+        value += loss_block(loss, blk.zs, blk.ys, blk.ws, t, scale, blk.dzs, blk.ltmp, n)
+        for j in range(H):
+            for b in range(n):
+                dtop[t, j, b] = 0.0
+        product_t_add(W_hy, blk.dzs, t, dtop, t, n, use_blas, blk.ptmp)  # W_hy^T dz_t
+        outer_accumulate(blk.dzs, t, top, t + 1, acc, net.head[0], n, use_blas, blk.gtmp)
+        rows_accumulate(blk.dzs, t, acc, net.head[1], n, use_blas)
+    if truncate == 0:
+        for layer in range(L - 1, -1, -1):
+            layer_sweep(theta, net, blk, acc, layer, T - 1, 0, False, n, use_blas)
+    else:
+        for origin in range(T):
+            scored = False
+            for b in range(n):
+                scored = scored or blk.ws[origin, b] != 0.0
+            if scored:
+                first = max(origin - truncate + 1, 0)
+                for layer in range(L - 1, -1, -1):
+                    only_end = layer == L - 1  # the loss enters at the origin only
+                    layer_sweep(theta, net, blk, acc, layer, origin, first, only_end, n,
+                                use_blas)  # fmt: skip
+    return value
+
+
+@inline
+def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas):
+    """Forward pass of sequences ``start .. start + n`` into ``logits`` (T, B, O) and,
+    with ``states``, ``h_out`` / ``c_out`` (L, T, B, H)."""
+    T, L, H = x.shape[0], net.layers, net.hidden
+    copy_in(x, x, x[:, :, 0], start, n, blk, False)
+    initial_state(theta, net, blk, n)
+    for layer in range(L):
+        layer_forward(theta, net, blk, layer, T, n, False, use_blas)
+    W_hy, b_y = head_weights(theta, net)
+    top = blk.hs[L - 1]
+    for t in range(T):
+        head_forward(W_hy, b_y, top, t + 1, blk.zs, n, use_blas, blk.ptmp)
+        for o in range(net.outputs):
+            for b in range(n):
+                logits[t, start + b, o] = blk.zs[0, o, b]
+    if states:
+        for layer in range(L):
+            for t in range(T):
+                for b in range(n):
+                    for j in range(H):
+                        h_out[layer, t, start + b, j] = blk.hs[layer, t + 1, j, b]
+                    if net.cell_state:
+                        for j in range(H):
+                            c_out[layer, t, start + b, j] = blk.cs[layer, t + 1, j, b]
+
+
+# -- the batch: blocks, serial or over threads -----------------------------------------------------
+
+
+@inline
+def _sum_lanes(acc, grad):
+    for p in range(acc.shape[0]):
+        total = 0.0
+        for b in range(acc.shape[1]):
+            total += acc[p, b]
+        grad[p] += total
+
+
+@kernel
+def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas):
+    T, B = x.shape[0], x.shape[1]
+    blk = make_block(net, T, width, True, theta.dtype)
+    acc = np.zeros((theta.shape[0], 1 if use_blas else width), theta.dtype)
+    value = 0.0
+    for start in range(0, B, width):
+        n = min(width, B - start)
+        value += train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc,
+                             use_blas)  # fmt: skip
+    grad = np.zeros_like(theta)
+    _sum_lanes(acc, grad)
+    return value, grad
+
+
+@kernel(parallel=True)
+def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas):
+    T, B = x.shape[0], x.shape[1]
+    blocks = (B + width - 1) // width
+    values = np.zeros(blocks)
+    grads = np.zeros((blocks, theta.shape[0]), theta.dtype)
+    for block in prange(blocks):
+        blk = make_block(net, T, width, True, theta.dtype)
+        acc = np.zeros((theta.shape[0], 1 if use_blas else width), theta.dtype)
+        start = block * width
+        n = min(width, B - start)
+        values[block] = train_block(theta, net, x, y, mask, start, n, loss, scale, truncate,
+                                    blk, acc, use_blas)  # fmt: skip
+        _sum_lanes(acc, grads[block])
+    value = 0.0
+    grad = np.zeros_like(theta)
+    for block in range(blocks):  # in block order: the same sum whatever ran where
+        value += values[block]
+        grad += grads[block]
+    return value, grad
+
+
+@inline
+def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas, parallel):
+    B = x.shape[1]
+    scale = loss_scale(mask, net.outputs, loss, mean)
+    width = B if use_blas else min(B, lanes)
+    if parallel:
+        value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
+                                             width, use_blas)  # fmt: skip
+    else:
+        value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
+                                           width, use_blas)  # fmt: skip
+    return value * scale, grad
+
+
+# -- entry points (called from Python) -------------------------------------------------------------
+
+
+@kernel
+def loss_and_grad(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
+                  parallel):  # fmt: skip
+    """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
+    its gradient ``(P,)``. ``truncate``: 0 for full BPTT; ``lanes``: block width."""
+    net = make_net(dims, offsets, head)
+    return _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
+                          parallel)  # fmt: skip
+
+
+@kernel
+def train_step(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
+               parallel, rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
+               max_norm, first, second):  # fmt: skip
+    """:func:`loss_and_grad`, then the optimizer's update of ``theta`` in place (the
+    fields of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
+    before clipping); when either is not finite ``theta`` is unchanged."""
+    net = make_net(dims, offsets, head)
+    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
+                                 parallel)  # fmt: skip
+    if not math.isfinite(value):
+        return value, math.sqrt(np.sum(grad * grad))
+    update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
+                    max_norm, first, second)  # fmt: skip
+    return value, optimizer.apply(update, theta, grad)
+
+
+@kernel
+def forward(x, theta, dims, offsets, head, lanes, use_blas, states):
+    """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
+    (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient."""
+    net = make_net(dims, offsets, head)
+    T, B = x.shape[0], x.shape[1]
+    L, H = net.layers, net.hidden
+    width = B if use_blas else min(B, lanes)
+    logits = np.empty((T, B, net.outputs), theta.dtype)
+    shape = (L, T, B, H) if states else (0, 0, 0, 0)
+    h_out = np.empty(shape, theta.dtype)
+    c_out = np.empty(shape if net.cell_state else (0, 0, 0, 0), theta.dtype)
+    blk = make_block(net, T, width, False, theta.dtype)
+    for start in range(0, B, width):
+        n = min(width, B - start)
+        forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas)
+    return logits, h_out, c_out

@@ -1,0 +1,89 @@
+"""Matrix products over a block of sequences laid out lanes last.
+
+Operands are addressed as ``v[t]`` of a 3-D array ``v (T, rows, m)`` (index
+``tv``), so the time loops pass whole arrays and build no views per step (at
+``H = 2`` a view costs as much as a step's arithmetic). Two ways, one interface,
+picked by the driver's ``use_blas``: blocks of lanes (small ``H``) run plain
+loops with the sequence index innermost, which vectorize; a whole batch at
+larger ``H`` calls BLAS (``np.dot``), with ``tmp`` as scratch (``rows * n``).
+
+Weight gradients are summed in an accumulator ``acc (P, m)`` laid out as the flat
+parameter vector: per lane (``m = n``: no reduction inside the time loop, which
+would serialize on one accumulator) for loops, or ``m = 1`` for BLAS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab.kernels.compiled.math import inline_always
+
+
+@inline_always
+def product_add(W, v, tv, out, to, n, use_blas, tmp):
+    """out[to, :, :n] += W (J, K) @ v[tv, :, :n] (K, n)."""
+    J = W.shape[0]
+    if use_blas:
+        t = tmp[: J * n].reshape((J, n))
+        np.dot(W, v[tv], t)
+        for j in range(J):
+            for b in range(n):
+                out[to, j, b] += t[j, b]
+        return
+    for j in range(J):
+        for k in range(W.shape[1]):
+            w = W[j, k]
+            for b in range(n):
+                out[to, j, b] += w * v[tv, k, b]
+
+
+@inline_always
+def product_t_add(W, v, tv, out, to, n, use_blas, tmp):
+    """out[to, :, :n] += W (J, K)^T @ v[tv, :, :n] (J, n)."""
+    K = W.shape[1]
+    if use_blas:
+        t = tmp[: K * n].reshape((K, n))
+        np.dot(W.T, v[tv], t)
+        for k in range(K):
+            for b in range(n):
+                out[to, k, b] += t[k, b]
+        return
+    for j in range(W.shape[0]):
+        for k in range(K):
+            w = W[j, k]
+            for b in range(n):
+                out[to, k, b] += w * v[tv, j, b]
+
+
+@inline_always
+def outer_accumulate(u, tu, v, tv, acc, offset, n, use_blas, tmp):
+    """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) v[tv] (K, n)^T,
+    summed over lanes ``:n`` (BLAS) or kept per lane (loops)."""
+    J, K = u.shape[1], v.shape[1]
+    if use_blas:
+        t = tmp[: J * K].reshape((J, K))
+        np.dot(u[tu], v[tv].T, t)
+        for j in range(J):
+            for k in range(K):
+                acc[offset + j * K + k, 0] += t[j, k]
+        return
+    lanes = acc[offset : offset + J * K].reshape((J, K, acc.shape[1]))
+    for j in range(J):
+        for k in range(K):
+            for b in range(n):
+                lanes[j, k, b] += u[tu, j, b] * v[tv, k, b]
+
+
+@inline_always
+def rows_accumulate(u, tu, acc, offset, n, use_blas):
+    """The gradient of a (J,) vector at ``offset`` += u[tu] (J, n) summed over lanes ``:n``."""
+    if use_blas:
+        for j in range(u.shape[1]):
+            total = 0.0
+            for b in range(n):
+                total += u[tu, j, b]
+            acc[offset + j, 0] += total
+        return
+    for j in range(u.shape[1]):
+        for b in range(n):
+            acc[offset + j, b] += u[tu, j, b]
