@@ -101,6 +101,16 @@ def test_activation_is_keyword_only():
     assert kind is inspect.Parameter.KEYWORD_ONLY
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"seed": "a"}, "seed must be"), ({"seed": -1}, "seed must be"),
+     ({"seed": 1.5}, "seed must be"), ({"loss": ["bce"]}, "unknown loss")],
+)  # fmt: skip
+def test_bad_seeds_and_losses_are_value_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rnnlab.RNN(backend="numpy", **kwargs)
+
+
 def test_activation_and_cell_are_checked_against_the_registry():
     with pytest.raises(ValueError, match="unknown activation 'swish'; choose one of sigmoid"):
         rnnlab.RNN(activation="swish")
@@ -180,3 +190,39 @@ def test_reduction_defaults_to_the_mean_everywhere():
     from rnnlab.losses import loss_and_dlogits
 
     assert inspect.signature(loss_and_dlogits).parameters["reduction"].default == "mean"
+
+
+# -- copies, and prepared batches ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("copy_of", ["deepcopy", "pickle"])
+def test_a_copied_model_is_its_own_and_runs_the_same(copy_of):
+    import copy
+    import pickle
+
+    model = rnnlab.RNN(2, 3, 1, cell="lstm", num_layers=2, seed=3, backend="numpy")
+    other = copy.deepcopy(model) if copy_of == "deepcopy" else pickle.loads(pickle.dumps(model))
+    assert other.backend == "numpy" and other.network is model.network
+    assert other.params.flat is not model.params.flat
+    assert np.shares_memory(other.params["W_hh"], other.params.flat)
+    X = [np.ones((4, 2))]
+    np.testing.assert_array_equal(other.logits(X), model.logits(X))
+    other.params["b_y"] += 1.0  # the copy's own arrays
+    assert not np.array_equal(other.logits(X), model.logits(X))
+
+
+def test_a_prepared_batch_is_checked_against_the_model():
+    from rnnlab.optim import make_optimizer
+    from rnnlab.train import TrainStep
+
+    model = rnnlab.RNN(seed=0, backend="numpy")
+    wide = rnnlab.RNN(2, 2, 1, seed=0, backend="numpy").batch([[[0, 1]]], [[1]])
+    with pytest.raises(ValueError, match="the Batch has 2 input features per step"):
+        model.logits(wide)
+    inputs_only = model.batch([[0, 1, 1]])
+    with pytest.raises(ValueError, match="a Batch carries its own targets"):
+        model.loss(inputs_only, [[0, 0, 1]])
+    with pytest.raises(ValueError, match="evaluate needs a batch with targets"):
+        evaluate(model, inputs_only)
+    with pytest.raises(ValueError, match="a training step needs a batch with targets"):
+        TrainStep(model, make_optimizer("adam", lr=0.1))(inputs_only)

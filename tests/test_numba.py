@@ -223,12 +223,11 @@ def test_unknown_cell_codes_are_refused():
 
     net, theta = network("elman", "tanh", 1, 1, 2, 1), np.zeros(network("elman", "tanh", 1, 1, 2,
                                                                          1).size)  # fmt: skip
-    dims = compiled._dims(net).copy()
-    dims[0] = 99
+    dims = np.array([99, 1, 1, 1, 2, 1, 1, 0, 0, 0], dtype=np.int64)  # see driver.DIMS
     x = np.zeros((2, 1, 1))
     assert 99 not in (cells.ELMAN, cells.GRU, cells.LSTM)
     with pytest.raises(ValueError, match="unknown cell"):
-        driver.forward(x, theta, dims, net.offsets, net.head, 32, False, False)
+        driver.forward(x, theta, dims, net.offsets, net.head, 32, False, False, np.zeros(10_000))
 
 
 def test_backend_selection():

@@ -101,6 +101,7 @@ def test_fit_on_user_data_with_validation():
     ("kwargs", "message"),
     [
         ({"lr": -1.0}, "lr must be a positive number"),
+        ({"lr": "0.1"}, "lr must be a positive number"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"truncate": 0}, "truncate must be a positive integer"),
         ({"optimizer": "lbfgs"}, "lbfgs"),

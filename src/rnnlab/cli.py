@@ -97,11 +97,11 @@ def train(
 
 
 def _print_run(result, fit_config) -> None:
-    from rnnlab.runs import lengths_label
+    from rnnlab.runs import lengths_label, model_kind
 
     model, task, history = result.model, result.task, result.history
     c, d = model.config, task.defaults
-    kind = f"{c.cell} {c.activation}" if c.cell == "elman" else c.cell
+    kind = model_kind(c.cell, c.activation)
     k = fit_config.truncate
     grad = "exact BPTT" if k is None else f"BPTT truncated to {k} step{'s' * (k > 1)}"
     console.print(
@@ -266,7 +266,7 @@ def show(
 @app.command()
 def tasks() -> None:
     """List the tasks and their default settings."""
-    from rnnlab.runs import lengths_label
+    from rnnlab.runs import lengths_label, model_kind
     from rnnlab.tasks import TASKS
 
     table = Table()
@@ -274,7 +274,7 @@ def tasks() -> None:
         table.add_column(column)
     for task in TASKS.values():
         d = task.defaults
-        kind = f"{d.cell} {d.activation}" if d.cell == "elman" else d.cell
+        kind = model_kind(d.cell, d.activation)
         table.add_row(
             task.name,
             task.description,
@@ -304,10 +304,11 @@ def gradcheck(
 ) -> None:
     """Compare BPTT gradients with finite differences on a random model and batch."""
     import rnnlab
+    from rnnlab.runs import default_activation
 
     _check_positive(hidden=hidden, layers=layers, inputs=inputs, outputs=outputs)
     _check_positive(length=length, batch=batch)
-    activation = activation or ("tanh" if cell == "elman" else "sigmoid")
+    activation = activation or default_activation(cell)
     model = rnnlab.RNN(
         inputs, hidden, outputs, activation=activation, cell=cell, num_layers=layers, seed=seed
     )

@@ -81,7 +81,7 @@ def get_loss(name: str) -> Loss:
     """The loss called ``name``; a clear ``ValueError`` for unknown names."""
     try:
         return LOSSES[name]
-    except KeyError:
+    except (KeyError, TypeError):  # (TypeError: an unhashable name, e.g. a list)
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
 
 

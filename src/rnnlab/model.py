@@ -196,6 +196,8 @@ class RNN:
         config = RNNConfig(
             input_size, hidden_size, output_size, cell, activation, num_layers, loss, dtype
         )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         params = init_params(
             cell=cell,
             activation=activation,
@@ -259,6 +261,18 @@ class RNN:
         """
         self.kernels = kernels.get_backend(backend)
 
+    def __getstate__(self) -> dict:
+        """Pickled and deep-copied with its backend's name (a module is not data)."""
+        state = self.__dict__.copy()
+        state["kernels"] = self.kernels.name
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        backend = state.pop("kernels")
+        self.__dict__.update(state)
+        self.use_backend(backend)
+
     def __repr__(self) -> str:
         c = self.config
         layers = f", num_layers={c.num_layers}" if c.num_layers > 1 else ""
@@ -302,10 +316,20 @@ class RNN:
 
     def batch(self, X, Y=None, *, lengths=None, mask=None) -> Batch:
         """Validate and pad user data into a time-major :class:`~rnnlab.sequences.Batch`
-        of the model's dtype (a Batch is passed through, cast if needed)."""
-        if isinstance(X, Batch):
-            return X if X.x.dtype == self._dtype else X.astype(self._dtype)
+        of the model's dtype (a Batch is passed through, cast if needed, once its
+        feature sizes are checked; it carries its own targets, lengths and mask)."""
         c = self.config
+        if isinstance(X, Batch):
+            if Y is not None or lengths is not None or mask is not None:
+                raise ValueError("a Batch carries its own targets, lengths and mask; "
+                                 "pass Y, lengths and mask with lists or arrays only")  # fmt: skip
+            if X.x.shape[-1] != c.input_size:
+                raise ValueError(f"the Batch has {X.x.shape[-1]} input features per step; "
+                                 f"the model takes {c.input_size}")  # fmt: skip
+            if X.y is not None and X.y.shape[-1] != c.output_size:
+                raise ValueError(f"the Batch has {X.y.shape[-1]} target features per step; "
+                                 f"the model gives {c.output_size}")  # fmt: skip
+            return X if X.x.dtype == self._dtype else X.astype(self._dtype)
         return make_batch(
             X,
             Y,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.io import atomic_write_text, make_run_dir
+from rnnlab.kernels.registry import get_cell
 from rnnlab.model import RNN
 from rnnlab.tasks import Task, get_task
 from rnnlab.train import FitConfig, History, evaluate, fit
@@ -30,6 +31,17 @@ class RunResult:
 def lengths_label(lengths: tuple[int, int]) -> str:
     lo, hi = lengths
     return f"length {lo}" if lo == hi else f"lengths {lo}-{hi}"
+
+
+def model_kind(cell: str, activation: str) -> str:
+    """``"elman tanh"`` for a cell that takes an activation, the cell's name otherwise."""
+    return f"{cell} {activation}" if len(get_cell(cell).activations) > 1 else cell
+
+
+def default_activation(cell: str) -> str:
+    """``tanh`` for a cell that takes an activation, its fixed one otherwise."""
+    choices = get_cell(cell).activations
+    return "tanh" if "tanh" in choices else choices[0]
 
 
 def train_task(
@@ -58,7 +70,7 @@ def train_task(
     tick = time.perf_counter()
     cell = cell or d.cell
     if activation is None:  # the task's choice if its cell is kept; GRU/LSTM take none
-        activation = d.activation if cell == d.cell else ("tanh" if cell == "elman" else "sigmoid")
+        activation = d.activation if cell == d.cell else default_activation(cell)
     model = RNN(
         task.input_size,
         hidden_size or d.hidden_size,
@@ -123,6 +135,6 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
 
 def _title(result: RunResult) -> str:
     c = result.model.config
-    kind = f"{c.cell} {c.activation}" if c.cell == "elman" else c.cell
+    kind = model_kind(c.cell, c.activation)
     layers = f" x{c.num_layers}" if c.num_layers > 1 else ""
     return f"{result.task.name}: {kind}{layers}, {c.hidden_size} hidden units"

@@ -54,7 +54,11 @@ class FitConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("lr", "clip"):
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.integer | np.floating)
+                or not (math.isfinite(value) and value > 0)
+            ):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
@@ -96,6 +100,8 @@ def evaluate(model: RNN, batch: Batch, task=None, *, reduction: str = "mean") ->
     """Held-out loss and accuracies of ``model`` on a prepared batch."""
     task = task or DataTask(model.config.loss)
     batch = model.batch(batch)
+    if batch.y is None:
+        raise ValueError("evaluate needs a batch with targets")
     logits, _, _ = model.kernels.forward(model.network, model.params.flat, batch.x)  # (T, B, O)
     loss, _ = loss_and_dlogits(model.config.loss, logits, batch.y, batch.mask, reduction)
     metrics = task.evaluate(LOSSES[model.config.loss].output(logits), batch)
@@ -137,6 +143,8 @@ class TrainStep:
         model, optimizer = self.model, self.optimizer
         backend, net, theta = model.kernels, model.network, model.params.flat
         batch = model.batch(batch)  # (the model's dtype)
+        if batch.y is None:
+            raise ValueError("a training step needs a batch with targets")
         update = optimizer.flat_update(theta, self.clip)
         if update is not None:  # pass and update in one backend call
             loss, norm = backend.train_step(net, theta, batch.x, batch.y, batch.mask,

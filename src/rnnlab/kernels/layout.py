@@ -86,6 +86,9 @@ class Network:
         self.head = np.array([starts["W_hy"], starts["b_y"]], dtype=np.int64)
         self._items = tuple(zip(self.names, self.slices, self.shapes, strict=True))
 
+    def __reduce__(self):
+        return network, self.key  # pickled and copied as the one object of its shape
+
     @property
     def key(self) -> tuple:
         return (self.cell, self.activation, self.num_layers, self.input_size,

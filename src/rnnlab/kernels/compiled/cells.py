@@ -1,12 +1,15 @@
 """Each cell's compiled math, written once: one step forward and one step back.
 
-A cell's math is a pair of scalar, branch-free functions of one unit of one
-sequence (``*_forward``, ``*_backward``), the compiled twins of the numpy steps
-in :mod:`rnnlab.kernels.reference`. The driver (:mod:`.driver`) calls them
-through :func:`forward_block` / :func:`backward_block`, which run them over a
-block of sequences laid out *lanes last*: every array is ``(rows, n)`` with the
-sequence index innermost, so the loops over ``b`` vectorize (4 float64 or 8
-float32 at a time, exp and tanh included: :mod:`.math`).
+A cell's math is a few scalar, branch-free functions of one unit of one
+sequence, the compiled twins of the numpy steps in :mod:`rnnlab.kernels.reference`:
+forward, one function per nonlinearity it applies (a loop that evaluates two
+exponentials in one body did not vectorize here, and ran 5-30x slower per
+value: each stage gets a loop of its own), and one backward function. The
+driver (:mod:`.driver`) calls them through :func:`forward_block` and
+:func:`backward_block`, which run them over a block of sequences laid out
+*lanes last*: every array is ``(rows, n)`` with the sequence index innermost,
+so the loops over ``b`` vectorize (4 float64 or 8 float32 at a time, exp and
+tanh included: :mod:`.math`).
 
 What the driver hands a cell at step ``t`` (``G`` gate blocks of ``H`` rows;
 arrays are addressed by step, ``hs[t]``, so a time loop builds no views):
@@ -61,12 +64,21 @@ def elman_backward(act, dh, h):
 
 
 @inline
-def gru_forward(ax_r, ax_z, ax_n, ah_r, ah_z, ah_n, h_prev):
-    """-> (h, r, z, n); ``ah_n = W_hn h_{t-1} + b_hn`` is kept too (tape r, z, n, ah_n)."""
-    r = sigmoid(ax_r + ah_r)
-    z = sigmoid(ax_z + ah_z)
-    n = tanh(ax_n + r * ah_n)
-    return (1.0 - z) * n + z * h_prev, r, z, n
+def gru_gate(ax, ah):
+    """r or z = sigmoid(input side + recurrent side)."""
+    return sigmoid(ax + ah)
+
+
+@inline
+def gru_candidate(ax_n, r, ah_n):
+    """n = tanh(W_in x + b_in + r (W_hn h_{t-1} + b_hn))."""
+    return tanh(ax_n + r * ah_n)
+
+
+@inline
+def gru_hidden(z, n, h_prev):
+    """h = (1 - z) n + z h_{t-1}."""
+    return (1.0 - z) * n + z * h_prev
 
 
 @inline
@@ -82,16 +94,21 @@ def gru_backward(dh, h_prev, r, z, n, ah_n):
 # -- LSTM (PyTorch's): gates i, f, g, o -------------------------------------------------------
 
 
+#: the LSTM's gate nonlinearities, by gate block (i, f, g, o): g = tanh, the rest sigmoid
+LSTM_TANH_GATE = 2
+
+
 @inline
-def lstm_forward(a_i, a_f, a_g, a_o, c_prev):
-    """-> (h, c, i, f, g, o, tanh(c)) (tape i, f, g, o, tanh(c))."""
-    i = sigmoid(a_i)
-    f = sigmoid(a_f)
-    g = tanh(a_g)
-    o = sigmoid(a_o)
-    c = f * c_prev + i * g
+def lstm_cell(i, f, g, c_prev):
+    """c = f c_{t-1} + i g."""
+    return f * c_prev + i * g
+
+
+@inline
+def lstm_hidden(o, c):
+    """-> (h, tanh(c)), h = o tanh(c)."""
     tc = tanh(c)
-    return o * tc, c, i, f, g, o, tc
+    return o * tc, tc
 
 
 @inline
@@ -127,26 +144,34 @@ def forward_block(cell, act, ax, ah, hs, cs, tape, t, tt, n):
             else:
                 for b in range(n):
                     hs[t + 1, j, b] = elman_forward(RELU, ax[0, j, b])
-    elif cell == GRU:
-        for j in range(H):
+    elif cell == GRU:  # tape r, z, n, ah_n
+        for q in range(2 * H):  # r, z
             for b in range(n):
-                hs[t + 1, j, b], tape[tt, j, b], tape[tt, H + j, b], tape[tt, 2 * H + j, b] = (
-                    gru_forward(
-                        ax[0, j, b], ax[0, H + j, b], ax[0, 2 * H + j, b],
-                        ah[0, j, b], ah[0, H + j, b], ah[0, 2 * H + j, b], hs[t, j, b],
-                    )
-                )  # fmt: skip
+                tape[tt, q, b] = gru_gate(ax[0, q, b], ah[0, q, b])
+        for j in range(H):
             for b in range(n):
                 tape[tt, 3 * H + j, b] = ah[0, 2 * H + j, b]
-    elif cell == LSTM:
+            for b in range(n):
+                tape[tt, 2 * H + j, b] = gru_candidate(ax[0, 2 * H + j, b], tape[tt, j, b],
+                                                       ah[0, 2 * H + j, b])  # fmt: skip
+            for b in range(n):
+                hs[t + 1, j, b] = gru_hidden(tape[tt, H + j, b], tape[tt, 2 * H + j, b],
+                                             hs[t, j, b])  # fmt: skip
+    elif cell == LSTM:  # tape i, f, g, o, tanh(c)
+        for q in range(4 * H):
+            if q // H == LSTM_TANH_GATE:
+                for b in range(n):
+                    tape[tt, q, b] = tanh(ax[0, q, b])
+            else:
+                for b in range(n):
+                    tape[tt, q, b] = sigmoid(ax[0, q, b])
         for j in range(H):
             for b in range(n):
-                hs[t + 1, j, b], cs[t + 1, j, b], i, f, g, o, tc = lstm_forward(
-                    ax[0, j, b], ax[0, H + j, b], ax[0, 2 * H + j, b], ax[0, 3 * H + j, b],
-                    cs[t, j, b],
-                )  # fmt: skip
-                tape[tt, j, b], tape[tt, H + j, b], tape[tt, 2 * H + j, b] = i, f, g
-                tape[tt, 3 * H + j, b], tape[tt, 4 * H + j, b] = o, tc
+                cs[t + 1, j, b] = lstm_cell(tape[tt, j, b], tape[tt, H + j, b],
+                                            tape[tt, 2 * H + j, b], cs[t, j, b])  # fmt: skip
+            for b in range(n):
+                hs[t + 1, j, b], tape[tt, 4 * H + j, b] = lstm_hidden(tape[tt, 3 * H + j, b],
+                                                                      cs[t + 1, j, b])  # fmt: skip
     else:
         raise ValueError("unknown cell code")
 

@@ -108,8 +108,8 @@ def _carve(buffer, at, shape):
 
 
 @inline
-def make_block(net, T, m, training, dtype):
-    """A :class:`Block` for ``T`` steps and ``m`` lanes: one allocation, carved."""
+def block_size(net, T, m, training):
+    """How many numbers :func:`make_block` carves for ``T`` steps and ``m`` lanes."""
     L, I, H, O = net.layers, net.inputs, net.hidden, net.outputs
     GH = net.gates * H
     C = H if net.cell_state else 0
@@ -117,9 +117,21 @@ def make_block(net, T, m, training, dtype):
     Tt, Td = (T, T) if training else (1, 0)
     rows = max(GH, max(H, O))
     wide = max(GH * max(I, H), O * H)
-    size = (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
+    return (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
             + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + rows * m + wide)  # fmt: skip
-    buffer = np.empty(size, dtype)
+
+
+@inline
+def make_block(net, T, m, training, buffer):
+    """A :class:`Block` for ``T`` steps and ``m`` lanes, carved from ``buffer``
+    (:func:`block_size` numbers)."""
+    L, I, H, O = net.layers, net.inputs, net.hidden, net.outputs
+    GH = net.gates * H
+    C = H if net.cell_state else 0
+    S = net.tape * H
+    Tt, Td = (T, T) if training else (1, 0)
+    rows = max(GH, max(H, O))
+    wide = max(GH * max(I, H), O * H)
     xs, at = _carve(buffer, 0, (T, I, m))
     ys, at = _carve(buffer, at, (T, O, m))
     ws, at = _carve(buffer, at, (T, m))
@@ -140,6 +152,29 @@ def make_block(net, T, m, training, dtype):
     gtmp, at = _carve(buffer, at, (wide,))
     return Block(xs, ys, ws, hs, cs, tape, ax, ah, zs, dzs, flow, dh, dc, dax, dah, ltmp,
                  ptmp, gtmp)  # fmt: skip
+
+
+@inline
+def _accumulator(buffer, at, P, m):
+    """A zeroed (P, m) gradient accumulator carved from ``buffer`` at ``at``."""
+    acc = buffer[at : at + P * m].reshape((P, m))
+    for p in range(P):
+        for b in range(m):
+            acc[p, b] = 0.0
+    return acc
+
+
+@inline
+def _layout(net, P, T, B, lanes, use_blas, parallel, training):
+    """(block width, blocks, numbers per block, accumulator columns, total workspace)."""
+    width = B if use_blas else min(B, lanes)
+    blocks = (B + width - 1) // width
+    per_block = block_size(net, T, width, training)
+    columns = 1 if use_blas else width
+    if not training:
+        return width, blocks, per_block, columns, per_block
+    # a block, an accumulator and a gradient row each, and the loss values
+    return width, blocks, per_block, columns, blocks * (per_block + P * columns + P) + blocks
 
 
 # -- parameter views ------------------------------------------------------------------------
@@ -274,7 +309,7 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
             rows_accumulate(dc, 0, acc, o[C0], n, use_blas)
 
 
-@inline
+@kernel
 def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc, use_blas):
     """Forward, loss and backward of sequences ``start .. start + n``; returns their
     weighted loss sum and adds their gradient to ``acc``."""
@@ -312,7 +347,7 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
     return value
 
 
-@inline
+@kernel
 def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas):
     """Forward pass of sequences ``start .. start + n`` into ``logits`` (T, B, O) and,
     with ``states``, ``h_out`` / ``c_out`` (L, T, B, H)."""
@@ -352,53 +387,72 @@ def _sum_lanes(acc, grad):
 
 
 @kernel
-def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas):
-    T, B = x.shape[0], x.shape[1]
-    blk = make_block(net, T, width, True, theta.dtype)
-    acc = np.zeros((theta.shape[0], 1 if use_blas else width), theta.dtype)
-    value = 0.0
-    for start in range(0, B, width):
-        n = min(width, B - start)
-        value += train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc,
-                             use_blas)  # fmt: skip
-    grad = np.zeros_like(theta)
-    _sum_lanes(acc, grad)
-    return value, grad
-
-
-@kernel(parallel=True)
-def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas):
-    T, B = x.shape[0], x.shape[1]
+def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
+                         per_block, columns):  # fmt: skip
+    T, B, P = x.shape[0], x.shape[1], theta.shape[0]
     blocks = (B + width - 1) // width
-    values = np.zeros(blocks)
-    grads = np.zeros((blocks, theta.shape[0]), theta.dtype)
-    for block in prange(blocks):
-        blk = make_block(net, T, width, True, theta.dtype)
-        acc = np.zeros((theta.shape[0], 1 if use_blas else width), theta.dtype)
+    own = per_block + P * columns + P  # a block's share of the workspace
+    values = work[blocks * own : blocks * own + blocks]
+    for block in range(blocks):
+        mine = work[block * own : (block + 1) * own]
+        blk = make_block(net, T, width, True, mine)
+        acc = _accumulator(mine, per_block, P, columns)
         start = block * width
         n = min(width, B - start)
         values[block] = train_block(theta, net, x, y, mask, start, n, loss, scale, truncate,
                                     blk, acc, use_blas)  # fmt: skip
-        _sum_lanes(acc, grads[block])
+        row = mine[per_block + P * columns : own]
+        row[:] = 0.0
+        _sum_lanes(acc, row)
     value = 0.0
-    grad = np.zeros_like(theta)
+    grad = work[per_block + P * columns : own]  # block 0's row: the others are added to it
     for block in range(blocks):  # in block order: the same sum whatever ran where
         value += values[block]
-        grad += grads[block]
+        if block > 0:
+            grad += work[block * own + per_block + P * columns : (block + 1) * own]
+    return value, grad
+
+
+@kernel(parallel=True)
+def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
+                           per_block, columns):  # fmt: skip
+    T, B, P = x.shape[0], x.shape[1], theta.shape[0]
+    blocks = (B + width - 1) // width
+    own = per_block + P * columns + P  # a block's share of the workspace
+    values = work[blocks * own : blocks * own + blocks]
+    for block in prange(blocks):
+        mine = work[block * own : (block + 1) * own]
+        blk = make_block(net, T, width, True, mine)
+        acc = _accumulator(mine, per_block, P, columns)
+        start = block * width
+        n = min(width, B - start)
+        values[block] = train_block(theta, net, x, y, mask, start, n, loss, scale, truncate,
+                                    blk, acc, use_blas)  # fmt: skip
+        row = mine[per_block + P * columns : own]
+        row[:] = 0.0
+        _sum_lanes(acc, row)
+    value = 0.0
+    grad = work[per_block + P * columns : own]  # block 0's row: the others are added to it
+    for block in range(blocks):  # in block order: the same sum whatever ran where
+        value += values[block]
+        if block > 0:
+            grad += work[block * own + per_block + P * columns : (block + 1) * own]
     return value, grad
 
 
 @inline
-def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas, parallel):
-    B = x.shape[1]
+def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas, parallel,
+                   work):  # fmt: skip
+    """The loss and its gradient (a view into ``work``)."""
+    T, B, P = x.shape[0], x.shape[1], theta.shape[0]
+    width, _, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, parallel, True)
     scale = loss_scale(mask, net.outputs, loss, mean)
-    width = B if use_blas else min(B, lanes)
     if parallel:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
-                                             width, use_blas)  # fmt: skip
+                                             width, use_blas, work, per_block, columns)  # fmt: skip
     else:
         value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
-                                           width, use_blas)  # fmt: skip
+                                           width, use_blas, work, per_block, columns)  # fmt: skip
     return value * scale, grad
 
 
@@ -406,25 +460,34 @@ def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas
 
 
 @kernel
-def loss_and_grad(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
-                  parallel):  # fmt: skip
-    """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
-    its gradient ``(P,)``. ``truncate``: 0 for full BPTT; ``lanes``: block width."""
+def workspace_size(dims, offsets, head, P, T, B, lanes, use_blas, parallel, training):
+    """Numbers of workspace the entry points below need for this batch."""
     net = make_net(dims, offsets, head)
-    return _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
-                          parallel)  # fmt: skip
+    return _layout(net, P, T, B, lanes, use_blas, parallel, training)[4]
+
+
+@kernel
+def loss_and_grad(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
+                  parallel, work):  # fmt: skip
+    """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
+    its gradient ``(P,)``. ``truncate``: 0 for full BPTT; ``lanes``: block width;
+    ``work``: scratch of :func:`workspace_size` numbers."""
+    net = make_net(dims, offsets, head)
+    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
+                                 parallel, work)  # fmt: skip
+    return value, grad.copy()
 
 
 @kernel
 def train_step(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
-               parallel, rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
-               max_norm, first, second):  # fmt: skip
+               parallel, work, rule, step, lr, beta1, beta2, eps, weight_decay, momentum,
+               nesterov, max_norm, first, second):  # fmt: skip
     """:func:`loss_and_grad`, then the optimizer's update of ``theta`` in place (the
     fields of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
     before clipping); when either is not finite ``theta`` is unchanged."""
     net = make_net(dims, offsets, head)
     value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
-                                 parallel)  # fmt: skip
+                                 parallel, work)  # fmt: skip
     if not math.isfinite(value):
         return value, math.sqrt(np.sum(grad * grad))
     update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
@@ -433,7 +496,7 @@ def train_step(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lan
 
 
 @kernel
-def forward(x, theta, dims, offsets, head, lanes, use_blas, states):
+def forward(x, theta, dims, offsets, head, lanes, use_blas, states, work):
     """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
     (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient."""
     net = make_net(dims, offsets, head)
@@ -444,7 +507,7 @@ def forward(x, theta, dims, offsets, head, lanes, use_blas, states):
     shape = (L, T, B, H) if states else (0, 0, 0, 0)
     h_out = np.empty(shape, theta.dtype)
     c_out = np.empty(shape if net.cell_state else (0, 0, 0, 0), theta.dtype)
-    blk = make_block(net, T, width, False, theta.dtype)
+    blk = make_block(net, T, width, False, work)
     for start in range(0, B, width):
         n = min(width, B - start)
         forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas)

@@ -4,7 +4,8 @@ Operands are addressed as ``v[t]`` of a 3-D array ``v (T, rows, m)`` (index
 ``tv``), so the time loops pass whole arrays and build no views per step (at
 ``H = 2`` a view costs as much as a step's arithmetic). Two ways, one interface,
 picked by the driver's ``use_blas``: blocks of lanes (small ``H``) run plain
-loops with the sequence index innermost, which vectorize; a whole batch at
+loops with the sequence index innermost, which vectorize (or, for fewer than
+``FEW`` sequences, units innermost); a whole batch at
 larger ``H`` calls BLAS (``np.dot``), with ``tmp`` as scratch (``rows * n``).
 
 Weight gradients are summed in an accumulator ``acc (P, m)`` laid out as the flat
@@ -18,6 +19,10 @@ import numpy as np
 
 from rnnlab.kernels.compiled.math import inline_always
 
+#: below this many lanes the loops run sequence by sequence, units innermost (a loop
+#: over 1-3 lanes costs more in loop control than in arithmetic)
+FEW = 4
+
 
 @inline_always
 def product_add(W, v, tv, out, to, n, use_blas, tmp):
@@ -29,6 +34,13 @@ def product_add(W, v, tv, out, to, n, use_blas, tmp):
         for j in range(J):
             for b in range(n):
                 out[to, j, b] += t[j, b]
+        return
+    if n < FEW:
+        for b in range(n):
+            for k in range(W.shape[1]):
+                vk = v[tv, k, b]
+                for j in range(J):
+                    out[to, j, b] += W[j, k] * vk
         return
     for j in range(J):
         for k in range(W.shape[1]):
@@ -47,6 +59,13 @@ def product_t_add(W, v, tv, out, to, n, use_blas, tmp):
         for k in range(K):
             for b in range(n):
                 out[to, k, b] += t[k, b]
+        return
+    if n < FEW:
+        for b in range(n):
+            for j in range(W.shape[0]):
+                vj = v[tv, j, b]
+                for k in range(K):
+                    out[to, k, b] += W[j, k] * vj
         return
     for j in range(W.shape[0]):
         for k in range(K):
@@ -68,6 +87,13 @@ def outer_accumulate(u, tu, v, tv, acc, offset, n, use_blas, tmp):
                 acc[offset + j * K + k, 0] += t[j, k]
         return
     lanes = acc[offset : offset + J * K].reshape((J, K, acc.shape[1]))
+    if n < FEW:
+        for b in range(n):
+            for j in range(J):
+                uj = u[tu, j, b]
+                for k in range(K):
+                    lanes[j, k, b] += uj * v[tv, k, b]
+        return
     for j in range(J):
         for k in range(K):
             for b in range(n):

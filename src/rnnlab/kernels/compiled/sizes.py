@@ -13,18 +13,24 @@ import numba
 
 #: sequences per block when the batch runs in SIMD lanes
 LANES = 32
+#: BLAS products need this many sequences to beat loops (B = 1, T = 100, H = 64: loops
+#: 687 us, BLAS 896 us for an Elman network; GRU 1582 vs 2244 us)
+BLAS_MIN_BATCH = 8
 
 
 class Thresholds(NamedTuple):
     blas_min_hidden: int  # from this H on, the whole batch is one block with BLAS products
-    parallel_min_batch: int  # lanes blocks run on all threads from this batch size on ...
-    parallel_max_hidden: int  # ... up to this H (beyond it, BLAS wins)
+    parallel_min_batch: int  # (below it) lanes blocks run on all threads from this batch on
 
 
+#: measured at T = 100 (float32, 2 cores, microseconds per pass), e.g. Elman H = 16, B = 32:
+#: lanes 567-645, BLAS 513-544; GRU H = 8, B = 32: lanes 811, BLAS 782; LSTM H = 8: 998 vs
+#: 905; B = 256, H = 2: lanes on threads 853-1397, one thread 2106-2755, BLAS 1410-2157.
+#: The whole grid: docs/speed_grid.txt; the method: docs/architecture.md.
 TABLE = {
-    "elman": Thresholds(blas_min_hidden=32, parallel_min_batch=64, parallel_max_hidden=95),
-    "gru": Thresholds(blas_min_hidden=9, parallel_min_batch=64, parallel_max_hidden=64),
-    "lstm": Thresholds(blas_min_hidden=17, parallel_min_batch=64, parallel_max_hidden=64),
+    "elman": Thresholds(blas_min_hidden=16, parallel_min_batch=64),
+    "gru": Thresholds(blas_min_hidden=8, parallel_min_batch=64),
+    "lstm": Thresholds(blas_min_hidden=8, parallel_min_batch=64),
 }
 
 
@@ -34,10 +40,16 @@ class Path(NamedTuple):
     parallel: bool
 
 
+_SERIAL_LANES, _PARALLEL_LANES, _BLAS = Path(LANES, False, False), Path(LANES, False, True), \
+    Path(LANES, True, False)  # fmt: skip
+
+
 def choose(cell: str, hidden: int, batch: int, threads: int | None = None) -> Path:
     """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units."""
     limits = TABLE[cell]
-    threads = numba.get_num_threads() if threads is None else threads
-    if threads > 1 and batch >= limits.parallel_min_batch and hidden <= limits.parallel_max_hidden:
-        return Path(LANES, False, True)
-    return Path(LANES, hidden >= limits.blas_min_hidden, False)
+    if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
+        return _BLAS
+    if batch >= limits.parallel_min_batch:
+        if (numba.get_num_threads() if threads is None else threads) > 1:
+            return _PARALLEL_LANES
+    return _SERIAL_LANES
