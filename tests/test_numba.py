@@ -93,16 +93,22 @@ def test_truncated_bptt_matches_reference(rng, cell, activation, truncate, path)
 
 @pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
 @pytest.mark.parametrize(("cell", "activation"), CELLS)
-def test_float32_matches_reference_to_1e4(rng, cell, activation, path):
-    net, theta, x, y, mask = make_problem(rng, cell, activation, T=9, B=6, I=2, H=6, O=2, L=2,
-                                          loss="bce")  # fmt: skip
-    value, grad = compiled.loss_and_grad(net, theta.astype(np.float32), x.astype(np.float32),
-                                         y.astype(np.float32), mask.astype(np.float32),
-                                         loss="bce", truncate=3, path=path)  # fmt: skip
-    assert grad.dtype == np.float32
-    ref_value, ref_grad = reference.loss_and_grad(net, theta, x, y, mask, loss="bce", truncate=3)
-    assert relative_error(value, ref_value) <= 1e-4
-    assert relative_error(grad, ref_grad) <= 1e-4
+@pytest.mark.parametrize("loss", LOSSES)
+def test_float32_matches_reference_to_1e4(rng, cell, activation, loss, path):
+    net, theta, x, y, mask = make_problem(rng, cell, activation, T=9, B=6, I=2, H=6, O=3, L=2,
+                                          loss=loss, lengths=[9, 4, 7, 1, 9, 5])  # fmt: skip
+    f32 = [a.astype(np.float32) for a in (theta, x, y, mask)]
+    for truncate in (None, 3):
+        for reduction in ("sum", "mean"):
+            kw = {"loss": loss, "truncate": truncate, "reduction": reduction}
+            value, grad = compiled.loss_and_grad(net, *f32, path=path, **kw)
+            assert grad.dtype == np.float32
+            ref_value, ref_grad = reference.loss_and_grad(net, theta, x, y, mask, **kw)
+            assert relative_error(value, ref_value) <= 1e-4
+            ref, got = net.unpack(ref_grad), net.unpack(grad)
+            floor = 1e-2 * np.abs(ref_grad).max()
+            for name, g in ref.items():
+                assert relative_error(got[name], g, floor) <= 1e-4, name
 
 
 @settings(max_examples=40, deadline=None)
@@ -221,13 +227,13 @@ def test_unknown_cell_codes_are_refused():
     """A cell the compiled kernels do not know is an error, never another cell's math."""
     from rnnlab.kernels.compiled import cells, driver
 
-    net, theta = network("elman", "tanh", 1, 1, 2, 1), np.zeros(network("elman", "tanh", 1, 1, 2,
-                                                                         1).size)  # fmt: skip
-    dims = np.array([99, 1, 1, 1, 2, 1, 1, 0, 0, 0], dtype=np.int64)  # see driver.DIMS
-    x = np.zeros((2, 1, 1))
+    net = network("elman", "tanh", 1, 1, 2, 1)
     assert 99 not in (cells.ELMAN, cells.GRU, cells.LSTM)
+    plan = np.concatenate([[99, 1, 1, 1, 2, 1, 1, 0, 0, 0], net.offsets.ravel(), net.head])
+    settings = np.array([0, 0, 0, 32, 0, 0])  # see driver.PLAN and driver.SETTINGS
     with pytest.raises(ValueError, match="unknown cell"):
-        driver.forward(x, theta, dims, net.offsets, net.head, 32, False, False, np.zeros(10_000))
+        driver.forward(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64), settings,
+                       False, np.zeros(10_000))  # fmt: skip
 
 
 def test_backend_selection():

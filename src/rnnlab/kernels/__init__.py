@@ -25,7 +25,8 @@ the same dtype, time-major:
     before clipping; when either is not finite ``theta`` is unchanged.
 
 Arguments are checked by the layers above (:mod:`rnnlab.model`,
-:mod:`rnnlab.train`); backends trust them. ``rnnlab.kernels.reference`` is the
+:mod:`rnnlab.train`); a backend need only refuse what it would misread (the compiled
+one checks shapes, as its kernels index unchecked). ``rnnlab.kernels.reference`` is the
 specification; ``rnnlab.kernels.compiled`` must match it to 1e-12 (float64).
 """
 

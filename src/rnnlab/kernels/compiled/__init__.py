@@ -42,32 +42,31 @@ def release_workspace() -> None:
 class _Call(NamedTuple):
     """What a call of one network on one batch shape needs, worked out once."""
 
-    dims: np.ndarray
-    offsets: np.ndarray
-    head: np.ndarray
-    path: sizes.Path
+    plan: np.ndarray  # the network (see driver.PLAN)
+    settings: np.ndarray  # how to run (see driver.SETTINGS)
     workspace: int  # numbers of scratch
 
 
 _CALLS: dict[tuple, _Call] = {}
 
 
-def _call(net: Network, dtype, T: int, B: int, training: bool, path) -> _Call:
-    key = (net, dtype, T, B, training, path)
+def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncate=0,
+          training=False) -> _Call:  # fmt: skip
+    key = (net, dtype, T, B, path, loss, mean, truncate, training)
     call = _CALLS.get(key)
     if call is None:
         if net.cell not in sizes.TABLE:
             raise ValueError(f"the compiled backend has no kernels for cell {net.cell!r}")
         spec = net.spec
-        dims = np.array(
-            [spec.code, net.activation_code, net.num_layers, net.input_size, net.hidden_size,
-             net.output_size, spec.gates, spec.tape, spec.recurrent_bias is not None,
-             spec.cell_state], dtype=np.int64,
-        )  # fmt: skip
-        chosen = path or sizes.choose(net.cell, net.hidden_size, B)
-        size = driver.workspace_size(dims, net.offsets, net.head, net.size, T, B, chosen.lanes,
-                                     chosen.use_blas, chosen.parallel, training)  # fmt: skip
-        call = _CALLS[key] = _Call(dims, net.offsets, net.head, chosen, int(size))
+        integers = [spec.code, net.activation_code, net.num_layers, net.input_size,
+                    net.hidden_size, net.output_size, spec.gates, spec.tape,
+                    spec.recurrent_bias is not None, spec.cell_state]  # fmt: skip
+        plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
+        p = path or sizes.choose(net.cell, net.hidden_size, B)
+        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
+        size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
+                                     training)  # fmt: skip
+        call = _CALLS[key] = _Call(plan, settings, int(size))
     return call
 
 
@@ -109,10 +108,9 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     x = _as(x, dtype)
     _check(net, theta, x)
     T, B = x.shape[0], x.shape[1]
-    c = _call(net, dtype, T, B, False, path)
-    work = _workspace(dtype, c.workspace)
-    logits, h, cs = driver.forward(x, theta, c.dims, c.offsets, c.head, c.path.lanes,
-                                   c.path.use_blas, states, work)  # fmt: skip
+    c = _call(net, dtype, T, B, path)
+    logits, h, cs = driver.forward(x, theta, c.plan, c.settings, states,
+                                   _workspace(dtype, c.workspace))  # fmt: skip
     if not states:
         return logits, None, None
     return logits, h, (cs if net.spec.cell_state else None)
@@ -127,11 +125,9 @@ def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSS_CODES)}")
     check_reduction(reduction)
     T, B = x.shape[0], x.shape[1]
-    c = _call(net, dtype, T, B, True, path)
     k = 0 if truncate is None or truncate >= T else int(truncate)
-    work = _workspace(dtype, c.workspace)
-    return (x, y, mask, theta, c.dims, c.offsets, c.head, code, reduction == "mean", k,
-            c.path.lanes, c.path.use_blas, c.path.parallel, work)  # fmt: skip
+    c = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
+    return x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace)
 
 
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,

@@ -21,7 +21,9 @@ step into an accumulator laid out as the flat parameter vector (see
 
 Parameters travel as one flat vector ``theta`` with ``offsets (L, 6)`` (columns
 of :mod:`rnnlab.kernels.layout`) and ``head (2,)``; the network's integers as
-``dims`` (:data:`DIMS`). Entry points take only arrays and numbers: a call from
+one int64 ``plan``: the integers of :data:`PLAN`, then ``offsets`` row by row, then
+``head``; how to run a call as ``settings`` (:data:`SETTINGS`). Entry points take
+only arrays and numbers: a call from
 Python pays for each argument's type check, and tuples cost the most.
 """
 
@@ -46,13 +48,15 @@ from rnnlab.kernels.layout import B_H, B_X, C0, H0, W_HH, W_XH
 from rnnlab.optim import compiled as optimizer
 from rnnlab.optim.rules import Update
 
-#: the order of the integers in ``dims``
-DIMS = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
+#: the network's integers at the start of ``plan`` (then offsets (L, 6) and head (2,))
+PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
         "cell_state")  # fmt: skip
+#: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, threads
+SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel")
 
 
 class Net(NamedTuple):
-    """A network as the compiled code sees it (built from ``dims``, see :data:`DIMS`)."""
+    """A network as the compiled code sees it (built from ``plan``, see :data:`PLAN`)."""
 
     cell: int
     act: int
@@ -93,9 +97,12 @@ class Block(NamedTuple):
 
 
 @inline
-def make_net(dims, offsets, head):
-    return Net(dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7],
-               dims[8] != 0, dims[9] != 0, offsets, head)  # fmt: skip
+def make_net(plan):
+    L, n = plan[2], len(PLAN)
+    offsets = plan[n : n + 6 * L].reshape((L, 6))
+    head = plan[n + 6 * L : n + 6 * L + 2]
+    return Net(plan[0], plan[1], L, plan[3], plan[4], plan[5], plan[6], plan[7], plan[8] != 0,
+               plan[9] != 0, offsets, head)  # fmt: skip
 
 
 @inline
@@ -460,34 +467,33 @@ def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas
 
 
 @kernel
-def workspace_size(dims, offsets, head, P, T, B, lanes, use_blas, parallel, training):
+def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
     """Numbers of workspace the entry points below need for this batch."""
-    net = make_net(dims, offsets, head)
+    net = make_net(plan)
     return _layout(net, P, T, B, lanes, use_blas, parallel, training)[4]
 
 
 @kernel
-def loss_and_grad(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
-                  parallel, work):  # fmt: skip
+def loss_and_grad(x, y, mask, theta, plan, settings, work):
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
-    its gradient ``(P,)``. ``truncate``: 0 for full BPTT; ``lanes``: block width;
-    ``work``: scratch of :func:`workspace_size` numbers."""
-    net = make_net(dims, offsets, head)
-    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
-                                 parallel, work)  # fmt: skip
+    its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers."""
+    net = make_net(plan)
+    loss, mean, truncate, lanes, use_blas, parallel = settings
+    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean != 0, truncate, lanes,
+                                 use_blas != 0, parallel != 0, work)  # fmt: skip
     return value, grad.copy()
 
 
 @kernel
-def train_step(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lanes, use_blas,
-               parallel, work, rule, step, lr, beta1, beta2, eps, weight_decay, momentum,
-               nesterov, max_norm, first, second):  # fmt: skip
+def train_step(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1, beta2, eps,
+               weight_decay, momentum, nesterov, max_norm, first, second):  # fmt: skip
     """:func:`loss_and_grad`, then the optimizer's update of ``theta`` in place (the
     fields of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
     before clipping); when either is not finite ``theta`` is unchanged."""
-    net = make_net(dims, offsets, head)
-    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas,
-                                 parallel, work)  # fmt: skip
+    net = make_net(plan)
+    loss, mean, truncate, lanes, use_blas, parallel = settings
+    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean != 0, truncate, lanes,
+                                 use_blas != 0, parallel != 0, work)  # fmt: skip
     if not math.isfinite(value):
         return value, math.sqrt(np.sum(grad * grad))
     update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
@@ -496,10 +502,11 @@ def train_step(x, y, mask, theta, dims, offsets, head, loss, mean, truncate, lan
 
 
 @kernel
-def forward(x, theta, dims, offsets, head, lanes, use_blas, states, work):
+def forward(x, theta, plan, settings, states, work):
     """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
     (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient."""
-    net = make_net(dims, offsets, head)
+    net = make_net(plan)
+    lanes, use_blas = settings[3], settings[4] != 0
     T, B = x.shape[0], x.shape[1]
     L, H = net.layers, net.hidden
     width = B if use_blas else min(B, lanes)
