@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnlab.runs import train_task
+from rnnlab.runs import model_kind, train_task
 from rnnlab.tasks import TASKS, get_task
 from rnnlab.train import FitConfig
 
@@ -34,7 +34,7 @@ def row(name, params, cell, hidden, max_steps, seed):
         fit_config=FitConfig(seed=seed, max_steps=max_steps),
     )
     c, h = result.model.config, result.history
-    kind = f"{c.cell} {c.activation}" if c.cell == "elman" else c.cell
+    kind = model_kind(c.cell, c.activation)
     metrics = list(result.metrics.items())
     label = name + "".join(f" {k}={v}" for k, v in params.items())
     test_label, test = metrics[-1]

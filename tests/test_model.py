@@ -226,3 +226,10 @@ def test_a_prepared_batch_is_checked_against_the_model():
         evaluate(model, inputs_only)
     with pytest.raises(ValueError, match="a training step needs a batch with targets"):
         TrainStep(model, make_optimizer("adam", lr=0.1))(inputs_only)
+
+
+def test_predict_refuses_a_threshold_that_is_not_a_number():
+    model = rnnlab.RNN(seed=0)
+    with pytest.raises(ValueError, match="threshold"):
+        model.predict([[0, 1]], threshold="a")
+    assert model.predict([[0, 1]], threshold=0.5) == model.predict([[0, 1]])

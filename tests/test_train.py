@@ -234,3 +234,9 @@ def test_train_step_checks_its_arguments(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         TrainStep(rnnlab.RNN(seed=0), make_optimizer("adam", lr=0.1), **kwargs)
+
+
+def test_fit_refuses_unknown_settings():
+    model = rnnlab.RNN(seed=0)
+    with pytest.raises(ValueError, match="unknown fit setting"):
+        fit(model, "shift", max_step=3)

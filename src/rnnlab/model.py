@@ -368,6 +368,8 @@ class RNN:
 
     def predict(self, X, *, lengths=None, threshold: float = 0.5):
         """Predictions: 0/1 bits (``bce``), class indices (``softmax``) or values (``mse``)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number):
+            raise ValueError(f"threshold must be a number, got {threshold!r}")
         batch = self.batch(X, lengths=lengths)
         logits, _, _ = self._forward(batch)
         outputs = LOSSES[self.config.loss].output(logits)  # (T, B, O)

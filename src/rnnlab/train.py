@@ -11,7 +11,7 @@ import csv
 import io
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -188,6 +188,10 @@ def fit(
     pass without improvement, at ``max_steps``, or when the loss turns NaN or
     infinite (keeping the last good weights).
     """
+    unknown = sorted(set(overrides) - {f.name for f in fields(FitConfig)})
+    if unknown:
+        raise ValueError(f"unknown fit setting(s) {', '.join(unknown)}; FitConfig has "
+                         f"{', '.join(f.name for f in fields(FitConfig))}")  # fmt: skip
     config = replace(config or FitConfig(), **overrides)
     if backend is None:
         return _fit(model, data, validation, config, progress)

@@ -1,8 +1,8 @@
 """Which way the compiled driver runs a batch, by cell, hidden size and batch size.
 
-The thresholds were measured with ``benchmarks/speed.py`` on this project's
-2-core machine; the measurements are in ``docs/speed_grid.txt`` and
-``docs/architecture.md``. Every way gives the same result to rounding.
+The thresholds were measured on this project's 2-core machine; the measurements
+are in ``docs/architecture.md``, the full grid against PyTorch in
+``docs/speed_grid.txt``. Every way gives the same result to rounding.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import numba
 
 #: sequences per block when the batch runs in SIMD lanes
 LANES = 32
-#: BLAS products need this many sequences to beat loops (B = 1, T = 100, H = 64: loops
-#: 687 us, BLAS 896 us for an Elman network; GRU 1582 vs 2244 us)
+#: BLAS products need this many sequences to beat loops
 BLAS_MIN_BATCH = 8
 
 
@@ -23,10 +22,7 @@ class Thresholds(NamedTuple):
     parallel_min_batch: int  # (below it) lanes blocks run on all threads from this batch on
 
 
-#: measured at T = 100 (float32, 2 cores, microseconds per pass), e.g. Elman H = 16, B = 32:
-#: lanes 567-645, BLAS 513-544; GRU H = 8, B = 32: lanes 811, BLAS 782; LSTM H = 8: 998 vs
-#: 905; B = 256, H = 2: lanes on threads 853-1397, one thread 2106-2755, BLAS 1410-2157.
-#: The whole grid: docs/speed_grid.txt; the method: docs/architecture.md.
+#: per cell; the measurements they come from are in docs/architecture.md ("Thresholds")
 TABLE = {
     "elman": Thresholds(blas_min_hidden=16, parallel_min_batch=64),
     "gru": Thresholds(blas_min_hidden=8, parallel_min_batch=64),
