@@ -29,7 +29,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format src tests benchmarks
 
 bench: $(VENV)/.dev
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/speed.py --repeats 3 | tee docs/speed_grid.txt
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -258,7 +258,14 @@ def main(argv=None):
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.05, help="seconds per measurement")
+    parser.add_argument("--batches", default="1,32,256", help="batch sizes of the grid")
+    parser.add_argument(
+        "--compare", nargs=2, metavar=("BEFORE", "AFTER"),
+        help="two saved grids: nb32 after / before per configuration, and a summary",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.compare:
+        return compare(*args.compare)
     if args.startup:
         return startup()
     if args.solve:
@@ -273,7 +280,8 @@ def main(argv=None):
         grid = [(2, 1, 10), (2, 32, 10), (16, 32, 100), (64, 32, 100), (256, 256, 100)]
         cells = cells[:1] if args.cells == ",".join(CELLS) else cells
     else:
-        grid = [(H, B, T) for H in (2, 16, 64, 256) for B in (1, 32, 256) for T in (10, 100)]
+        batches = [int(b) for b in args.batches.split(",")]
+        grid = [(H, B, T) for H in (2, 16, 64, 256) for B in batches for T in (10, 100)]
     threads = f"numba threads {numba.get_num_threads()}, torch default {DEFAULT_TORCH_THREADS}"
     print(f"# {threads}; sequence-steps per second, median of {args.repeats}")
     header = f"{'cell':6} {'H':>4} {'B':>4} {'T':>4} " + " ".join(f"{c:>11}" for c in COLUMNS)
@@ -290,6 +298,48 @@ def main(argv=None):
 
 
 DEFAULT_TORCH_THREADS = 1
+
+
+def read_grid(path) -> dict[tuple, dict[str, float]]:
+    """A saved grid (this script's output): (cell, H, B, T) -> column -> value."""
+    rows = {}
+    for line in open(path):
+        parts = line.split()
+        if not parts or line.startswith("#") or parts[0] == "cell":
+            continue
+        values = [float("nan") if v == "-" else float(v) for v in parts[4:]]
+        names = (*COLUMNS, "nb32/t1", "nb32/tbest")
+        rows[(parts[0], *map(int, parts[1:4]))] = dict(zip(names, values, strict=True))
+    return rows
+
+
+def compare(before_path, after_path) -> int:
+    """nb32 after / before for every configuration both grids hold, and how many
+    configurations rnnlab leads PyTorch in, before and after."""
+    before, after = read_grid(before_path), read_grid(after_path)
+    shared = [key for key in after if key in before]
+    print(
+        f"{'cell':6} {'H':>4} {'B':>4} {'T':>4} {'before':>10} {'after':>10} {'after/before':>12}"
+    )
+    for key in shared:
+        b, a = before[key]["nb32"], after[key]["nb32"]
+        print(f"{key[0]:6} {key[1]:4d} {key[2]:4d} {key[3]:4d} {b:10.3g} {a:10.3g} {a / b:12.2f}")
+    ratios = sorted(after[k]["nb32"] / before[k]["nb32"] for k in shared)
+    slower, faster = sum(r < 0.8 for r in ratios), sum(r > 1.25 for r in ratios)
+    print(f"# {len(shared)} configurations; after/before median {statistics.median(ratios):.2f}, "
+          f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; within 0.8-1.25: "
+          f"{len(ratios) - slower - faster}, slower than 0.8: {slower}, faster than 1.25: "
+          f"{faster}")  # fmt: skip
+    for label, grid in (("before", before), ("after", after)):
+        keys = [k for k in shared]
+        t1 = sum(grid[k]["nb32/t1"] > 1 for k in keys)
+        best = sum(grid[k]["nb32/tbest"] > 1 for k in keys)
+        print(
+            f"# {label}: ahead of one-thread PyTorch in {t1}/{len(keys)}, of the faster "
+            f"PyTorch in {best}/{len(keys)}"
+        )
+    return 0
+
 
 _STARTUP_SNIPPET = """
 import time; t0 = time.perf_counter()

@@ -82,6 +82,23 @@ def test_every_cell_loss_depth_and_path_matches_reference(rng, cell, activation,
                     reduction=reduction)  # fmt: skip
 
 
+@pytest.mark.parametrize(("cell", "activation"), CELLS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("B", [1, 3])
+def test_one_sequence_at_a_time_matches_reference(rng, cell, activation, loss, B):
+    """Batches of fewer than 4 sequences of a one-layer network run one sequence at a
+    time (units in the lanes): the same numbers."""
+    net, theta, x, y, mask = make_problem(rng, cell, activation, T=6, B=B, I=2, H=5, O=3,
+                                          L=1, loss=loss, lengths=[6, 2, 4][:B])  # fmt: skip
+    for reduction in ("sum", "mean"):
+        assert_same(net, theta, x, y, mask, tol=1e-12, path=PATHS["lanes"], loss=loss,
+                    reduction=reduction)  # fmt: skip
+    logits, h, c = compiled.forward(net, theta, x, states=True, path=PATHS["lanes"])
+    ref_logits, ref_h, ref_c = reference.forward(net, theta, x, states=True)
+    assert relative_error(logits, ref_logits) <= 1e-12 and relative_error(h, ref_h) <= 1e-12
+    assert (c is None) == (ref_c is None) and (c is None or relative_error(c, ref_c) <= 1e-12)
+
+
 @pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
 @pytest.mark.parametrize(("cell", "activation"), CELLS)
 @pytest.mark.parametrize("truncate", [1, 2, 4])

@@ -39,6 +39,7 @@ from rnnlab.kernels.compiled.cells import backward_block, forward_block
 from rnnlab.kernels.compiled.functions import head_forward, loss_block, loss_scale
 from rnnlab.kernels.compiled.math import inline, kernel
 from rnnlab.kernels.compiled.products import (
+    FEW,
     outer_accumulate,
     product_add,
     product_t_add,
@@ -179,9 +180,10 @@ def _layout(net, P, T, B, lanes, use_blas, parallel, training):
     per_block = block_size(net, T, width, training)
     columns = 1 if use_blas else width
     if not training:
-        return width, blocks, per_block, columns, per_block
+        return width, blocks, per_block, columns, max(per_block, _sequence_size(net, P, T))
     # a block, an accumulator and a gradient row each, and the loss values
-    return width, blocks, per_block, columns, blocks * (per_block + P * columns + P) + blocks
+    blocked = blocks * (per_block + P * columns + P) + blocks
+    return width, blocks, per_block, columns, max(blocked, _sequence_size(net, P, T))
 
 
 # -- parameter views ------------------------------------------------------------------------
@@ -447,6 +449,212 @@ def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width,
     return value, grad
 
 
+# -- one sequence at a time, its units in the lanes ----------------------------------------------
+#
+# With one to three sequences a block's loops over sequences run one to three times and
+# cost more in loop control than in arithmetic. A one-layer network with full BPTT then
+# runs one sequence at a time with the *units* in the lanes: the cell blocks above are
+# elementwise, so they run unchanged on arrays shaped (rows 1, lanes H), and the
+# products become matrix-vector loops over contiguous rows of transposed weights.
+
+
+@inline
+def _sequence_size(net, P, T):
+    H, I, O, GH = net.hidden, net.inputs, net.outputs, net.gates * net.hidden
+    return (2 * (I + H) * GH + 2 * (T + 1) * H + T * net.tape * H + 6 * GH + 4 * H + T * H
+            + T * (2 * O + 1) + O * H + 2 * O + 3 + P)  # fmt: skip
+
+
+@inline
+def _matvec_add(WT, v, tv, out):
+    """out (1, G, H) += W v[tv] (v (T, 1, K)), with WT (K, G, H) = W^T. (Indices here
+    and below are loop counters: an index computed as ``offset + j`` needs a sign
+    check per access, which stops the loop from vectorizing.)"""
+    G, H = out.shape[1], out.shape[2]
+    for k in range(WT.shape[0]):
+        vk = v[tv, 0, k]
+        for g in range(G):
+            for j in range(H):
+                out[0, g, j] += WT[k, g, j] * vk
+
+
+@inline
+def _sequence_weights(theta, net, work):
+    """W_xh^T (I, G, H) and W_hh^T (H, G, H), carved from ``work``, and where they end."""
+    I, H, G = net.inputs, net.hidden, net.gates
+    W_xh, W_hh, _, _ = layer_weights(theta, net, 0)
+    WxT, at = _carve(work, 0, (I, G, H))
+    WhT, at = _carve(work, at, (H, G, H))
+    for g in range(G):
+        for j in range(H):
+            for k in range(I):
+                WxT[k, g, j] = W_xh[g * H + j, k]
+            for k in range(H):
+                WhT[k, g, j] = W_hh[g * H + j, k]
+    return WxT, WhT, at
+
+
+@inline
+def _sequence_step(theta, net, x, b, t, WxT, WhT, hs, cs, tape, tt, ax, ah):
+    """Step ``t`` of sequence ``b``, units in the lanes: hs, cs (T + 1, 1, H)."""
+    G, H, I = net.gates, net.hidden, net.inputs
+    _, _, b_x, b_h = layer_weights(theta, net, 0)
+    for g in range(G):
+        for j in range(H):
+            ax[0, g, j] = b_x[g * H + j]
+    for k in range(I):
+        xk = x[t, b, k]
+        for g in range(G):
+            for j in range(H):
+                ax[0, g, j] += WxT[k, g, j] * xk
+    if net.split:
+        for g in range(G):
+            for j in range(H):
+                ah[0, g, j] = b_h[g * H + j]
+        _matvec_add(WhT, hs, t, ah)
+    else:
+        _matvec_add(WhT, hs, t, ax)
+    forward_block(net.cell, net.act, ax, ah, hs, cs, tape, t, tt, H)
+
+
+@inline
+def _sequence_start(theta, net, hs, cs):
+    o, H = net.offsets[0], net.hidden
+    for j in range(H):
+        hs[0, 0, j] = theta[o[H0] + j]
+        cs[0, 0, j] = theta[o[C0] + j] if net.cell_state else 0.0
+
+
+@kernel
+def _train_sequences(theta, net, x, y, mask, loss, scale, work):
+    """Forward, loss and full BPTT of a one-layer network, sequence by sequence."""
+    T, B, I = x.shape
+    H, O, G = net.hidden, net.outputs, net.gates
+    GH, P = G * H, theta.shape[0]
+    _, W_hh, _, _ = layer_weights(theta, net, 0)
+    W_hy, b_y = head_weights(theta, net)
+    WxT, WhT, at = _sequence_weights(theta, net, work)
+    hs, at = _carve(work, at, (T + 1, 1, H))
+    cs, at = _carve(work, at, (T + 1, 1, H))
+    tape, at = _carve(work, at, (T, net.tape, H))
+    ax, at = _carve(work, at, (1, G, H))
+    ah, at = _carve(work, at, (1, G, H))
+    dax, at = _carve(work, at, (1, G, H))
+    dah_own, at = _carve(work, at, (1, G, H))
+    dh, at = _carve(work, at, (1, 1, H))
+    dc, at = _carve(work, at, (1, 1, H))
+    dtop, at = _carve(work, at, (T, H))
+    ys, at = _carve(work, at, (T, O, 1))
+    dzs, at = _carve(work, at, (T, O, 1))
+    ws, at = _carve(work, at, (T, 1))
+    zs, at = _carve(work, at, (1, O, 1))
+    ltmp, at = _carve(work, at, (3, 1))
+    sums, at = _carve(work, at, ((I + H + 2) * GH + 2 * H + O * H + O,))
+    sums[:] = 0.0
+    gWx, used = _carve(sums, 0, (GH, I))  # gradients in shapes of their own, written out last
+    gWh, used = _carve(sums, used, (GH, H))
+    gbx, used = _carve(sums, used, (GH,))
+    gbh, used = _carve(sums, used, (GH,))
+    gh0, used = _carve(sums, used, (H,))
+    gc0, used = _carve(sums, used, (H,))
+    gWy, used = _carve(sums, used, (O, H))
+    gby, used = _carve(sums, used, (O,))
+    dah = dah_own if net.split else dax
+    value = 0.0
+    for b in range(B):
+        _sequence_start(theta, net, hs, cs)
+        for t in range(T):  # forward, the loss, and W_hy^T dz_t
+            _sequence_step(theta, net, x, b, t, WxT, WhT, hs, cs, tape, t, ax, ah)
+            ws[t, 0] = mask[t, b]
+            for q in range(O):
+                ys[t, q, 0] = y[t, b, q]
+                z = b_y[q]
+                for k in range(H):
+                    z += W_hy[q, k] * hs[t + 1, 0, k]
+                zs[0, q, 0] = z
+            value += loss_block(loss, zs, ys, ws, t, scale, dzs, ltmp, 1)
+            for k in range(H):
+                dtop[t, k] = 0.0
+            for q in range(O):
+                d = dzs[t, q, 0]
+                gby[q] += d
+                for k in range(H):
+                    dtop[t, k] += W_hy[q, k] * d
+                for k in range(H):
+                    gWy[q, k] += d * hs[t + 1, 0, k]
+        for j in range(H):
+            dh[0, 0, j] = 0.0
+            dc[0, 0, j] = 0.0
+        for s in range(T - 1, -1, -1):  # back through time
+            for j in range(H):
+                dh[0, 0, j] += dtop[s, j]
+            backward_block(net.cell, net.act, dh, dc, hs, cs, tape, s, dax, dah, H)
+            for g in range(G):
+                for j in range(H):
+                    q = g * H + j
+                    d, e = dax[0, g, j], dah[0, g, j]
+                    gbx[q] += d
+                    gbh[q] += e
+                    for k in range(I):
+                        gWx[q, k] += d * x[s, b, k]
+                    for k in range(H):
+                        gWh[q, k] += e * hs[s, 0, k]
+                    for k in range(H):  # dh_{s-1} += W_hh^T dah
+                        dh[0, 0, k] += W_hh[q, k] * e
+        for j in range(H):
+            gh0[j] += dh[0, 0, j]
+            gc0[j] += dc[0, 0, j]
+    grad = work[at : at + P]
+    grad[:] = 0.0
+    o = net.offsets[0]
+    _write(grad, o[W_XH], gWx.ravel())
+    _write(grad, o[W_HH], gWh.ravel())
+    _write(grad, o[B_X], gbx)
+    if net.split:
+        _write(grad, o[B_H], gbh)
+    _write(grad, o[H0], gh0)
+    if net.cell_state:
+        _write(grad, o[C0], gc0)
+    _write(grad, net.head[0], gWy.ravel())
+    _write(grad, net.head[1], gby)
+    return value, grad
+
+
+@inline
+def _write(grad, offset, values):
+    for i in range(values.shape[0]):
+        grad[offset + i] = values[i]
+
+
+@kernel
+def _forward_sequences(theta, net, x, logits, h_out, c_out, states, work):
+    """The forward pass of a one-layer network, sequence by sequence (as above)."""
+    T, B = x.shape[0], x.shape[1]
+    H, O, G = net.hidden, net.outputs, net.gates
+    W_hy, b_y = head_weights(theta, net)
+    WxT, WhT, at = _sequence_weights(theta, net, work)
+    hs, at = _carve(work, at, (T + 1, 1, H))
+    cs, at = _carve(work, at, (T + 1, 1, H))
+    tape, at = _carve(work, at, (1, net.tape, H))
+    ax, at = _carve(work, at, (1, G, H))
+    ah, at = _carve(work, at, (1, G, H))
+    for b in range(B):
+        _sequence_start(theta, net, hs, cs)
+        for t in range(T):
+            _sequence_step(theta, net, x, b, t, WxT, WhT, hs, cs, tape, 0, ax, ah)
+            for q in range(O):
+                z = b_y[q]
+                for k in range(H):
+                    z += W_hy[q, k] * hs[t + 1, 0, k]
+                logits[t, b, q] = z
+            if states:
+                for j in range(H):
+                    h_out[0, t, b, j] = hs[t + 1, 0, j]
+                if net.cell_state:
+                    for j in range(H):
+                        c_out[0, t, b, j] = cs[t + 1, 0, j]
+
+
 @inline
 def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas, parallel,
                    work):  # fmt: skip
@@ -454,7 +662,9 @@ def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
     width, _, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, parallel, True)
     scale = loss_scale(mask, net.outputs, loss, mean)
-    if parallel:
+    if B < FEW and net.layers == 1 and truncate == 0 and not use_blas:
+        value, grad = _train_sequences(theta, net, x, y, mask, loss, scale, work)
+    elif parallel:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
                                              width, use_blas, work, per_block, columns)  # fmt: skip
     else:
@@ -514,6 +724,9 @@ def forward(x, theta, plan, settings, states, work):
     shape = (L, T, B, H) if states else (0, 0, 0, 0)
     h_out = np.empty(shape, theta.dtype)
     c_out = np.empty(shape if net.cell_state else (0, 0, 0, 0), theta.dtype)
+    if B < FEW and L == 1 and not use_blas:
+        _forward_sequences(theta, net, x, logits, h_out, c_out, states, work)
+        return logits, h_out, c_out
     blk = make_block(net, T, width, False, work)
     for start in range(0, B, width):
         n = min(width, B - start)

@@ -86,18 +86,19 @@ def outer_accumulate(u, tu, v, tv, acc, offset, n, use_blas, tmp):
             for k in range(K):
                 acc[offset + j * K + k, 0] += t[j, k]
         return
-    lanes = acc[offset : offset + J * K].reshape((J, K, acc.shape[1]))
     if n < FEW:
         for b in range(n):
             for j in range(J):
                 uj = u[tu, j, b]
+                row = offset + j * K
                 for k in range(K):
-                    lanes[j, k, b] += uj * v[tv, k, b]
+                    acc[row + k, b] += uj * v[tv, k, b]
         return
     for j in range(J):
         for k in range(K):
+            row = offset + j * K + k
             for b in range(n):
-                lanes[j, k, b] += u[tu, j, b] * v[tv, k, b]
+                acc[row, b] += u[tu, j, b] * v[tv, k, b]
 
 
 @inline_always
