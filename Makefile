@@ -33,3 +33,4 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+	find src -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -495,10 +495,9 @@ def _sequence_weights(theta, net, work):
 
 
 @inline
-def _sequence_step(theta, net, x, b, t, WxT, WhT, hs, cs, tape, tt, ax, ah):
+def _sequence_step(net, x, b, t, WxT, WhT, b_x, b_h, hs, cs, tape, tt, ax, ah):
     """Step ``t`` of sequence ``b``, units in the lanes: hs, cs (T + 1, 1, H)."""
     G, H, I = net.gates, net.hidden, net.inputs
-    _, _, b_x, b_h = layer_weights(theta, net, 0)
     for g in range(G):
         for j in range(H):
             ax[0, g, j] = b_x[g * H + j]
@@ -531,7 +530,7 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, work):
     T, B, I = x.shape
     H, O, G = net.hidden, net.outputs, net.gates
     GH, P = G * H, theta.shape[0]
-    _, W_hh, _, _ = layer_weights(theta, net, 0)
+    _, W_hh, b_x, b_h = layer_weights(theta, net, 0)
     W_hy, b_y = head_weights(theta, net)
     WxT, WhT, at = _sequence_weights(theta, net, work)
     hs, at = _carve(work, at, (T + 1, 1, H))
@@ -564,7 +563,7 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, work):
     for b in range(B):
         _sequence_start(theta, net, hs, cs)
         for t in range(T):  # forward, the loss, and W_hy^T dz_t
-            _sequence_step(theta, net, x, b, t, WxT, WhT, hs, cs, tape, t, ax, ah)
+            _sequence_step(net, x, b, t, WxT, WhT, b_x, b_h, hs, cs, tape, t, ax, ah)
             ws[t, 0] = mask[t, b]
             for q in range(O):
                 ys[t, q, 0] = y[t, b, q]
@@ -631,6 +630,7 @@ def _forward_sequences(theta, net, x, logits, h_out, c_out, states, work):
     """The forward pass of a one-layer network, sequence by sequence (as above)."""
     T, B = x.shape[0], x.shape[1]
     H, O, G = net.hidden, net.outputs, net.gates
+    _, _, b_x, b_h = layer_weights(theta, net, 0)
     W_hy, b_y = head_weights(theta, net)
     WxT, WhT, at = _sequence_weights(theta, net, work)
     hs, at = _carve(work, at, (T + 1, 1, H))
@@ -641,7 +641,7 @@ def _forward_sequences(theta, net, x, logits, h_out, c_out, states, work):
     for b in range(B):
         _sequence_start(theta, net, hs, cs)
         for t in range(T):
-            _sequence_step(theta, net, x, b, t, WxT, WhT, hs, cs, tape, 0, ax, ah)
+            _sequence_step(net, x, b, t, WxT, WhT, b_x, b_h, hs, cs, tape, 0, ax, ah)
             for q in range(O):
                 z = b_y[q]
                 for k in range(H):
