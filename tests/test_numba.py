@@ -249,8 +249,8 @@ def test_unknown_cell_codes_are_refused():
     plan = np.concatenate([[99, 1, 1, 1, 2, 1, 1, 0, 0, 0], net.offsets.ravel(), net.head])
     settings = np.array([0, 0, 0, 32, 0, 0])  # see driver.PLAN and driver.SETTINGS
     with pytest.raises(ValueError, match="unknown cell"):
-        driver.forward(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64), settings,
-                       False, np.zeros(10_000))  # fmt: skip
+        driver.forward_blocks(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64),
+                              settings, False, np.zeros(10_000))  # fmt: skip
 
 
 def test_backend_selection():

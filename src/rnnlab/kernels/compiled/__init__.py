@@ -19,6 +19,7 @@ if importlib.util.find_spec("scipy") is None:  # not imported: numba does when n
     raise ImportError("the compiled backend needs scipy: numba's np.dot calls BLAS through it")
 
 from rnnlab.kernels.compiled import driver, sizes
+from rnnlab.kernels.compiled.products import FEW
 from rnnlab.kernels.layout import Network
 from rnnlab.kernels.registry import LOSS_CODES
 from rnnlab.losses import check_reduction
@@ -45,6 +46,7 @@ class _Call(NamedTuple):
     plan: np.ndarray  # the network (see driver.PLAN)
     settings: np.ndarray  # how to run (see driver.SETTINGS)
     workspace: int  # numbers of scratch
+    way: str  # "blocks", "threads" or "sequences": which entry points of the driver
 
 
 _CALLS: dict[tuple, _Call] = {}
@@ -66,7 +68,11 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
         size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
                                      training)  # fmt: skip
-        call = _CALLS[key] = _Call(plan, settings, int(size))
+        if B < FEW and net.num_layers == 1 and truncate == 0 and not p.use_blas:
+            way = "sequences"
+        else:
+            way = "threads" if p.parallel and training else "blocks"
+        call = _CALLS[key] = _Call(plan, settings, int(size), way)
     return call
 
 
@@ -109,8 +115,8 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     _check(net, theta, x)
     T, B = x.shape[0], x.shape[1]
     c = _call(net, dtype, T, B, path)
-    logits, h, cs = driver.forward(x, theta, c.plan, c.settings, states,
-                                   _workspace(dtype, c.workspace))  # fmt: skip
+    run = driver.forward_sequences if c.way == "sequences" else driver.forward_blocks
+    logits, h, cs = run(x, theta, c.plan, c.settings, states, _workspace(dtype, c.workspace))
     if not states:
         return logits, None, None
     return logits, h, (cs if net.spec.cell_state else None)
@@ -127,7 +133,13 @@ def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
     T, B = x.shape[0], x.shape[1]
     k = 0 if truncate is None or truncate >= T else int(truncate)
     c = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
-    return x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace)
+    return c.way, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace))
+
+
+_LOSS_AND_GRAD = {"blocks": driver.loss_and_grad_blocks, "threads": driver.loss_and_grad_threads,
+                  "sequences": driver.loss_and_grad_sequences}  # fmt: skip
+_TRAIN_STEP = {"blocks": driver.train_step_blocks, "threads": driver.train_step_threads,
+               "sequences": driver.train_step_sequences}  # fmt: skip
 
 
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -135,9 +147,8 @@ def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                   truncate: int | None = None, path: sizes.Path | None = None,
                   ) -> tuple[float, np.ndarray]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels` (``path`` as in :func:`forward`)."""
-    value, grad = driver.loss_and_grad(
-        *_arguments(net, theta, x, y, mask, loss, reduction, truncate, path)
-    )
+    way, arguments = _arguments(net, theta, x, y, mask, loss, reduction, truncate, path)
+    value, grad = _LOSS_AND_GRAD[way](*arguments)
     return float(value), grad
 
 
@@ -146,7 +157,6 @@ def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                truncate: int | None = None, update: Update,
                path: sizes.Path | None = None) -> tuple[float, float]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`: pass and update in one compiled call."""
-    value, norm = driver.train_step(
-        *_arguments(net, theta, x, y, mask, loss, reduction, truncate, path), *update
-    )
+    way, arguments = _arguments(net, theta, x, y, mask, loss, reduction, truncate, path)
+    value, norm = _TRAIN_STEP[way](*arguments, *update)
     return float(value), float(norm)

@@ -39,7 +39,6 @@ from rnnlab.kernels.compiled.cells import backward_block, forward_block
 from rnnlab.kernels.compiled.functions import head_forward, loss_block, loss_scale
 from rnnlab.kernels.compiled.math import inline, kernel
 from rnnlab.kernels.compiled.products import (
-    FEW,
     outer_accumulate,
     product_add,
     product_t_add,
@@ -656,15 +655,15 @@ def _forward_sequences(theta, net, x, logits, h_out, c_out, states, work):
 
 
 @inline
-def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas, parallel,
-                   work):  # fmt: skip
-    """The loss and its gradient (a view into ``work``)."""
+def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
+    """(loss, gradient (a view into ``work``)) through blocks of sequences."""
+    net = make_net(plan)
+    loss, mean, truncate, lanes, use_blas = settings[0], settings[1], settings[2], \
+        settings[3], settings[4] != 0  # fmt: skip
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
-    width, _, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, parallel, True)
-    scale = loss_scale(mask, net.outputs, loss, mean)
-    if B < FEW and net.layers == 1 and truncate == 0 and not use_blas:
-        value, grad = _train_sequences(theta, net, x, y, mask, loss, scale, work)
-    elif parallel:
+    width, _, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, threads, True)
+    scale = loss_scale(mask, net.outputs, loss, mean != 0)
+    if threads:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
                                              width, use_blas, work, per_block, columns)  # fmt: skip
     else:
@@ -673,7 +672,33 @@ def _loss_and_grad(x, y, mask, theta, net, loss, mean, truncate, lanes, use_blas
     return value * scale, grad
 
 
+@inline
+def _sequences_pass(x, y, mask, theta, plan, settings, work):
+    """(loss, gradient) one sequence at a time (one layer, full BPTT)."""
+    net = make_net(plan)
+    loss, mean = settings[0], settings[1] != 0
+    scale = loss_scale(mask, net.outputs, loss, mean)
+    value, grad = _train_sequences(theta, net, x, y, mask, loss, scale, work)
+    return value * scale, grad
+
+
+@inline
+def _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay, momentum,
+           nesterov, max_norm, first, second):  # fmt: skip
+    """The optimizer's update of ``theta`` (the fields of an ``Update``) after a pass."""
+    if not math.isfinite(value):
+        return value, math.sqrt(np.sum(grad * grad))
+    update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
+                    max_norm, first, second)  # fmt: skip
+    return value, optimizer.apply(update, theta, grad)
+
+
 # -- entry points (called from Python) -------------------------------------------------------------
+#
+# One per way of running a batch (blocks on one thread, blocks on all threads, one sequence
+# at a time), chosen from Python: numba compiles everything a function may call, so a
+# single entry that branched to all three compiled all three on first use (3 minutes
+# cold, where one way takes under one).
 
 
 @kernel
@@ -684,51 +709,87 @@ def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
 
 
 @kernel
-def loss_and_grad(x, y, mask, theta, plan, settings, work):
+def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work):
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
     its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers."""
-    net = make_net(plan)
-    loss, mean, truncate, lanes, use_blas, parallel = settings
-    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean != 0, truncate, lanes,
-                                 use_blas != 0, parallel != 0, work)  # fmt: skip
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False)
     return value, grad.copy()
 
 
 @kernel
-def train_step(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1, beta2, eps,
-               weight_decay, momentum, nesterov, max_norm, first, second):  # fmt: skip
-    """:func:`loss_and_grad`, then the optimizer's update of ``theta`` in place (the
-    fields of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
-    before clipping); when either is not finite ``theta`` is unchanged."""
-    net = make_net(plan)
-    loss, mean, truncate, lanes, use_blas, parallel = settings
-    value, grad = _loss_and_grad(x, y, mask, theta, net, loss, mean != 0, truncate, lanes,
-                                 use_blas != 0, parallel != 0, work)  # fmt: skip
-    if not math.isfinite(value):
-        return value, math.sqrt(np.sum(grad * grad))
-    update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
-                    max_norm, first, second)  # fmt: skip
-    return value, optimizer.apply(update, theta, grad)
+def loss_and_grad_threads(x, y, mask, theta, plan, settings, work):
+    """:func:`loss_and_grad_blocks` with the blocks on all threads."""
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True)
+    return value, grad.copy()
 
 
 @kernel
-def forward(x, theta, plan, settings, states, work):
-    """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
-    (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient."""
-    net = make_net(plan)
-    lanes, use_blas = settings[3], settings[4] != 0
-    T, B = x.shape[0], x.shape[1]
-    L, H = net.layers, net.hidden
-    width = B if use_blas else min(B, lanes)
+def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work):
+    """:func:`loss_and_grad_blocks` one sequence at a time."""
+    value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
+    return value, grad.copy()
+
+
+@kernel
+def train_step_blocks(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1, beta2,
+                      eps, weight_decay, momentum, nesterov, max_norm, first, second):  # fmt: skip
+    """:func:`loss_and_grad_blocks`, then the optimizer's update of ``theta`` in place (the
+    fields of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
+    before clipping); when either is not finite ``theta`` is unchanged."""
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False)
+    return _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay,
+                  momentum, nesterov, max_norm, first, second)  # fmt: skip
+
+
+@kernel
+def train_step_threads(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1, beta2,
+                       eps, weight_decay, momentum, nesterov, max_norm, first, second):  # fmt: skip
+    """:func:`train_step_blocks` with the blocks on all threads."""
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True)
+    return _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay,
+                  momentum, nesterov, max_norm, first, second)  # fmt: skip
+
+
+@kernel
+def train_step_sequences(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1,
+                         beta2, eps, weight_decay, momentum, nesterov, max_norm, first,
+                         second):  # fmt: skip
+    """:func:`train_step_blocks` one sequence at a time."""
+    value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
+    return _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay,
+                  momentum, nesterov, max_norm, first, second)  # fmt: skip
+
+
+@inline
+def _forward_outputs(x, theta, net, states):
+    T, B, L, H = x.shape[0], x.shape[1], net.layers, net.hidden
     logits = np.empty((T, B, net.outputs), theta.dtype)
     shape = (L, T, B, H) if states else (0, 0, 0, 0)
     h_out = np.empty(shape, theta.dtype)
     c_out = np.empty(shape if net.cell_state else (0, 0, 0, 0), theta.dtype)
-    if B < FEW and L == 1 and not use_blas:
-        _forward_sequences(theta, net, x, logits, h_out, c_out, states, work)
-        return logits, h_out, c_out
-    blk = make_block(net, T, width, False, work)
+    return logits, h_out, c_out
+
+
+@kernel
+def forward_blocks(x, theta, plan, settings, states, work):
+    """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
+    (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient."""
+    net = make_net(plan)
+    lanes, use_blas = settings[3], settings[4] != 0
+    B = x.shape[1]
+    width = B if use_blas else min(B, lanes)
+    logits, h_out, c_out = _forward_outputs(x, theta, net, states)
+    blk = make_block(net, x.shape[0], width, False, work)
     for start in range(0, B, width):
         n = min(width, B - start)
         forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas)
+    return logits, h_out, c_out
+
+
+@kernel
+def forward_sequences(x, theta, plan, settings, states, work):
+    """:func:`forward_blocks` one sequence at a time (one layer)."""
+    net = make_net(plan)
+    logits, h_out, c_out = _forward_outputs(x, theta, net, states)
+    _forward_sequences(theta, net, x, logits, h_out, c_out, states, work)
     return logits, h_out, c_out
