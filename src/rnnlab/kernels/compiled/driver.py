@@ -1,30 +1,31 @@
 """The one compiled driver: time, layers, blocks of sequences, truncation, masks, threads.
 
-Every cell and every size runs through here; the cell's math is
-:mod:`.cells`, the output layer and losses :mod:`.functions`, the products
-:mod:`.products`. The batch is cut into blocks of sequences; inside a block
-every array keeps the sequence index last (``h (L, T + 1, H, n)``), so the loops
-over sequences vectorize. Blocks are ``lanes`` sequences wide with products as
-loops (small ``H``), or the whole batch with products through BLAS
-(``use_blas``, larger ``H``); with ``parallel`` the blocks run on all threads
-(``prange``), each with its own gradient accumulator, summed in block order, so
-a result depends on the thread count only through the block width.
+Every cell and every size runs through here; the cell's math is :mod:`.cells`,
+the output layer and losses :mod:`.functions`, the products :mod:`.products`.
+The batch is cut into blocks of sequences; inside a block every array keeps the
+sequence index last (``h (L, T + 1, H, n)``), so the loops over sequences
+vectorize. Blocks are ``lanes`` sequences wide with products as loops (small
+``H``), or the whole batch with products through BLAS (``use_blas``, larger
+``H``); on threads, the blocks run on all of them (``prange``), each with its own
+gradient accumulator, summed in block order, so a result depends on the block
+width only. One to three sequences of a one-layer network run one at a time,
+with the units in the lanes (the same cell blocks; see below).
 
-A training pass of a block: the forward pass of every layer keeping the
-cells' tapes; the loss of every step (its gradient ``dz (T, O, n)``); then one
-backward *sweep* (every layer, from step ``end`` down to ``first``): full BPTT
-is one sweep over all steps with the loss entering at every step; ``truncate=k``
-is one sweep per scored step ``t`` over ``t .. t-k+1`` with the loss entering at
-``t`` only (as :mod:`rnnlab.kernels.reference`). Weight gradients are summed per
-step into an accumulator laid out as the flat parameter vector (see
-:mod:`.products`).
+A training pass of a block: the forward pass of every layer keeping the cells'
+tapes; the loss of every step (its gradient ``dz (T, O, n)``); then backward
+*sweeps*, layer by layer from the top, each from step ``end`` down to
+``first``: full BPTT is one sweep per layer over all steps with the loss
+entering at every step; ``truncate=k`` is one sweep per scored step ``t`` over
+``t .. t-k+1`` with the loss entering at ``t`` only (as
+:mod:`rnnlab.kernels.reference`). Weight gradients are summed per step into an
+accumulator laid out as the flat parameter vector (see :mod:`.products`).
 
-Parameters travel as one flat vector ``theta`` with ``offsets (L, 6)`` (columns
-of :mod:`rnnlab.kernels.layout`) and ``head (2,)``; the network's integers as
-one int64 ``plan``: the integers of :data:`PLAN`, then ``offsets`` row by row, then
-``head``; how to run a call as ``settings`` (:data:`SETTINGS`). Entry points take
-only arrays and numbers: a call from
-Python pays for each argument's type check, and tuples cost the most.
+Parameters travel as one flat vector ``theta``; the network as one int64
+``plan`` (the integers of :data:`PLAN`, then the offsets table (L, 6) of
+:mod:`rnnlab.kernels.layout` row by row, then ``head (2,)``); how to run a call
+as ``settings`` (:data:`SETTINGS`); scratch as ``work``. Entry points take only
+arrays and numbers: a call from Python pays for each argument's type check, and
+tuples cost the most.
 """
 
 from __future__ import annotations
