@@ -395,58 +395,56 @@ def _sum_lanes(acc, grad):
         grad[p] += total
 
 
+@inline
+def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
+                     per_block, columns, block):  # fmt: skip
+    """Block ``block`` of the batch in its own share of ``work``: its loss sum into the
+    loss values after the shares, its gradient into the last ``P`` numbers of its share."""
+    T, B, P = x.shape[0], x.shape[1], theta.shape[0]
+    blocks = (B + width - 1) // width
+    own = per_block + P * columns + P
+    mine = work[block * own : (block + 1) * own]
+    blk = make_block(net, T, width, True, mine)
+    acc = _accumulator(mine, per_block, P, columns)
+    start = block * width
+    work[blocks * own + block] = train_block(theta, net, x, y, mask, start, min(width, B - start),
+                                             loss, scale, truncate, blk, acc, use_blas)  # fmt: skip
+    row = mine[per_block + P * columns : own]
+    row[:] = 0.0
+    _sum_lanes(acc, row)
+
+
+@inline
+def _sum_blocks(work, blocks, own, P):
+    """(loss, gradient) summed over the blocks in block order: the same sum whatever ran
+    where (the gradient adds into block 0's row)."""
+    value = 0.0
+    grad = work[own - P : own]
+    for block in range(blocks):
+        value += work[blocks * own + block]
+        if block > 0:
+            grad += work[(block + 1) * own - P : (block + 1) * own]
+    return value, grad
+
+
 @kernel
 def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                          per_block, columns):  # fmt: skip
-    T, B, P = x.shape[0], x.shape[1], theta.shape[0]
-    blocks = (B + width - 1) // width
-    own = per_block + P * columns + P  # a block's share of the workspace
-    values = work[blocks * own : blocks * own + blocks]
+    blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in range(blocks):
-        mine = work[block * own : (block + 1) * own]
-        blk = make_block(net, T, width, True, mine)
-        acc = _accumulator(mine, per_block, P, columns)
-        start = block * width
-        n = min(width, B - start)
-        values[block] = train_block(theta, net, x, y, mask, start, n, loss, scale, truncate,
-                                    blk, acc, use_blas)  # fmt: skip
-        row = mine[per_block + P * columns : own]
-        row[:] = 0.0
-        _sum_lanes(acc, row)
-    value = 0.0
-    grad = work[per_block + P * columns : own]  # block 0's row: the others are added to it
-    for block in range(blocks):  # in block order: the same sum whatever ran where
-        value += values[block]
-        if block > 0:
-            grad += work[block * own + per_block + P * columns : (block + 1) * own]
-    return value, grad
+        _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
+                         per_block, columns, block)  # fmt: skip
+    return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
 @kernel(parallel=True)
 def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                            per_block, columns):  # fmt: skip
-    T, B, P = x.shape[0], x.shape[1], theta.shape[0]
-    blocks = (B + width - 1) // width
-    own = per_block + P * columns + P  # a block's share of the workspace
-    values = work[blocks * own : blocks * own + blocks]
+    blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in prange(blocks):
-        mine = work[block * own : (block + 1) * own]
-        blk = make_block(net, T, width, True, mine)
-        acc = _accumulator(mine, per_block, P, columns)
-        start = block * width
-        n = min(width, B - start)
-        values[block] = train_block(theta, net, x, y, mask, start, n, loss, scale, truncate,
-                                    blk, acc, use_blas)  # fmt: skip
-        row = mine[per_block + P * columns : own]
-        row[:] = 0.0
-        _sum_lanes(acc, row)
-    value = 0.0
-    grad = work[per_block + P * columns : own]  # block 0's row: the others are added to it
-    for block in range(blocks):  # in block order: the same sum whatever ran where
-        value += values[block]
-        if block > 0:
-            grad += work[block * own + per_block + P * columns : (block + 1) * own]
-    return value, grad
+        _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
+                         per_block, columns, block)  # fmt: skip
+    return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
 # -- one sequence at a time, its units in the lanes ----------------------------------------------
