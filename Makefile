@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench numbers clean
 
 $(BIN)/rnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/speed.py --repeats 3 | tee docs/speed_grid.txt
+
+numbers: $(VENV)/.dev
+	$(BIN)/python benchmarks/readme_numbers.py runs/numbers
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
