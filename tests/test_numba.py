@@ -17,7 +17,7 @@ from rnnlab.kernels.layout import network
 from rnnlab.optim.rules import ADAM, SGD, Update
 
 compiled = pytest.importorskip("rnnlab.kernels.compiled")
-from rnnlab.kernels.compiled.sizes import Path  # noqa: E402
+from rnnlab.kernels.compiled.sizes import SEQUENCE_BLAS_MIN_HIDDEN, Path  # noqa: E402
 
 CELLS = [("elman", "sigmoid"), ("elman", "tanh"), ("elman", "relu"), ("gru", "sigmoid"),
          ("lstm", "sigmoid")]  # fmt: skip
@@ -85,11 +85,14 @@ def test_every_cell_loss_depth_and_path_matches_reference(rng, cell, activation,
 @pytest.mark.parametrize(("cell", "activation"), CELLS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("B", [1, 3])
-def test_one_sequence_at_a_time_matches_reference(rng, cell, activation, loss, B):
+@pytest.mark.parametrize("H", [5, SEQUENCE_BLAS_MIN_HIDDEN], ids=["loops", "blas"])
+def test_one_sequence_at_a_time_matches_reference(rng, cell, activation, loss, B, H):
     """Batches of fewer than 4 sequences of a one-layer network run one sequence at a
-    time (units in the lanes): the same numbers."""
-    net, theta, x, y, mask = make_problem(rng, cell, activation, T=6, B=B, I=2, H=5, O=3,
-                                          L=1, loss=loss, lengths=[6, 2, 4][:B])  # fmt: skip
+    time (units in the lanes; products in loops or, from a hidden size on, BLAS): the
+    same numbers."""
+    net, theta, x, y, mask = make_problem(rng, cell, activation, T=6, B=B, I=2, H=H, O=3,
+                                          L=1, loss=loss, lengths=[6, 2, 4][:B],
+                                          scale=0.8 * (5 / H) ** 0.5)  # fmt: skip
     for reduction in ("sum", "mean"):
         assert_same(net, theta, x, y, mask, tol=1e-12, path=PATHS["lanes"], loss=loss,
                     reduction=reduction)  # fmt: skip
@@ -251,6 +254,16 @@ def test_unknown_cell_codes_are_refused():
     with pytest.raises(ValueError, match="unknown cell"):
         driver.forward_blocks(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64),
                               settings, False, np.zeros(10_000))  # fmt: skip
+    plan[:2] = cells.ELMAN, 99  # an unknown activation
+    with pytest.raises(ValueError, match="unknown activation"):
+        driver.forward_sequences(np.zeros((2, 1, 1)), np.zeros(net.size),
+                                 plan.astype(np.int64), settings, False,
+                                 np.zeros(10_000))  # fmt: skip
+    plan[1], settings[0] = 1, 99  # an unknown loss
+    x, y, mask = np.zeros((2, 1, 1)), np.zeros((2, 1, 1)), np.ones((2, 1))
+    with pytest.raises(ValueError, match="unknown loss"):
+        driver.loss_and_grad_sequences(x, y, mask, np.zeros(net.size), plan.astype(np.int64),
+                                       settings, np.zeros(10_000))  # fmt: skip
 
 
 def test_backend_selection():

@@ -65,13 +65,14 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
                     spec.recurrent_bias is not None, spec.cell_state]  # fmt: skip
         plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
         p = path or sizes.choose(net.cell, net.hidden_size, B)
-        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
         size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
                                      training)  # fmt: skip
         if B < FEW and net.num_layers == 1 and truncate == 0 and not p.use_blas:
             way = "sequences"
+            p = p._replace(use_blas=net.hidden_size >= sizes.SEQUENCE_BLAS_MIN_HIDDEN)
         else:
             way = "threads" if p.parallel and training else "blocks"
+        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
         call = _CALLS[key] = _Call(plan, settings, int(size), way)
     return call
 

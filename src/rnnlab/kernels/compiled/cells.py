@@ -28,7 +28,8 @@ pre-activations ``dax`` (and ``dah`` when split; otherwise the driver uses
 ``h_{s-1}`` that does not go through ``W_hh`` (zero for most cells) and ``dc``
 by the gradient at ``c_{s-1}``. The driver adds ``W_hh^T dah`` to ``dh``.
 
-Cell codes are :data:`rnnlab.kernels.registry.CELLS`'s; an unknown code raises.
+Cell codes are :data:`rnnlab.kernels.registry.CELLS`'s; the driver refuses an unknown
+code at its entry points (a ``raise`` here would cost every step: :func:`.math.hold`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from rnnlab.kernels.compiled.functions import (
     activate,
     activation_derivative,
 )
-from rnnlab.kernels.compiled.math import inline, inline_always, sigmoid, tanh
+from rnnlab.kernels.compiled.math import hold, inline, inline_always, sigmoid, tanh
 from rnnlab.kernels.registry import CELLS
 
 ELMAN, GRU, LSTM = (CELLS[name].code for name in ("elman", "gru", "lstm"))
@@ -172,8 +173,7 @@ def forward_block(cell, act, ax, ah, hs, cs, tape, t, tt, n):
             for b in range(n):
                 hs[t + 1, j, b], tape[tt, 4 * H + j, b] = lstm_hidden(tape[tt, 3 * H + j, b],
                                                                       cs[t + 1, j, b])  # fmt: skip
-    else:
-        raise ValueError("unknown cell code")
+    hold(ax, ah, hs, cs, tape)  # (an unknown code was refused at the entry)
 
 
 @inline_always
@@ -216,5 +216,4 @@ def backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, n):
                 dax[0, 2 * H + j, b], dax[0, 3 * H + j, b] = da_g, da_o
                 dc[0, j, b] = dc_prev
                 dh[0, j, b] = 0.0
-    else:
-        raise ValueError("unknown cell code")
+    hold(dh, dc, hs, cs, tape, dax, dah)

@@ -36,8 +36,18 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from rnnlab.kernels.compiled.cells import backward_block, forward_block
-from rnnlab.kernels.compiled.functions import head_forward, loss_block, loss_scale
+from rnnlab.kernels.compiled.cells import ELMAN, GRU, LSTM, backward_block, forward_block
+from rnnlab.kernels.compiled.functions import (
+    BCE,
+    MSE,
+    RELU,
+    SIGMOID,
+    SOFTMAX,
+    TANH,
+    head_forward,
+    loss_block,
+    loss_scale,
+)
 from rnnlab.kernels.compiled.math import inline, kernel
 from rnnlab.kernels.compiled.products import (
     outer_accumulate,
@@ -99,6 +109,12 @@ class Block(NamedTuple):
 
 @inline
 def make_net(plan):
+    """The :class:`Net` of ``plan``; refuses codes of cells or activations it does not know
+    (the steps do not check: see :func:`.math.hold`)."""
+    if plan[0] != ELMAN and plan[0] != GRU and plan[0] != LSTM:
+        raise ValueError("unknown cell code")
+    if plan[1] != SIGMOID and plan[1] != TANH and plan[1] != RELU:
+        raise ValueError("unknown activation code")
     L, n = plan[2], len(PLAN)
     offsets = plan[n : n + 6 * L].reshape((L, 6))
     head = plan[n + 6 * L : n + 6 * L + 2]
@@ -259,20 +275,23 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     GH = net.gates * net.hidden
     W_xh, W_hh, b_x, b_h = layer_weights(theta, net, layer)
     below, shift = layer_input(blk, layer)
+    # (every array the time loop touches is named before it: a tuple field read inside
+    # would take and drop a reference at every step)
     hs, cs, tape, ax, ah = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.ax, blk.ah
+    ptmp, cell, act, split = blk.ptmp, net.cell, net.act, net.split
     for t in range(T):
         for g in range(GH):
             for b in range(n):
                 ax[0, g, b] = b_x[g]
-        product_add(W_xh, below, t + shift, ax, 0, n, use_blas, blk.ptmp)
-        if net.split:
+        product_add(W_xh, below, t + shift, ax, 0, n, use_blas, ptmp)
+        if split:
             for g in range(GH):
                 for b in range(n):
                     ah[0, g, b] = b_h[g]
-            product_add(W_hh, hs, t, ah, 0, n, use_blas, blk.ptmp)
+            product_add(W_hh, hs, t, ah, 0, n, use_blas, ptmp)
         else:
-            product_add(W_hh, hs, t, ax, 0, n, use_blas, blk.ptmp)
-        forward_block(net.cell, net.act, ax, ah, hs, cs, tape, t, t if training else 0, n)
+            product_add(W_hh, hs, t, ax, 0, n, use_blas, ptmp)
+        forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, n)
 
 
 @kernel
@@ -291,6 +310,8 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
     arriving, leaving = blk.flow[(L - 1 - layer) % 2], blk.flow[(L - layer) % 2]
     dax = blk.dax
     dah = blk.dah if net.split else blk.dax
+    ptmp, gtmp, cell, act, split = blk.ptmp, blk.gtmp, net.cell, net.act, net.split
+    o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
     for j in range(H):
         for b in range(n):
             dh[0, j, b] = 0.0
@@ -300,18 +321,18 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
             for j in range(H):
                 for b in range(n):
                     dh[0, j, b] += arriving[s, j, b]
-        backward_block(net.cell, net.act, dh, dc, hs, cs, tape, s, dax, dah, n)
-        outer_accumulate(dax, 0, below, s + shift, acc, o[W_XH], n, use_blas, blk.gtmp)
-        outer_accumulate(dah, 0, hs, s, acc, o[W_HH], n, use_blas, blk.gtmp)
-        rows_accumulate(dax, 0, acc, o[B_X], n, use_blas)
-        if net.split:
-            rows_accumulate(dah, 0, acc, o[B_H], n, use_blas)
-        product_t_add(W_hh, dah, 0, dh, 0, n, use_blas, blk.ptmp)  # dh is now dh_{s-1}
+        backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, n)
+        outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, use_blas, gtmp)
+        outer_accumulate(dah, 0, hs, s, acc, o_hh, n, use_blas, gtmp)
+        rows_accumulate(dax, 0, acc, o_bx, n, use_blas)
+        if split:
+            rows_accumulate(dah, 0, acc, o_bh, n, use_blas)
+        product_t_add(W_hh, dah, 0, dh, 0, n, use_blas, ptmp)  # dh is now dh_{s-1}
         if layer > 0:
             for j in range(H):
                 for b in range(n):
                     leaving[s, j, b] = 0.0
-            product_t_add(W_xh, dax, 0, leaving, s, n, use_blas, blk.ptmp)
+            product_t_add(W_xh, dax, 0, leaving, s, n, use_blas, ptmp)
     if first == 0:  # what is left reaches the initial states
         rows_accumulate(dh, 0, acc, o[H0], n, use_blas)
         if net.cell_state:
@@ -329,16 +350,19 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
         layer_forward(theta, net, blk, layer, T, n, True, use_blas)
     W_hy, b_y = head_weights(theta, net)
     top, dtop = blk.hs[L - 1], blk.flow[0]  # the top layer reads flow[0]
+    zs, ys, ws, dzs, ltmp, ptmp, gtmp = blk.zs, blk.ys, blk.ws, blk.dzs, blk.ltmp, blk.ptmp, \
+        blk.gtmp  # fmt: skip
+    o_hy, o_by = net.head[0], net.head[1]
     value = 0.0
     for t in range(T):
-        head_forward(W_hy, b_y, top, t + 1, blk.zs, n, use_blas, blk.ptmp)
-        value += loss_block(loss, blk.zs, blk.ys, blk.ws, t, scale, blk.dzs, blk.ltmp, n)
+        head_forward(W_hy, b_y, top, t + 1, zs, n, use_blas, ptmp)
+        value += loss_block(loss, zs, ys, ws, t, scale, dzs, ltmp, n)
         for j in range(H):
             for b in range(n):
                 dtop[t, j, b] = 0.0
-        product_t_add(W_hy, blk.dzs, t, dtop, t, n, use_blas, blk.ptmp)  # W_hy^T dz_t
-        outer_accumulate(blk.dzs, t, top, t + 1, acc, net.head[0], n, use_blas, blk.gtmp)
-        rows_accumulate(blk.dzs, t, acc, net.head[1], n, use_blas)
+        product_t_add(W_hy, dzs, t, dtop, t, n, use_blas, ptmp)  # W_hy^T dz_t
+        outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n, use_blas, gtmp)
+        rows_accumulate(dzs, t, acc, o_by, n, use_blas)
     if truncate == 0:
         for layer in range(L - 1, -1, -1):
             layer_sweep(theta, net, blk, acc, layer, T - 1, 0, False, n, use_blas)
@@ -366,12 +390,12 @@ def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states,
     for layer in range(L):
         layer_forward(theta, net, blk, layer, T, n, False, use_blas)
     W_hy, b_y = head_weights(theta, net)
-    top = blk.hs[L - 1]
+    top, zs, ptmp = blk.hs[L - 1], blk.zs, blk.ptmp
     for t in range(T):
-        head_forward(W_hy, b_y, top, t + 1, blk.zs, n, use_blas, blk.ptmp)
+        head_forward(W_hy, b_y, top, t + 1, zs, n, use_blas, ptmp)
         for o in range(net.outputs):
             for b in range(n):
-                logits[t, start + b, o] = blk.zs[0, o, b]
+                logits[t, start + b, o] = zs[0, o, b]
     if states:
         for layer in range(L):
             for t in range(T):
@@ -452,15 +476,80 @@ def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width,
 # With one to three sequences a block's loops over sequences run one to three times and
 # cost more in loop control than in arithmetic. A one-layer network with full BPTT then
 # runs one sequence at a time with the *units* in the lanes: the cell blocks above are
-# elementwise, so they run unchanged on arrays shaped (rows 1, lanes H), and the
-# products become matrix-vector loops over contiguous rows of transposed weights.
+# elementwise, so they run unchanged on arrays shaped (rows 1, lanes H). The products
+# are matrix-vector loops over contiguous rows of transposed weights or, from
+# ``sizes.SEQUENCE_BLAS_MIN_HIDDEN`` on, BLAS calls (and the weight gradients one
+# product per sequence). The time loops call only the cells' steps and helpers that
+# call nothing: anything else would take and drop a reference to each of its arrays
+# at every step (:func:`.math.hold`), so each way has a time loop of its own.
+
+
+class Sequence(NamedTuple):
+    """Work arrays of the one-sequence path (G gate blocks of H units)."""
+
+    WxT: np.ndarray  # (I, G, H) W_xh^T
+    WhT: np.ndarray  # (H, G, H) W_hh^T (loops) or (0, G, H) (BLAS)
+    hs: np.ndarray  # (T + 1, 1, H) hidden states, row 0 the initial one
+    cs: np.ndarray  # (T + 1, 1, H) cell states
+    tape: np.ndarray  # (T or 1, tape H, H)
+    ax: np.ndarray  # (1, G, H) input-side pre-activations
+    ah: np.ndarray  # (1, G, H) recurrent side (split cells)
+    dax: np.ndarray  # (1, G, H)
+    dah: np.ndarray  # (1, G, H) (split cells; otherwise dax is used)
+    dh: np.ndarray  # (1, 1, H)
+    dc: np.ndarray  # (1, 1, H)
+    rec: np.ndarray  # (G H,) BLAS scratch: W_hh h or W_hh^T dah
+    DAX: np.ndarray  # (T, G H) BLAS: dax of every step (T = 0 for loops)
+    DAH: np.ndarray  # (T, G H) ... dah
+    xb: np.ndarray  # (T, I) BLAS: the sequence's inputs, contiguous
+    gWh: np.ndarray  # (G H, H) BLAS: the sequence's gradient of W_hh
+    gWx: np.ndarray  # (G H, I) ... of W_xh
 
 
 @inline
 def _sequence_size(net, P, T):
     H, I, O, GH = net.hidden, net.inputs, net.outputs, net.gates * net.hidden
     return (2 * (I + H) * GH + 2 * (T + 1) * H + T * net.tape * H + 6 * GH + 4 * H + T * H
-            + T * (2 * O + 1) + O * H + 2 * O + 3 + P)  # fmt: skip
+            + T * (2 * O + 1) + O * H + 2 * O + 3 + P
+            + GH + 2 * T * GH + T * I + GH * (H + I))  # fmt: skip
+
+
+@inline
+def _make_sequence(theta, net, T, training, blas, work):
+    """The :class:`Sequence` carved from the start of ``work`` (weights transposed in), and
+    where it ends."""
+    I, H, G = net.inputs, net.hidden, net.gates
+    GH, Tb = G * H, T if blas else 0
+    W_xh, W_hh, _, _ = layer_weights(theta, net, 0)
+    WxT, at = _carve(work, 0, (I, G, H))
+    WhT, at = _carve(work, at, (0 if blas else H, G, H))
+    for g in range(G):
+        for j in range(H):
+            for k in range(I):
+                WxT[k, g, j] = W_xh[g * H + j, k]
+    if not blas:
+        for g in range(G):
+            for j in range(H):
+                for k in range(H):
+                    WhT[k, g, j] = W_hh[g * H + j, k]
+    hs, at = _carve(work, at, (T + 1, 1, H))
+    cs, at = _carve(work, at, (T + 1, 1, H))
+    tape, at = _carve(work, at, (T if training else 1, net.tape, H))
+    ax, at = _carve(work, at, (1, G, H))
+    ah, at = _carve(work, at, (1, G, H))
+    dax, at = _carve(work, at, (1, G, H))
+    dah, at = _carve(work, at, (1, G, H))
+    dh, at = _carve(work, at, (1, 1, H))
+    dc, at = _carve(work, at, (1, 1, H))
+    rec, at = _carve(work, at, (GH,))
+    DAX, at = _carve(work, at, (Tb, GH))
+    DAH, at = _carve(work, at, (Tb, GH))
+    xb, at = _carve(work, at, (Tb, I))
+    gWh, at = _carve(work, at, (GH if blas else 0, H))
+    gWx, at = _carve(work, at, (GH if blas else 0, I))
+    seq = Sequence(WxT, WhT, hs, cs, tape, ax, ah, dax, dah if net.split else dax, dh, dc, rec,
+                   DAX, DAH, xb, gWh, gWx)  # fmt: skip
+    return seq, at
 
 
 @inline
@@ -477,41 +566,131 @@ def _matvec_add(WT, v, tv, out):
 
 
 @inline
-def _sequence_weights(theta, net, work):
-    """W_xh^T (I, G, H) and W_hh^T (H, G, H), carved from ``work``, and where they end."""
-    I, H, G = net.inputs, net.hidden, net.gates
-    W_xh, W_hh, _, _ = layer_weights(theta, net, 0)
-    WxT, at = _carve(work, 0, (I, G, H))
-    WhT, at = _carve(work, at, (H, G, H))
-    for g in range(G):
-        for j in range(H):
-            for k in range(I):
-                WxT[k, g, j] = W_xh[g * H + j, k]
-            for k in range(H):
-                WhT[k, g, j] = W_hh[g * H + j, k]
-    return WxT, WhT, at
-
-
-@inline
-def _sequence_step(net, x, b, t, WxT, WhT, b_x, b_h, hs, cs, tape, tt, ax, ah):
-    """Step ``t`` of sequence ``b``, units in the lanes: hs, cs (T + 1, 1, H)."""
-    G, H, I = net.gates, net.hidden, net.inputs
+def _input_side(x, b, t, b_x, WxT, ax):
+    """ax (1, G, H) = W_xh x[t, b] + b_x."""
+    G, H = ax.shape[1], ax.shape[2]
     for g in range(G):
         for j in range(H):
             ax[0, g, j] = b_x[g * H + j]
-    for k in range(I):
+    for k in range(WxT.shape[0]):
         xk = x[t, b, k]
         for g in range(G):
             for j in range(H):
                 ax[0, g, j] += WxT[k, g, j] * xk
-    if net.split:
+
+
+@inline
+def _fill_bias(b_h, ah):
+    G, H = ah.shape[1], ah.shape[2]
+    for g in range(G):
+        for j in range(H):
+            ah[0, g, j] = b_h[g * H + j]
+
+
+@kernel
+def _sequence_forward(theta, net, x, b, seq, training):
+    """Sequence ``b`` forward from its initial state, products in loops."""
+    _, _, b_x, b_h = layer_weights(theta, net, 0)
+    cell, act, split, H = net.cell, net.act, net.split, net.hidden
+    WxT, WhT, hs, cs, tape, ax, ah = seq.WxT, seq.WhT, seq.hs, seq.cs, seq.tape, seq.ax, seq.ah
+    _sequence_start(theta, net, hs, cs)
+    for t in range(x.shape[0]):
+        _input_side(x, b, t, b_x, WxT, ax)
+        if split:
+            _fill_bias(b_h, ah)
+            _matvec_add(WhT, hs, t, ah)
+        else:
+            _matvec_add(WhT, hs, t, ax)
+        forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, H)
+
+
+@kernel
+def _sequence_forward_blas(theta, net, x, b, seq, training):
+    """The same, ``W_hh h_{t-1}`` through BLAS."""
+    _, W_hh, b_x, b_h = layer_weights(theta, net, 0)
+    cell, act, split, G, H = net.cell, net.act, net.split, net.gates, net.hidden
+    WxT, hs, cs, tape, ax, ah, rec = seq.WxT, seq.hs, seq.cs, seq.tape, seq.ax, seq.ah, seq.rec
+    side = ah if split else ax
+    _sequence_start(theta, net, hs, cs)
+    for t in range(x.shape[0]):
+        _input_side(x, b, t, b_x, WxT, ax)
+        if split:
+            _fill_bias(b_h, ah)
+        np.dot(W_hh, hs[t, 0], rec)
         for g in range(G):
             for j in range(H):
-                ah[0, g, j] = b_h[g * H + j]
-        _matvec_add(WhT, hs, t, ah)
-    else:
-        _matvec_add(WhT, hs, t, ax)
-    forward_block(net.cell, net.act, ax, ah, hs, cs, tape, t, tt, H)
+                side[0, g, j] += rec[g * H + j]
+        forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, H)
+
+
+@kernel
+def _sequence_backward(theta, net, x, b, seq, dtop, grads):
+    """Sequence ``b`` back through time from ``dtop (T, H)`` (W_hy^T dz_t), adding its
+    gradients to ``grads``; products in loops."""
+    gWx, gWh, gbx, gbh, gh0, gc0 = grads
+    _, W_hh, _, _ = layer_weights(theta, net, 0)
+    cell, act, G, H, I = net.cell, net.act, net.gates, net.hidden, net.inputs
+    hs, cs, tape, dax, dah, dh, dc = seq.hs, seq.cs, seq.tape, seq.dax, seq.dah, seq.dh, seq.dc
+    for j in range(H):
+        dh[0, 0, j] = 0.0
+        dc[0, 0, j] = 0.0
+    for s in range(x.shape[0] - 1, -1, -1):
+        for j in range(H):
+            dh[0, 0, j] += dtop[s, j]
+        backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, H)
+        for g in range(G):
+            for j in range(H):
+                q = g * H + j
+                d, e = dax[0, g, j], dah[0, g, j]
+                gbx[q] += d
+                gbh[q] += e
+                for k in range(I):
+                    gWx[q, k] += d * x[s, b, k]
+                for k in range(H):
+                    gWh[q, k] += e * hs[s, 0, k]
+                for k in range(H):  # dh_{s-1} += W_hh^T dah
+                    dh[0, 0, k] += W_hh[q, k] * e
+    for j in range(H):
+        gh0[j] += dh[0, 0, j]
+        gc0[j] += dc[0, 0, j]
+
+
+@kernel
+def _sequence_backward_blas(theta, net, x, b, seq, dtop, grads):
+    """The same, ``W_hh^T dah`` through BLAS and the weight gradients one product each."""
+    gWx, gWh, gbx, gbh, gh0, gc0 = grads
+    _, W_hh, _, _ = layer_weights(theta, net, 0)
+    cell, act, G, H, I = net.cell, net.act, net.gates, net.hidden, net.inputs
+    T, GH = x.shape[0], net.gates * net.hidden
+    hs, cs, tape, dax, dah, dh, dc = seq.hs, seq.cs, seq.tape, seq.dax, seq.dah, seq.dh, seq.dc
+    DAX, DAH, rec, xb, Wh, Wx = seq.DAX, seq.DAH, seq.rec, seq.xb, seq.gWh, seq.gWx
+    for j in range(H):
+        dh[0, 0, j] = 0.0
+        dc[0, 0, j] = 0.0
+    for s in range(T - 1, -1, -1):
+        for j in range(H):
+            dh[0, 0, j] += dtop[s, j]
+        backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, H)
+        for g in range(G):
+            for j in range(H):
+                DAX[s, g * H + j] = dax[0, g, j]
+                DAH[s, g * H + j] = dah[0, g, j]
+        np.dot(W_hh.T, DAH[s], rec[:H])  # dh_{s-1} += W_hh^T dah
+        for k in range(H):
+            dh[0, 0, k] += rec[k]
+    for j in range(H):
+        gh0[j] += dh[0, 0, j]
+        gc0[j] += dc[0, 0, j]
+    for s in range(T):
+        for q in range(GH):
+            gbx[q] += DAX[s, q]
+            gbh[q] += DAH[s, q]
+        for k in range(I):
+            xb[s, k] = x[s, b, k]
+    np.dot(DAH.T, hs.reshape((T + 1, H))[:T], Wh)  # sum_s dah_s h_{s-1}^T
+    gWh += Wh
+    np.dot(DAX.T, xb, Wx)  # sum_s dax_s x_s^T
+    gWx += Wx
 
 
 @inline
@@ -523,23 +702,13 @@ def _sequence_start(theta, net, hs, cs):
 
 
 @kernel
-def _train_sequences(theta, net, x, y, mask, loss, scale, work):
+def _train_sequences(theta, net, x, y, mask, loss, scale, blas, work):
     """Forward, loss and full BPTT of a one-layer network, sequence by sequence."""
     T, B, I = x.shape
-    H, O, G = net.hidden, net.outputs, net.gates
-    GH, P = G * H, theta.shape[0]
-    _, W_hh, b_x, b_h = layer_weights(theta, net, 0)
+    H, O, GH, P = net.hidden, net.outputs, net.gates * net.hidden, theta.shape[0]
     W_hy, b_y = head_weights(theta, net)
-    WxT, WhT, at = _sequence_weights(theta, net, work)
-    hs, at = _carve(work, at, (T + 1, 1, H))
-    cs, at = _carve(work, at, (T + 1, 1, H))
-    tape, at = _carve(work, at, (T, net.tape, H))
-    ax, at = _carve(work, at, (1, G, H))
-    ah, at = _carve(work, at, (1, G, H))
-    dax, at = _carve(work, at, (1, G, H))
-    dah_own, at = _carve(work, at, (1, G, H))
-    dh, at = _carve(work, at, (1, 1, H))
-    dc, at = _carve(work, at, (1, 1, H))
+    seq, at = _make_sequence(theta, net, T, True, blas, work)
+    hs = seq.hs
     dtop, at = _carve(work, at, (T, H))
     ys, at = _carve(work, at, (T, O, 1))
     dzs, at = _carve(work, at, (T, O, 1))
@@ -556,12 +725,14 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, work):
     gc0, used = _carve(sums, used, (H,))
     gWy, used = _carve(sums, used, (O, H))
     gby, used = _carve(sums, used, (O,))
-    dah = dah_own if net.split else dax
+    grads = (gWx, gWh, gbx, gbh, gh0, gc0)
     value = 0.0
     for b in range(B):
-        _sequence_start(theta, net, hs, cs)
-        for t in range(T):  # forward, the loss, and W_hy^T dz_t
-            _sequence_step(net, x, b, t, WxT, WhT, b_x, b_h, hs, cs, tape, t, ax, ah)
+        if blas:
+            _sequence_forward_blas(theta, net, x, b, seq, True)
+        else:
+            _sequence_forward(theta, net, x, b, seq, True)
+        for t in range(T):  # the loss, and W_hy^T dz_t
             ws[t, 0] = mask[t, b]
             for q in range(O):
                 ys[t, q, 0] = y[t, b, q]
@@ -579,28 +750,10 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, work):
                     dtop[t, k] += W_hy[q, k] * d
                 for k in range(H):
                     gWy[q, k] += d * hs[t + 1, 0, k]
-        for j in range(H):
-            dh[0, 0, j] = 0.0
-            dc[0, 0, j] = 0.0
-        for s in range(T - 1, -1, -1):  # back through time
-            for j in range(H):
-                dh[0, 0, j] += dtop[s, j]
-            backward_block(net.cell, net.act, dh, dc, hs, cs, tape, s, dax, dah, H)
-            for g in range(G):
-                for j in range(H):
-                    q = g * H + j
-                    d, e = dax[0, g, j], dah[0, g, j]
-                    gbx[q] += d
-                    gbh[q] += e
-                    for k in range(I):
-                        gWx[q, k] += d * x[s, b, k]
-                    for k in range(H):
-                        gWh[q, k] += e * hs[s, 0, k]
-                    for k in range(H):  # dh_{s-1} += W_hh^T dah
-                        dh[0, 0, k] += W_hh[q, k] * e
-        for j in range(H):
-            gh0[j] += dh[0, 0, j]
-            gc0[j] += dc[0, 0, j]
+        if blas:
+            _sequence_backward_blas(theta, net, x, b, seq, dtop, grads)
+        else:
+            _sequence_backward(theta, net, x, b, seq, dtop, grads)
     grad = work[at : at + P]
     grad[:] = 0.0
     o = net.offsets[0]
@@ -624,22 +777,19 @@ def _write(grad, offset, values):
 
 
 @kernel
-def _forward_sequences(theta, net, x, logits, h_out, c_out, states, work):
+def _forward_sequences(theta, net, x, logits, h_out, c_out, states, blas, work):
     """The forward pass of a one-layer network, sequence by sequence (as above)."""
     T, B = x.shape[0], x.shape[1]
-    H, O, G = net.hidden, net.outputs, net.gates
-    _, _, b_x, b_h = layer_weights(theta, net, 0)
+    H, O = net.hidden, net.outputs
     W_hy, b_y = head_weights(theta, net)
-    WxT, WhT, at = _sequence_weights(theta, net, work)
-    hs, at = _carve(work, at, (T + 1, 1, H))
-    cs, at = _carve(work, at, (T + 1, 1, H))
-    tape, at = _carve(work, at, (1, net.tape, H))
-    ax, at = _carve(work, at, (1, G, H))
-    ah, at = _carve(work, at, (1, G, H))
+    seq, _ = _make_sequence(theta, net, T, False, blas, work)
+    hs, cs = seq.hs, seq.cs
     for b in range(B):
-        _sequence_start(theta, net, hs, cs)
+        if blas:
+            _sequence_forward_blas(theta, net, x, b, seq, False)
+        else:
+            _sequence_forward(theta, net, x, b, seq, False)
         for t in range(T):
-            _sequence_step(net, x, b, t, WxT, WhT, b_x, b_h, hs, cs, tape, 0, ax, ah)
             for q in range(O):
                 z = b_y[q]
                 for k in range(H):
@@ -654,10 +804,18 @@ def _forward_sequences(theta, net, x, logits, h_out, c_out, states, work):
 
 
 @inline
+def _loss_code(settings):
+    """The loss code of ``settings``, refused if unknown."""
+    if settings[0] != BCE and settings[0] != SOFTMAX and settings[0] != MSE:
+        raise ValueError("unknown loss code")
+    return settings[0]
+
+
+@inline
 def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
     """(loss, gradient (a view into ``work``)) through blocks of sequences."""
     net = make_net(plan)
-    loss, mean, truncate, lanes, use_blas = settings[0], settings[1], settings[2], \
+    loss, mean, truncate, lanes, use_blas = _loss_code(settings), settings[1], settings[2], \
         settings[3], settings[4] != 0  # fmt: skip
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
     width, _, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, threads, True)
@@ -675,9 +833,9 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
 def _sequences_pass(x, y, mask, theta, plan, settings, work):
     """(loss, gradient) one sequence at a time (one layer, full BPTT)."""
     net = make_net(plan)
-    loss, mean = settings[0], settings[1] != 0
+    loss, mean = _loss_code(settings), settings[1] != 0
     scale = loss_scale(mask, net.outputs, loss, mean)
-    value, grad = _train_sequences(theta, net, x, y, mask, loss, scale, work)
+    value, grad = _train_sequences(theta, net, x, y, mask, loss, scale, settings[4] != 0, work)
     return value * scale, grad
 
 
@@ -790,5 +948,5 @@ def forward_sequences(x, theta, plan, settings, states, work):
     """:func:`forward_blocks` one sequence at a time (one layer)."""
     net = make_net(plan)
     logits, h_out, c_out = _forward_outputs(x, theta, net, states)
-    _forward_sequences(theta, net, x, logits, h_out, c_out, states, work)
+    _forward_sequences(theta, net, x, logits, h_out, c_out, states, settings[4] != 0, work)
     return logits, h_out, c_out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from rnnlab.kernels.compiled.math import exp_nonpositive, inline, inline_always, sigmoid, tanh
+from rnnlab.kernels.compiled.math import exp_nonpositive, hold, inline, inline_always, sigmoid, tanh
 from rnnlab.kernels.compiled.products import product_add
 from rnnlab.kernels.registry import ACTIVATION_CODES, LOSS_CODES
 
@@ -91,8 +91,7 @@ def loss_block(loss, z, y, w, t, scale, dz, tmp, n):
         for b in range(n):
             if w[t, b] != 0.0:
                 value += (zmax[b] + math.log(total[b]) - yz[b]) * w[t, b]
-    else:
-        raise ValueError("unknown loss code")
+    hold(z, y, w, dz, tmp)  # (an unknown code was refused at the entry)
     return value
 
 
@@ -114,7 +113,7 @@ def loss_scale(mask, outputs, loss, mean):
 # -- the output layer: z = W_hy h + b_y --------------------------------------------------------
 
 
-@inline_always
+@inline
 def head_forward(W_hy, b_y, hs, t, z, n, use_blas, tmp):
     """Logits ``z[0] (O, n) = W_hy hs[t] + b_y``; hs (T + 1, H, m)."""
     for o in range(z.shape[1]):

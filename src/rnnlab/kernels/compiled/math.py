@@ -32,12 +32,32 @@ from numba.extending import intrinsic
 #: the decorator of every compiled loop: cached on disk, and numpy's error model (see above)
 kernel = partial(njit, cache=True, error_model="numpy")
 #: the same, for small helpers of the loops. LLVM inlines them where it pays (the loops
-#: still vectorize); numba's own ``inline="always"`` retyped every call site and made
-#: the first (cold-cache) compilation about 1.5x slower for no speed.
+#: still vectorize).
 inline = partial(njit, cache=True, error_model="numpy")
-#: numba-level inlining, for the generic per-row cell steps: large bodies with many
-#: arguments that LLVM would leave as calls (about 15% slower stacked networks)
+#: numba's own inlining, for the step functions the time loops call with arrays (the
+#: cells' steps, the loss): LLVM leaves those large bodies as calls, and numba takes and
+#: drops a reference to every array argument around each call. Inlined, and ending in
+#: :func:`hold`, they cost nothing of the kind. (It retypes every call site, so it is
+#: kept to these few.)
 inline_always = partial(njit, cache=True, error_model="numpy", inline="always")
+
+
+@inline
+def hold(*arrays):
+    """The last use of ``arrays``, for a function that branches: put it where every
+    branch ends.
+
+    numba takes a reference to each array argument (and to each array in a tuple
+    argument) on entry and drops it after the array's last use. When every last use
+    is in the one block that all paths reach and no call lies between, LLVM's pass
+    removes the pair; when one array's last use sits in a branch, every pair of the
+    function stays: two atomic operations per array per call, which were 60% of the
+    time of a step at ``H = 2`` (the time loops call these helpers once per step). So
+    helpers that take arrays and branch end with ``hold(...)`` of all of them, return
+    at one place, and do not raise (codes are checked at the entry points).
+    """
+    return 0
+
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two: n * _LN2_HI is exact for |n| < 2**11

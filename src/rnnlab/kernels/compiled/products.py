@@ -17,91 +17,104 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.kernels.compiled.math import inline_always
+from rnnlab.kernels.compiled.math import hold, inline
 
 #: below this many lanes the loops run sequence by sequence, units innermost (a loop
 #: over 1-3 lanes costs more in loop control than in arithmetic)
 FEW = 4
 
+# Each product branches three ways and ends with ``hold`` (see :func:`.math.hold`); its
+# BLAS way lives in a function of its own, whose views are made and dropped there.
 
-@inline_always
+
+@inline
 def product_add(W, v, tv, out, to, n, use_blas, tmp):
     """out[to, :, :n] += W (J, K) @ v[tv, :, :n] (K, n)."""
     J = W.shape[0]
     if use_blas:
-        t = tmp[: J * n].reshape((J, n))
-        np.dot(W, v[tv], t)
-        for j in range(J):
-            for b in range(n):
-                out[to, j, b] += t[j, b]
-        return
-    if n < FEW:
+        _blas_product_add(W, v[tv], out, to, n, tmp)
+    elif n < FEW:
         for b in range(n):
             for k in range(W.shape[1]):
                 vk = v[tv, k, b]
                 for j in range(J):
                     out[to, j, b] += W[j, k] * vk
-        return
-    for j in range(J):
-        for k in range(W.shape[1]):
-            w = W[j, k]
-            for b in range(n):
-                out[to, j, b] += w * v[tv, k, b]
+    else:
+        for j in range(J):
+            for k in range(W.shape[1]):
+                w = W[j, k]
+                for b in range(n):
+                    out[to, j, b] += w * v[tv, k, b]
+    hold(W, v, out, tmp)
 
 
-@inline_always
+@inline
 def product_t_add(W, v, tv, out, to, n, use_blas, tmp):
     """out[to, :, :n] += W (J, K)^T @ v[tv, :, :n] (J, n)."""
     K = W.shape[1]
     if use_blas:
-        t = tmp[: K * n].reshape((K, n))
-        np.dot(W.T, v[tv], t)
-        for k in range(K):
-            for b in range(n):
-                out[to, k, b] += t[k, b]
-        return
-    if n < FEW:
+        _blas_product_add(W.T, v[tv], out, to, n, tmp)
+    elif n < FEW:
         for b in range(n):
             for j in range(W.shape[0]):
                 vj = v[tv, j, b]
                 for k in range(K):
                     out[to, k, b] += W[j, k] * vj
-        return
-    for j in range(W.shape[0]):
-        for k in range(K):
-            w = W[j, k]
-            for b in range(n):
-                out[to, k, b] += w * v[tv, j, b]
+    else:
+        for j in range(W.shape[0]):
+            for k in range(K):
+                w = W[j, k]
+                for b in range(n):
+                    out[to, k, b] += w * v[tv, j, b]
+    hold(W, v, out, tmp)
 
 
-@inline_always
+@inline
+def _blas_product_add(A, V, out, to, n, tmp):
+    """out[to, :, :n] += A (J, K) @ V (K, n), through BLAS into ``tmp``."""
+    J = A.shape[0]
+    t = tmp[: J * n].reshape((J, n))
+    np.dot(A, V, t)
+    for j in range(J):
+        for b in range(n):
+            out[to, j, b] += t[j, b]
+
+
+@inline
 def outer_accumulate(u, tu, v, tv, acc, offset, n, use_blas, tmp):
     """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) v[tv] (K, n)^T,
     summed over lanes ``:n`` (BLAS) or kept per lane (loops)."""
     J, K = u.shape[1], v.shape[1]
     if use_blas:
-        t = tmp[: J * K].reshape((J, K))
-        np.dot(u[tu], v[tv].T, t)
-        for j in range(J):
-            for k in range(K):
-                acc[offset + j * K + k, 0] += t[j, k]
-        return
-    if n < FEW:
+        _blas_outer_accumulate(u[tu], v[tv], acc, offset, tmp)
+    elif n < FEW:
         for b in range(n):
             for j in range(J):
                 uj = u[tu, j, b]
                 row = offset + j * K
                 for k in range(K):
                     acc[row + k, b] += uj * v[tv, k, b]
-        return
+    else:
+        for j in range(J):
+            for k in range(K):
+                row = offset + j * K + k
+                for b in range(n):
+                    acc[row, b] += u[tu, j, b] * v[tv, k, b]
+    hold(u, v, acc, tmp)
+
+
+@inline
+def _blas_outer_accumulate(U, V, acc, offset, tmp):
+    """acc[offset:, 0] += U (J, n) V (K, n)^T, laid out row by row, through BLAS."""
+    J, K = U.shape[0], V.shape[0]
+    t = tmp[: J * K].reshape((J, K))
+    np.dot(U, V.T, t)
     for j in range(J):
         for k in range(K):
-            row = offset + j * K + k
-            for b in range(n):
-                acc[row, b] += u[tu, j, b] * v[tv, k, b]
+            acc[offset + j * K + k, 0] += t[j, k]
 
 
-@inline_always
+@inline
 def rows_accumulate(u, tu, acc, offset, n, use_blas):
     """The gradient of a (J,) vector at ``offset`` += u[tu] (J, n) summed over lanes ``:n``."""
     if use_blas:
@@ -110,7 +123,8 @@ def rows_accumulate(u, tu, acc, offset, n, use_blas):
             for b in range(n):
                 total += u[tu, j, b]
             acc[offset + j, 0] += total
-        return
-    for j in range(u.shape[1]):
-        for b in range(n):
-            acc[offset + j, b] += u[tu, j, b]
+    else:
+        for j in range(u.shape[1]):
+            for b in range(n):
+                acc[offset + j, b] += u[tu, j, b]
+    hold(u, acc)

@@ -15,6 +15,9 @@ import numba
 LANES = 32
 #: BLAS products need this many sequences to beat loops
 BLAS_MIN_BATCH = 8
+#: one sequence at a time (batches below ``products.FEW``), its products go through
+#: BLAS from this hidden size on
+SEQUENCE_BLAS_MIN_HIDDEN = 32
 
 
 class Thresholds(NamedTuple):
