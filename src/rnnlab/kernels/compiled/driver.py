@@ -44,12 +44,15 @@ from rnnlab.kernels.compiled.functions import (
     SIGMOID,
     SOFTMAX,
     TANH,
+    blas_head_forward,
     head_forward,
     loss_block,
     loss_scale,
 )
 from rnnlab.kernels.compiled.math import inline, kernel
 from rnnlab.kernels.compiled.products import (
+    blas_outer_accumulate,
+    blas_product_add,
     outer_accumulate,
     product_add,
     product_t_add,
@@ -279,18 +282,21 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     # would take and drop a reference at every step)
     hs, cs, tape, ax, ah = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.ax, blk.ah
     ptmp, cell, act, split = blk.ptmp, net.cell, net.act, net.split
+    side = ah if split else ax  # where W_hh h_{t-1} goes
     for t in range(T):
         for g in range(GH):
             for b in range(n):
                 ax[0, g, b] = b_x[g]
-        product_add(W_xh, below, t + shift, ax, 0, n, use_blas, ptmp)
         if split:
             for g in range(GH):
                 for b in range(n):
                     ah[0, g, b] = b_h[g]
-            product_add(W_hh, hs, t, ah, 0, n, use_blas, ptmp)
+        if use_blas:
+            blas_product_add(W_xh, below[t + shift], ax, 0, n, ptmp)
+            blas_product_add(W_hh, hs[t], side, 0, n, ptmp)
         else:
-            product_add(W_hh, hs, t, ax, 0, n, use_blas, ptmp)
+            product_add(W_xh, below, t + shift, ax, 0, n)
+            product_add(W_hh, hs, t, side, 0, n)
         forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, n)
 
 
@@ -322,17 +328,25 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
                 for b in range(n):
                     dh[0, j, b] += arriving[s, j, b]
         backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, n)
-        outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, use_blas, gtmp)
-        outer_accumulate(dah, 0, hs, s, acc, o_hh, n, use_blas, gtmp)
         rows_accumulate(dax, 0, acc, o_bx, n, use_blas)
         if split:
             rows_accumulate(dah, 0, acc, o_bh, n, use_blas)
-        product_t_add(W_hh, dah, 0, dh, 0, n, use_blas, ptmp)  # dh is now dh_{s-1}
         if layer > 0:
             for j in range(H):
                 for b in range(n):
                     leaving[s, j, b] = 0.0
-            product_t_add(W_xh, dax, 0, leaving, s, n, use_blas, ptmp)
+        if use_blas:
+            blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh, gtmp)
+            blas_outer_accumulate(dah[0], hs[s], acc, o_hh, gtmp)
+            blas_product_add(W_hh.T, dah[0], dh, 0, n, ptmp)  # dh is now dh_{s-1}
+            if layer > 0:
+                blas_product_add(W_xh.T, dax[0], leaving, s, n, ptmp)
+        else:
+            outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n)
+            outer_accumulate(dah, 0, hs, s, acc, o_hh, n)
+            product_t_add(W_hh, dah, 0, dh, 0, n)
+            if layer > 0:
+                product_t_add(W_xh, dax, 0, leaving, s, n)
     if first == 0:  # what is left reaches the initial states
         rows_accumulate(dh, 0, acc, o[H0], n, use_blas)
         if net.cell_state:
@@ -355,13 +369,20 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
     o_hy, o_by = net.head[0], net.head[1]
     value = 0.0
     for t in range(T):
-        head_forward(W_hy, b_y, top, t + 1, zs, n, use_blas, ptmp)
+        if use_blas:
+            blas_head_forward(W_hy, b_y, top[t + 1], zs, n, ptmp)
+        else:
+            head_forward(W_hy, b_y, top, t + 1, zs, n)
         value += loss_block(loss, zs, ys, ws, t, scale, dzs, ltmp, n)
         for j in range(H):
             for b in range(n):
                 dtop[t, j, b] = 0.0
-        product_t_add(W_hy, dzs, t, dtop, t, n, use_blas, ptmp)  # W_hy^T dz_t
-        outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n, use_blas, gtmp)
+        if use_blas:
+            blas_product_add(W_hy.T, dzs[t], dtop, t, n, ptmp)  # W_hy^T dz_t
+            blas_outer_accumulate(dzs[t], top[t + 1], acc, o_hy, gtmp)
+        else:
+            product_t_add(W_hy, dzs, t, dtop, t, n)
+            outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n)
         rows_accumulate(dzs, t, acc, o_by, n, use_blas)
     if truncate == 0:
         for layer in range(L - 1, -1, -1):
@@ -392,7 +413,10 @@ def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states,
     W_hy, b_y = head_weights(theta, net)
     top, zs, ptmp = blk.hs[L - 1], blk.zs, blk.ptmp
     for t in range(T):
-        head_forward(W_hy, b_y, top, t + 1, zs, n, use_blas, ptmp)
+        if use_blas:
+            blas_head_forward(W_hy, b_y, top[t + 1], zs, n, ptmp)
+        else:
+            head_forward(W_hy, b_y, top, t + 1, zs, n)
         for o in range(net.outputs):
             for b in range(n):
                 logits[t, start + b, o] = zs[0, o, b]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from rnnlab.kernels.compiled.math import exp_nonpositive, hold, inline, inline_always, sigmoid, tanh
-from rnnlab.kernels.compiled.products import product_add
+from rnnlab.kernels.compiled.products import blas_product_add, product_add
 from rnnlab.kernels.registry import ACTIVATION_CODES, LOSS_CODES
 
 SIGMOID, TANH, RELU = (ACTIVATION_CODES[name] for name in ("sigmoid", "tanh", "relu"))
@@ -114,9 +114,21 @@ def loss_scale(mask, outputs, loss, mean):
 
 
 @inline
-def head_forward(W_hy, b_y, hs, t, z, n, use_blas, tmp):
+def head_forward(W_hy, b_y, hs, t, z, n):
     """Logits ``z[0] (O, n) = W_hy hs[t] + b_y``; hs (T + 1, H, m)."""
+    _head_bias(b_y, z, n)
+    product_add(W_hy, hs, t, z, 0, n)
+
+
+@inline
+def blas_head_forward(W_hy, b_y, h, z, n, tmp):
+    """The same through BLAS, from ``h = hs[t]`` (H, m); ``tmp``: O n numbers."""
+    _head_bias(b_y, z, n)
+    blas_product_add(W_hy, h, z, 0, n, tmp)
+
+
+@inline
+def _head_bias(b_y, z, n):
     for o in range(z.shape[1]):
         for b in range(n):
             z[0, o, b] = b_y[o]
-    product_add(W_hy, hs, t, z, 0, n, use_blas, tmp)

@@ -2,11 +2,13 @@
 
 Operands are addressed as ``v[t]`` of a 3-D array ``v (T, rows, m)`` (index
 ``tv``), so the time loops pass whole arrays and build no views per step (at
-``H = 2`` a view costs as much as a step's arithmetic). Two ways, one interface,
-picked by the driver's ``use_blas``: blocks of lanes (small ``H``) run plain
-loops with the sequence index innermost, which vectorize (or, for fewer than
-``FEW`` sequences, units innermost); a whole batch at
-larger ``H`` calls BLAS (``np.dot``), with ``tmp`` as scratch (``rows * n``).
+``H = 2`` a view costs as much as a step's arithmetic). Two ways: blocks of
+lanes (small ``H``) run plain loops with the sequence index innermost, which
+vectorize (or, for fewer than ``FEW`` sequences, units innermost); a whole
+batch at larger ``H`` calls BLAS (``np.dot``, the ``blas_`` functions, with
+``tmp`` as scratch). The driver picks one at each call: a function holding both
+would put a call into every step of the loops' way, and with it the reference
+counting of all its arrays (:func:`.math.hold`).
 
 Weight gradients are summed in an accumulator ``acc (P, m)`` laid out as the flat
 parameter vector: per lane (``m = n``: no reduction inside the time loop, which
@@ -23,55 +25,48 @@ from rnnlab.kernels.compiled.math import hold, inline
 #: over 1-3 lanes costs more in loop control than in arithmetic)
 FEW = 4
 
-# Each product branches three ways and ends with ``hold`` (see :func:`.math.hold`); its
-# BLAS way lives in a function of its own, whose views are made and dropped there.
-
 
 @inline
-def product_add(W, v, tv, out, to, n, use_blas, tmp):
+def product_add(W, v, tv, out, to, n):
     """out[to, :, :n] += W (J, K) @ v[tv, :, :n] (K, n)."""
-    J = W.shape[0]
-    if use_blas:
-        _blas_product_add(W, v[tv], out, to, n, tmp)
-    elif n < FEW:
+    J, K = W.shape
+    if n < FEW:
         for b in range(n):
-            for k in range(W.shape[1]):
+            for k in range(K):
                 vk = v[tv, k, b]
                 for j in range(J):
                     out[to, j, b] += W[j, k] * vk
     else:
         for j in range(J):
-            for k in range(W.shape[1]):
+            for k in range(K):
                 w = W[j, k]
                 for b in range(n):
                     out[to, j, b] += w * v[tv, k, b]
-    hold(W, v, out, tmp)
+    hold(W, v, out)
 
 
 @inline
-def product_t_add(W, v, tv, out, to, n, use_blas, tmp):
+def product_t_add(W, v, tv, out, to, n):
     """out[to, :, :n] += W (J, K)^T @ v[tv, :, :n] (J, n)."""
-    K = W.shape[1]
-    if use_blas:
-        _blas_product_add(W.T, v[tv], out, to, n, tmp)
-    elif n < FEW:
+    J, K = W.shape
+    if n < FEW:
         for b in range(n):
-            for j in range(W.shape[0]):
+            for j in range(J):
                 vj = v[tv, j, b]
                 for k in range(K):
                     out[to, k, b] += W[j, k] * vj
     else:
-        for j in range(W.shape[0]):
+        for j in range(J):
             for k in range(K):
                 w = W[j, k]
                 for b in range(n):
                     out[to, k, b] += w * v[tv, j, b]
-    hold(W, v, out, tmp)
+    hold(W, v, out)
 
 
 @inline
-def _blas_product_add(A, V, out, to, n, tmp):
-    """out[to, :, :n] += A (J, K) @ V (K, n), through BLAS into ``tmp``."""
+def blas_product_add(A, V, out, to, n, tmp):
+    """out[to, :, :n] += A (J, K) @ V (K, n) through BLAS (``tmp``: J n numbers)."""
     J = A.shape[0]
     t = tmp[: J * n].reshape((J, n))
     np.dot(A, V, t)
@@ -81,13 +76,11 @@ def _blas_product_add(A, V, out, to, n, tmp):
 
 
 @inline
-def outer_accumulate(u, tu, v, tv, acc, offset, n, use_blas, tmp):
+def outer_accumulate(u, tu, v, tv, acc, offset, n):
     """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) v[tv] (K, n)^T,
-    summed over lanes ``:n`` (BLAS) or kept per lane (loops)."""
+    kept per lane (``acc (P, m)``)."""
     J, K = u.shape[1], v.shape[1]
-    if use_blas:
-        _blas_outer_accumulate(u[tu], v[tv], acc, offset, tmp)
-    elif n < FEW:
+    if n < FEW:
         for b in range(n):
             for j in range(J):
                 uj = u[tu, j, b]
@@ -100,11 +93,11 @@ def outer_accumulate(u, tu, v, tv, acc, offset, n, use_blas, tmp):
                 row = offset + j * K + k
                 for b in range(n):
                     acc[row, b] += u[tu, j, b] * v[tv, k, b]
-    hold(u, v, acc, tmp)
+    hold(u, v, acc)
 
 
 @inline
-def _blas_outer_accumulate(U, V, acc, offset, tmp):
+def blas_outer_accumulate(U, V, acc, offset, tmp):
     """acc[offset:, 0] += U (J, n) V (K, n)^T, laid out row by row, through BLAS."""
     J, K = U.shape[0], V.shape[0]
     t = tmp[: J * K].reshape((J, K))
@@ -115,9 +108,10 @@ def _blas_outer_accumulate(U, V, acc, offset, tmp):
 
 
 @inline
-def rows_accumulate(u, tu, acc, offset, n, use_blas):
-    """The gradient of a (J,) vector at ``offset`` += u[tu] (J, n) summed over lanes ``:n``."""
-    if use_blas:
+def rows_accumulate(u, tu, acc, offset, n, summed):
+    """The gradient of a (J,) vector at ``offset`` += u[tu] (J, n): per lane, or
+    ``summed`` over lanes into column 0 (BLAS blocks)."""
+    if summed:
         for j in range(u.shape[1]):
             total = 0.0
             for b in range(n):
