@@ -22,9 +22,10 @@ import numpy as np
 
 from rnnlab import io, kernels
 from rnnlab.initializers import init_params
-from rnnlab.kernels.layout import FlatParams, Network, network, param_shapes
+from rnnlab.kernels.layout import FlatParams, Network, network, param_shapes, parameter_count
 from rnnlab.kernels.registry import CELLS, get_cell
 from rnnlab.losses import LOSSES, check_reduction, get_loss, loss_and_dlogits
+from rnnlab.resources import check_fits
 from rnnlab.sequences import Batch, make_batch, unbatch
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -97,6 +98,17 @@ class RNNConfig:
             )
         get_loss(self.loss)
         object.__setattr__(self, "dtype", dtype_name(self.dtype))
+        arrays, numbers = self.parameter_count()
+        # its weights, a gradient and an optimizer's two moments, and each array's views
+        check_fits(4 * numbers * np.dtype(self.dtype).itemsize + 2000 * arrays,
+                   f"a model with hidden_size={self.hidden_size}, "
+                   f"num_layers={self.num_layers}, input_size={self.input_size} and "
+                   f"output_size={self.output_size} ({numbers:.3g} parameters)")  # fmt: skip
+
+    def parameter_count(self) -> tuple[int, int]:
+        """(arrays, numbers) of the parameters, counted without listing them."""
+        return parameter_count(self.cell, self.input_size, self.hidden_size,
+                               self.output_size, self.num_layers)  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -303,6 +315,14 @@ class RNN:
         fields, params = io.read_model_file(path)
         try:
             config = RNNConfig.from_dict(fields)
+            # a config far larger than the file is refused before anything is built from
+            # it (a crafted one may claim a billion layers); otherwise the checks below
+            # name the parameter that differs
+            arrays, numbers = config.parameter_count()
+            found = sum(value.size for value in params.values())
+            if arrays > 2 * len(params) + 16 or numbers > 2 * found + 1024:
+                raise ValueError(f"the config describes {arrays} arrays of {numbers} numbers "
+                                 f"in all; the file holds {len(params)} of {found}")  # fmt: skip
             for name, value in params.items():
                 if value.dtype.name != config.dtype:
                     raise ValueError(

@@ -11,6 +11,7 @@ a model's parameters are :class:`FlatParams`, named views into that vector.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -39,6 +40,19 @@ def param_shapes(
     shapes["W_hy"] = (output_size, hidden_size)
     shapes["b_y"] = (output_size,)
     return shapes
+
+
+def parameter_count(cell: str, input_size: int, hidden_size: int, output_size: int,
+                    num_layers: int) -> tuple[int, int]:  # fmt: skip
+    """(arrays, numbers) of a network, worked out without listing them (so a config
+    that claims a billion layers is measured before anything is built)."""
+    spec = get_cell(cell)
+    first = spec.shapes(input_size, hidden_size)
+    later = spec.shapes(hidden_size, hidden_size)
+    numbers = sum(math.prod(s) for s in first.values())
+    numbers += (num_layers - 1) * sum(math.prod(s) for s in later.values())
+    numbers += output_size * hidden_size + output_size
+    return len(first) * num_layers + len(HEAD), numbers
 
 
 class Network:
