@@ -8,6 +8,8 @@ nothing.
 import json
 import os
 import resource
+import subprocess
+import sys
 import time
 import warnings
 
@@ -152,9 +154,13 @@ def test_sizes_beyond_memory_are_refused_up_front():
     [
         (["train", "shift", "--hidden", "100000", "--quiet"], "hidden_size=100000"),
         (["train", "shift", "--layers", "1000000000", "--quiet"], "num_layers=1000000000"),
+        (["train", "shift", "--layers", "1000000", "--quiet"], "num_layers=1000000"),
     ],
 )
-def test_cli_refuses_sizes_beyond_memory_in_one_line(tmp_path, capsys, argv, match):
+def test_cli_refuses_sizes_beyond_memory_in_one_line(tmp_path, capsys, monkeypatch, argv, match):
+    from rnnlab import resources
+
+    monkeypatch.setattr(resources, "total_memory", lambda: 16 << 30)  # a 16 GB machine
     assert cli_main([*argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err
@@ -196,3 +202,206 @@ def test_loader_fuzz_never_crashes_and_stays_bounded(tmp_path, data):
         except ModelFileError as err:
             assert str(err).startswith(str(path)) and "\n" not in str(err)
     assert time.perf_counter() - start < SECONDS
+
+
+# -- Ctrl-C, divergence, unwritable outputs ---------------------------------------------------
+
+INTERRUPTED_TRAINING = """
+import os, signal, sys, threading
+from rnnlab.cli import main
+backend = sys.argv[1]
+if backend == "numba":  # compile first, so the signal arrives during training
+    main(["train", "shift", "--quiet", "--max-steps", "2", "--out", sys.argv[2] + "/warm",
+          "--no-plot", "--backend", "numba"])
+threading.Timer(float(sys.argv[3]), os.kill, (os.getpid(), signal.SIGINT)).start()
+# (two units cannot learn copy: it trains until stopped)
+sys.exit(main(["train", "copy", "--hidden", "2", "--quiet", "--max-steps", "1000000",
+               "--patience", "1000000", "--out", sys.argv[2] + "/runs", "--no-plot",
+               "--backend", backend]))
+"""
+
+
+def run_python(code, *args, timeout=600):
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_ctrl_c_saves_the_run_says_how_to_resume_and_exits_130(tmp_path, backend):
+    done = run_python(INTERRUPTED_TRAINING, backend, tmp_path, 1.5)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted after step ") and "rnnlab train --resume" in last
+    (run,) = (tmp_path / "runs").iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert config["interrupted"] is True and config["stop_reason"].startswith("interrupted")
+    assert config["steps"] > 0
+    assert (run / "model.safetensors").exists() and (run / "optimizer.safetensors").exists()
+    load(run / "model.safetensors", backend="numpy")  # a whole, loadable model
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_a_resumed_run_continues_with_the_optimizer_state(tmp_path):
+    from rnnlab.runs import load_optimizer, train_task
+    from rnnlab.train import FitConfig, make_fit_optimizer
+
+    first = train_task("shift", out=tmp_path, plot=False, backend="numpy",
+                       fit_config=FitConfig(max_steps=7, seed=0))  # fmt: skip
+    saved_step = first.optimizer.state["flat"]["step"]
+    optimizer = make_fit_optimizer(first.fit_config, first.task)
+    load_optimizer(first.run_dir / "optimizer.safetensors", optimizer)
+    assert optimizer.state["flat"]["step"] == saved_step == 7
+    assert np.array_equal(optimizer.state["flat"]["exp_avg"],
+                          first.optimizer.state["flat"]["exp_avg"])  # fmt: skip
+    # (a run that ran all its steps has none left)
+    with pytest.raises(ValueError, match="already ran its 7 steps"):
+        train_task("shift", out=tmp_path, plot=False, resume=first.run_dir)
+    config = json.loads((first.run_dir / "config.json").read_text())
+    config["fit"]["max_steps"] = 10
+    (first.run_dir / "config.json").write_text(json.dumps(config))
+    second = train_task("shift", out=tmp_path, plot=False, backend="numpy",
+                        resume=first.run_dir)  # fmt: skip
+    assert second.history.steps == 3  # the steps it had left
+    assert second.optimizer.state["flat"]["step"] == 10
+
+
+def test_divergence_returns_to_the_last_finite_weights_and_writes_strict_json(tmp_path):
+    from rnnlab.runs import train_task
+    from rnnlab.train import FitConfig, fit
+
+    result = train_task("shift", out=tmp_path, plot=False, backend="numpy",
+                        fit_config=FitConfig(optimizer="sgd", lr=1e308, max_steps=50,
+                                             seed=0))  # fmt: skip
+    history = result.history
+    assert history.diverged and not history.trained
+    assert "nothing trained" in history.stop_reason
+    assert not (result.run_dir / "model.safetensors").exists()  # no model saved as trained
+    text = (result.run_dir / "config.json").read_text()
+    config = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert config["trained"] is False
+    # weights evaluated as finite before it diverges come back
+    model = RNN(1, 2, 1, seed=0, backend="numpy")
+    fit(model, "shift", optimizer="sgd", lr=0.5, max_steps=2, eval_every=1)
+    history = fit(model, "shift", optimizer="sgd", lr=1e308, max_steps=50, eval_every=1,
+                  restore_best=False)  # fmt: skip
+    assert history.diverged and np.all(np.isfinite(model.params.flat))
+    assert np.abs(model.params.flat).max() < 1e3  # not the weights of the runaway step
+    assert np.all(np.isfinite(model.predict_proba([[1, 0, 1]])))
+
+
+def test_an_unwritable_output_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = cli_main(["train", "shift", "--quiet", "--out", str(blocker / "runs"), "--backend",
+                     "numpy"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --out") and err.count("\n") == 1
+
+
+def test_resume_refuses_settings_of_its_own(tmp_path, capsys):
+    code = cli_main(["train", "--resume", str(tmp_path), "--hidden", "4"])
+    assert code == 2 and "drop --hidden" in capsys.readouterr().err
+
+
+# -- a compiled backend that cannot cache ----------------------------------------------------
+
+
+def test_the_cache_goes_where_it_can_be_written(tmp_path):
+    from rnnlab.kernels.compiled import cache
+
+    package, home = tmp_path / "site-packages", tmp_path / "home"
+    package.mkdir()
+    home.mkdir()
+    env = {"XDG_CACHE_HOME": str(home / ".cache")}
+    everything = lambda p: True  # noqa: E731
+    nothing = lambda p: False  # noqa: E731
+    only_home = lambda p: home in (p, *p.parents)  # noqa: E731
+    assert cache.choose(package, env, everything) is None  # beside the source
+    assert cache.choose(package, env, only_home) is None  # numba's user cache
+    chosen = cache.choose(package, env, nothing)  # neither: a private temporary one
+    assert chosen is not None and chosen.name.startswith("rnnlab-numba-cache-")
+    assert cache.choose(package, {**env, "NUMBA_CACHE_DIR": "/x"}, nothing) is None
+
+
+def test_auto_falls_back_when_the_compiled_backend_fails_to_import(monkeypatch):
+    import importlib.abc
+
+    from rnnlab import kernels
+
+    class Broken(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "rnnlab.kernels.compiled":
+                raise RuntimeError("cannot cache function 'kernel': no locator available")
+            return None
+
+    monkeypatch.delitem(sys.modules, "rnnlab.kernels.compiled", raising=False)
+    monkeypatch.delattr(kernels, "compiled", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    monkeypatch.setattr(kernels, "_WARNED", set())
+    with pytest.warns(RuntimeWarning, match="numpy reference backend: cannot cache"):
+        assert kernels.get_backend("auto").name == "numpy"
+    with pytest.raises(ValueError, match="backend 'numba' is not available"):
+        kernels.get_backend("numba")
+
+
+# -- smaller cases ----------------------------------------------------------------------------
+
+
+def test_eval_with_a_task_the_model_does_not_fit_says_so(tmp_path, capsys):
+    _, path = saved(tmp_path)
+    assert cli_main(["eval", str(path), "--task", "copy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: task 'copy' has") and err.count("\n") == 1
+
+
+def test_eval_sizes_beyond_memory_are_refused(tmp_path, capsys):
+    _, path = saved(tmp_path)
+    assert cli_main(["eval", str(path), "--task", "shift", "--n", str(10**12)]) == 2
+    assert "needs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"task": ["shift"]}', '{"task": {"a": 1}}'])
+def test_a_run_config_of_the_wrong_shape_is_an_error_line(tmp_path, capsys, content):
+    _, path = saved(tmp_path)
+    (tmp_path / "config.json").write_text(content)
+    assert cli_main(["eval", str(path)]) == 2
+    assert "say which with --task" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_is_not_a_traceback():
+    done = subprocess.run([sys.executable, "-m", "rnnlab", "tasks"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, pass_fds=(),
+                          preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert "Traceback" not in done.stderr and done.returncode in (0, 1)
+
+
+def test_weights_that_are_not_finite_are_refused_by_predict():
+    model = RNN(seed=0, backend="numpy")
+    model.params["W_hh"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"not all finite \(W_hh hold NaN"):
+        model.predict([[1, 0, 1]])
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), 2, -0.1, "0.5", True])
+def test_predict_threshold_is_a_probability(threshold):
+    with pytest.raises(ValueError, match="threshold must be a probability"):
+        RNN(seed=0, backend="numpy").predict([[1, 0]], threshold=threshold)
+
+
+def test_gradcheck_refuses_eps_zero_and_runs_float32_models_in_float64():
+    from rnnlab.gradcheck import gradcheck
+
+    model = RNN(1, 3, 1, seed=0, backend="numpy")
+    with pytest.raises(ValueError, match="eps must be a positive number"):
+        gradcheck(model, [[1, 0, 1]], [[0, 1, 0]], eps=0)
+    small = RNN(1, 3, 1, seed=0, backend="numpy", dtype="float32")
+    assert gradcheck(small, [[1, 0, 1, 1]], [[0, 1, 0, 1]]) < 1e-6
+    assert small.config.dtype == "float32"  # the model itself is untouched
+
+
+def test_fit_takes_numpy_integers_as_rnn_does():
+    from rnnlab.train import fit
+
+    history = fit(RNN(seed=0, backend="numpy"), "shift", max_steps=np.int64(3))
+    assert history.steps == 3

@@ -56,16 +56,29 @@ def _nan_on_call_5(model, calls, snapshot):
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])  # train_step; loss_and_grad + step
-def test_nan_loss_stops_and_keeps_the_last_good_weights(backend, optimizer):
+def test_nan_loss_stops_and_returns_to_the_last_evaluated_weights(backend, optimizer):
     model = rnnlab.RNN(seed=0, backend=backend)
     calls, snapshot = [], {}
     model.kernels = _nan_on_call_5(model, calls, snapshot)
-    history = fit(model, "shift", optimizer=optimizer, restore_best=False)
+    history = fit(model, "shift", optimizer=optimizer, restore_best=False, eval_every=4)
     assert not history.solved and history.steps == 4 and len(calls) == 5
     assert "loss became nan at step 5" in history.stop_reason
+    assert "returned to the weights evaluated at step 4" in history.stop_reason
+    assert history.diverged and history.trained
     assert snapshot
-    for name, value in snapshot.items():
+    for name, value in snapshot.items():  # the weights of step 4, evaluated then
         np.testing.assert_array_equal(model.params[name], value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_nan_loss_before_any_evaluation_leaves_the_weights_as_they_started(backend):
+    model = rnnlab.RNN(seed=0, backend=backend)
+    start = model.params.flat.copy()
+    calls, snapshot = [], {}
+    model.kernels = _nan_on_call_5(model, calls, snapshot)
+    history = fit(model, "shift", restore_best=False, eval_every=10)
+    assert history.diverged and not history.trained and "nothing trained" in history.stop_reason
+    np.testing.assert_array_equal(model.params.flat, start)
 
 
 def test_patience_stops_and_best_weights_come_back():

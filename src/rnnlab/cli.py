@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+if sys.stdout is None:  # started with stdout closed (``>&-``): its output goes nowhere
+    sys.stdout = open(os.devnull, "w")  # (kept for the life of the process)
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
@@ -58,13 +61,29 @@ def train(
     ),
     plot: Annotated[bool, typer.Option(help="Write curves.png.")] = True,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue an interrupted run (its directory) for the steps it had left."),
+    ] = None,
 ) -> None:
-    """Train a model on a task, test it on longer sequences, and save the run."""
+    """Train a model on a task, test it on longer sequences, and save the run.
+
+    Ctrl-C stops after the current update and saves the run (resume it with
+    --resume); a second Ctrl-C stops at once, saving nothing."""
     from rnnlab.plots import PlotWorker
     from rnnlab.runs import train_task
     from rnnlab.tasks import get_task
     from rnnlab.train import FitConfig
 
+    if resume is not None:
+        given = {"--hidden": hidden, "--activation": activation, "--cell": cell,
+                 "--layers": layers, "--optimizer": optimizer, "--lr": lr,
+                 "--batch-size": batch_size, "--max-steps": max_steps, "--truncate": truncate,
+                 "--patience": patience}  # fmt: skip
+        clashing = [name for name, value in given.items() if value is not None]
+        if clashing:
+            raise CliError(f"--resume continues a run with its own settings; drop "
+                           f"{', '.join(clashing)}")  # fmt: skip
     task_obj = get_task(task)
     fit_config = FitConfig(
         optimizer=optimizer,
@@ -92,8 +111,18 @@ def train(
             progress=not quiet and sys.stderr.isatty(),
             fit_config=fit_config,
             plotter=plotter,
+            resume=resume,
         )
-    _print_run(result, fit_config)
+    _print_run(result, result.fit_config or fit_config)
+    history = result.history
+    if history.interrupted:
+        where = result.run_dir
+        print(f"interrupted after step {history.steps}; the run is saved in {where}; "
+              f"continue it with: rnnlab train --resume {where}", file=sys.stderr)  # fmt: skip
+        raise typer.Exit(130)
+    if not history.trained:
+        print(f"error: {history.stop_reason}; no model saved", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _print_run(result, fit_config) -> None:
@@ -217,6 +246,7 @@ def evaluate_model(
 ) -> None:
     """Test a saved model on fresh data from its task."""
     from rnnlab.model import load
+    from rnnlab.resources import check_fits
     from rnnlab.runs import lengths_label
     from rnnlab.tasks import get_task
     from rnnlab.train import evaluate
@@ -224,7 +254,16 @@ def evaluate_model(
     _check_positive(length=length, n=n)
     model = load(model_path)
     task_obj = get_task(task or _run_task(model_path))
+    c = model.config
+    if (task_obj.input_size, task_obj.output_size, task_obj.loss) != (
+        c.input_size, c.output_size, c.loss
+    ):  # fmt: skip
+        raise CliError(f"task {task_obj.name!r} has {task_obj.input_size} input(s), "
+                       f"{task_obj.output_size} output(s) and loss {task_obj.loss!r}; the "
+                       f"model has {c.input_size}, {c.output_size} and {c.loss!r}")  # fmt: skip
     lengths = (length, length) if length else task_obj.defaults.train_lengths
+    check_fits(8 * n * lengths[1] * (c.input_size + c.output_size + 2 + c.hidden_size),
+               f"--n {n} sequences of length {lengths[1]}")  # fmt: skip
     test = task_obj.generate(n, np.random.default_rng(seed), lengths=lengths)
     m = evaluate(model, test, task_obj)
     print(
@@ -237,9 +276,12 @@ def evaluate_model(
 def _run_task(model_path: Path) -> str:
     config = model_path.parent / "config.json"
     try:
-        return json.loads(config.read_text())["task"]
-    except (OSError, ValueError, KeyError):
-        raise CliError(f"no task recorded beside {model_path}; say which with --task") from None
+        task = json.loads(config.read_text())["task"]
+    except (OSError, ValueError, KeyError, TypeError):
+        task = None
+    if not isinstance(task, str):
+        raise CliError(f"no task recorded beside {model_path}; say which with --task")
+    return task
 
 
 @app.command()
@@ -342,15 +384,33 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training
+        print("interrupted; nothing saved", file=sys.stderr)
+        return 130
     except typer.Exit as exit_:
         return exit_.exit_code
     except typer.TyperException as err:  # usage errors: unknown option, bad value...
         print(f"error: {err.format_message()}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed by its reader (``| head``)
+        _quiet_stdout()
+        return 1
     except (CliError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):  # closed (``>&-``) or gone: nothing more to say
+        _quiet_stdout()
+        return 1
     return code if isinstance(code, int) else 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

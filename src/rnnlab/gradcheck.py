@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 
@@ -61,6 +63,15 @@ def gradcheck(
     """
     if truncate is not None:
         raise ValueError("gradcheck compares full BPTT; truncated gradients are not derivatives")
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, int | float | np.number)
+        or not (np.isfinite(eps) and eps > 0)
+    ):
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    if model.config.dtype != "float64":  # the differences need float64's digits
+        model = type(model).from_params(replace(model.config, dtype="float64"),
+                                        dict(model.params), backend=model.backend)  # fmt: skip
     batch = model.batch(X, Y, lengths=lengths, mask=mask)
     _, analytic = model.loss_and_grad(batch, reduction=reduction)
     names = list(model.params) if names is None else list(names)

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import stat
 import warnings
 from collections.abc import Mapping
@@ -340,8 +341,7 @@ def make_run_dir(
     If that name is taken, ``-1``, ``-2``... is appended; creation is atomic,
     so concurrent callers never share a directory.
     """
-    if not task or task.startswith(".") or any(c in task for c in "/\\:"):
-        raise ValueError(f"task must be a plain name (no path separators), got {task!r}")
+    _check_task_name(task)
     now = datetime.now() if now is None else now
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -354,3 +354,57 @@ def make_run_dir(
             continue
         return run
     raise RuntimeError(f"too many run directories named {base}-N in {root}")
+
+
+def staging_dir(root: str | os.PathLike = "runs", task: str = "shift") -> Path:
+    """A hidden directory in ``root`` to write a run into, then :func:`publish_run_dir`.
+
+    Its name holds this process's id; staging directories of processes that no
+    longer run (killed while writing) are removed first, so nothing half-written
+    stays behind and a published run directory is always complete.
+    """
+    _check_task_name(task)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob(".*.staging-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = root / f".{task}.{secrets.token_hex(4)}.staging-{os.getpid()}"
+    staging.mkdir()
+    return staging
+
+
+def publish_run_dir(staging: Path, task: str = "shift", now: datetime | None = None) -> Path:
+    """Rename a complete ``staging`` directory to ``<root>/<task>-<YYYYmmdd-HHMMSS>``
+    (``-1``, ``-2``... if taken), atomically; returns the run directory."""
+    now = datetime.now() if now is None else now
+    base = f"{task}-{now:%Y%m%d-%H%M%S}"
+    for n in range(10_000):
+        run = staging.parent / (base if n == 0 else f"{base}-{n}")
+        if run.exists():
+            continue
+        try:
+            os.rename(staging, run)  # fails if another process took the name meanwhile
+        except OSError:
+            if run.exists():
+                continue
+            raise
+        _fsync_dir(staging.parent)
+        return run
+    raise RuntimeError(f"too many run directories named {base}-N in {staging.parent}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
+
+
+def _check_task_name(task: str) -> None:
+    if not task or task.startswith(".") or any(c in task for c in "/\\:"):
+        raise ValueError(f"task must be a plain name (no path separators), got {task!r}")

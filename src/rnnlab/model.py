@@ -99,8 +99,9 @@ class RNNConfig:
         get_loss(self.loss)
         object.__setattr__(self, "dtype", dtype_name(self.dtype))
         arrays, numbers = self.parameter_count()
-        # its weights, a gradient and an optimizer's two moments, and each array's views
-        check_fits(4 * numbers * np.dtype(self.dtype).itemsize + 2000 * arrays,
+        # its weights, a gradient and an optimizer's two moments, and per array the views,
+        # names and layout entries of every layer above (about 4 kB)
+        check_fits(4 * numbers * np.dtype(self.dtype).itemsize + 4096 * arrays,
                    f"a model with hidden_size={self.hidden_size}, "
                    f"num_layers={self.num_layers}, input_size={self.input_size} and "
                    f"output_size={self.output_size} ({numbers:.3g} parameters)")  # fmt: skip
@@ -364,8 +365,15 @@ class RNN:
     # -- inference ----------------------------------------------------------------------
 
     def _forward(self, batch: Batch, states: bool = False):
-        """The backend's forward pass: time-major ``logits (T, B, O)``, ``h``, ``c``."""
-        return self.kernels.forward(self.network, self._params.flat, batch.x, states=states)
+        """The backend's forward pass: time-major ``logits (T, B, O)``, ``h``, ``c``.
+        Weights that are not all finite (edited by hand, or a diverged run) are refused:
+        their outputs would be NaN, read as zeros or as one class."""
+        flat = self._params.flat
+        if not np.isfinite(flat).all():
+            bad = [name for name, value in self._params.items() if not np.isfinite(value).all()]
+            raise ValueError(f"the model's weights are not all finite ({', '.join(bad)} hold "
+                             "NaN or infinity); its outputs would be meaningless")  # fmt: skip
+        return self.kernels.forward(self.network, flat, batch.x, states=states)
 
     def logits(self, X, *, lengths=None) -> np.ndarray:
         """Output logits, batch-first ``(B, T, O)``, zero past each sequence's length.
@@ -388,8 +396,12 @@ class RNN:
 
     def predict(self, X, *, lengths=None, threshold: float = 0.5):
         """Predictions: 0/1 bits (``bce``), class indices (``softmax``) or values (``mse``)."""
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number):
-            raise ValueError(f"threshold must be a number, got {threshold!r}")
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float | np.number)
+            or not 0.0 <= threshold <= 1.0
+        ):  # fmt: skip  (NaN fails the comparison)
+            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
         batch = self.batch(X, lengths=lengths)
         logits, _, _ = self._forward(batch)
         outputs = LOSSES[self.config.loss].output(logits)  # (T, B, O)

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from rnnlab.io import atomic_write_text, make_run_dir
+from rnnlab.io import (
+    ModelFileError,
+    atomic_write_text,
+    publish_run_dir,
+    read_model_file,
+    staging_dir,
+    write_model_file,
+)
 from rnnlab.kernels.registry import get_cell
-from rnnlab.model import RNN
+from rnnlab.model import RNN, load
+from rnnlab.optim import Optimizer
 from rnnlab.tasks import Task, get_task
-from rnnlab.train import FitConfig, History, evaluate, fit
+from rnnlab.train import FitConfig, History, evaluate, fit, make_fit_optimizer
 
 
 @dataclass
@@ -26,6 +36,8 @@ class RunResult:
     metrics: dict[str, dict]  # test-set label ("lengths 4-10") -> loss and accuracies
     run_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    optimizer: Optimizer | None = None  # its state is saved beside the model
+    fit_config: FitConfig | None = None  # the settings it trained with
 
 
 def lengths_label(lengths: tuple[int, int]) -> str:
@@ -58,46 +70,59 @@ def train_task(
     progress: bool = False,
     fit_config: FitConfig | None = None,
     plotter=None,
+    resume: str | Path | None = None,
 ) -> RunResult:
     """Train a fresh model on ``task`` (its defaults unless given) and save the run.
 
     The model is tested on held-out data at the training lengths and at the
-    task's longer test lengths. With ``out=None`` nothing is written.
+    task's longer test lengths. With ``out=None`` nothing is written. ``resume``:
+    a run directory (saved by an interrupted run) whose model, optimizer state and
+    settings continue for the steps it had left (its task and sizes; the other
+    arguments must be left unset).
     """
-    task = get_task(task) if isinstance(task, str) else task
-    d = task.defaults
     timings = {}
     tick = time.perf_counter()
-    cell = cell or d.cell
-    if activation is None:  # the task's choice if its cell is kept; GRU/LSTM take none
-        activation = d.activation if cell == d.cell else default_activation(cell)
-    model = RNN(
-        task.input_size,
-        hidden_size or d.hidden_size,
-        task.output_size,
-        activation=activation,
-        cell=cell,
-        num_layers=num_layers or d.num_layers,
-        loss=task.loss,
-        seed=seed,
-        backend=backend,
-    )
-    fit_config = fit_config or FitConfig(seed=seed)
+    if resume is not None:
+        model, optimizer, task, fit_config = _resumed(Path(resume), backend)
+    else:
+        task = get_task(task) if isinstance(task, str) else task
+        d = task.defaults
+        cell = cell or d.cell
+        if activation is None:  # the task's choice if its cell is kept; GRU/LSTM take none
+            activation = d.activation if cell == d.cell else default_activation(cell)
+        model = RNN(
+            task.input_size,
+            hidden_size or d.hidden_size,
+            task.output_size,
+            activation=activation,
+            cell=cell,
+            num_layers=num_layers or d.num_layers,
+            loss=task.loss,
+            seed=seed,
+            backend=backend,
+        )
+        fit_config = fit_config or FitConfig(seed=seed)
+        optimizer = make_fit_optimizer(fit_config, task)
+    d = task.defaults
+    if out is not None:  # refused now, not after training
+        _check_writable(Path(out))
     timings["build"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    history = fit(model, task, config=fit_config, progress=progress)
+    history = fit(model, task, config=fit_config, progress=progress, optimizer=optimizer)
     timings["fit"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     metrics = {}
-    for i, lengths in enumerate(dict.fromkeys([d.train_lengths, d.test_lengths])):
+    tested = [d.train_lengths, d.test_lengths] if history.trained else []  # (else: no model)
+    for i, lengths in enumerate(dict.fromkeys(tested)):
         n = d.n_test if i == 0 else max(1, min(d.n_test, 200_000 // max(lengths)))
         test = task.generate(n, np.random.default_rng([fit_config.seed, 2 + i]), lengths=lengths)
         metrics[lengths_label(lengths)] = {"n": n, **evaluate(model, test, task)}
     timings["evaluate"] = time.perf_counter() - tick
 
-    result = RunResult(model, task, history, metrics, timings=timings)
+    result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
+                       fit_config=fit_config)  # fmt: skip
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
@@ -108,18 +133,25 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
     """Write ``config.json``, ``model.safetensors``, ``history.csv`` (and ``curves.png``,
     drawn by ``plotter``, a :class:`~rnnlab.plots.PlotWorker`, when given)."""
     tick = time.perf_counter()
-    run_dir = make_run_dir(root, result.task.name)
-    result.model.save(run_dir / "model.safetensors")
+    run_dir = staging_dir(root, result.task.name)  # published when complete
+    history = result.history
+    if history.trained:  # a run that never had finite weights saves no model
+        result.model.save(run_dir / "model.safetensors")
+        if result.optimizer is not None:
+            save_optimizer(run_dir / "optimizer.safetensors", result.optimizer)
     config = {
         "task": result.task.name,
         "model": result.model.config.to_dict(),
         "fit": asdict(fit_config),
-        "solved": result.history.solved,
-        "steps": result.history.steps,
-        "stop_reason": result.history.stop_reason,
+        "solved": history.solved,
+        "trained": history.trained,
+        "interrupted": history.interrupted,
+        "steps": history.steps,
+        "stop_reason": history.stop_reason,
         "metrics": result.metrics,
     }
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    text = json.dumps(_strict(config), indent=2, allow_nan=False)  # (NaN is not JSON)
+    atomic_write_text(run_dir / "config.json", text + "\n")
     atomic_write_text(run_dir / "history.csv", result.history.to_csv())
     result.timings["save"] = time.perf_counter() - tick
     if plot and result.history.rows:
@@ -129,8 +161,8 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         draw = plot_history if plotter is None else plotter.plot
         draw(result.history.rows, run_dir / "curves.png", title=_title(result))
         result.timings["plot"] = time.perf_counter() - tick
-    result.run_dir = run_dir
-    return run_dir
+    result.run_dir = publish_run_dir(run_dir, result.task.name)
+    return result.run_dir
 
 
 def _title(result: RunResult) -> str:
@@ -138,3 +170,70 @@ def _title(result: RunResult) -> str:
     kind = model_kind(c.cell, c.activation)
     layers = f" x{c.num_layers}" if c.num_layers > 1 else ""
     return f"{result.task.name}: {kind}{layers}, {c.hidden_size} hidden units"
+
+
+def _strict(value):
+    """``value`` with every NaN or infinite float replaced by None (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _check_writable(root: Path) -> None:
+    """Refuse an output directory that cannot be written, before any training."""
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {root}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {root}: {probe} is not writable")
+
+
+def save_optimizer(path: Path, optimizer: Optimizer) -> Path:
+    """An optimizer's flat state (its moments and step count) as a model-style file."""
+    state = optimizer.state.get("flat", {"step": 0})
+    arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    config = {"optimizer": optimizer.name, "step": int(state.get("step", 0))}
+    return write_model_file(path, config, arrays)
+
+
+def load_optimizer(path: Path, optimizer: Optimizer) -> Optimizer:
+    """Put the state saved by :func:`save_optimizer` back into ``optimizer`` (same kind)."""
+    config, arrays = read_model_file(path)
+    if config.get("optimizer") != optimizer.name:
+        raise ModelFileError(f"{path}: holds the state of {config.get('optimizer')!r}, "
+                             f"not {optimizer.name!r}")  # fmt: skip
+    step = config.get("step")
+    if type(step) is not int or step < 0:
+        raise ModelFileError(f"{path}: invalid step count {step!r}")
+    optimizer.state["flat"] = {"step": step, **{k: v.copy() for k, v in arrays.items()}}
+    return optimizer
+
+
+def _resumed(run: Path, backend: str) -> tuple[RNN, Optimizer, Task, FitConfig]:
+    """What an interrupted run left: its model, optimizer, task and the settings for the
+    steps it had left."""
+    try:
+        saved = json.loads((run / "config.json").read_text())
+        task = get_task(saved["task"])
+        known = {f.name for f in fields(FitConfig)}
+        fit_config = FitConfig(**{k: v for k, v in saved["fit"].items() if k in known})
+        steps = int(saved["steps"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--resume {run}: not a run directory rnnlab can continue ({err})"
+                         ) from None  # fmt: skip
+    if not (run / "model.safetensors").exists():
+        raise ValueError(f"--resume {run}: the run saved no model (it never trained)")
+    model = load(run / "model.safetensors", backend=backend)
+    optimizer = make_fit_optimizer(fit_config, task)
+    if (run / "optimizer.safetensors").exists():
+        load_optimizer(run / "optimizer.safetensors", optimizer)
+    max_steps = fit_config.max_steps or task.defaults.max_steps
+    if steps >= max_steps:
+        raise ValueError(f"--resume {run}: it already ran its {max_steps} steps")
+    return model, optimizer, task, replace(fit_config, max_steps=max_steps - steps)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field, fields, replace
 
@@ -49,9 +51,11 @@ class FitConfig:
         for name in ("batch_size", "max_steps", "eval_every", "patience", "truncate"):
             value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+                isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if value is not None:
+                object.__setattr__(self, name, int(value))  # (numpy integers as RNN takes them)
         for name in ("lr", "clip"):
             value = getattr(self, name)
             if value is not None and (
@@ -72,6 +76,9 @@ class History:
     solved: bool = False
     stop_reason: str = ""
     best: dict = field(default_factory=dict)  # the held-out metrics of the kept weights
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT)
+    diverged: bool = False  # stopped by a non-finite loss or gradient
+    trained: bool = True  # False: it diverged before any weights were evaluated as finite
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -183,33 +190,48 @@ def fit(
     backend : {"auto", "numpy", "numba"}, optional
         Train on these kernels (the model returns to its own afterwards; its
         parameter arrays stay the same objects throughout); ``None``: the model's.
+    optimizer : str or Optimizer, optional (an override)
+        A name sets ``config.optimizer``; an :class:`~rnnlab.optim.Optimizer`
+        instance is used as it is, state included (a resumed run), instead of a new
+        one made from ``config`` (:func:`make_fit_optimizer`).
 
     Stops when the held-out data is solved, when ``patience`` evaluations
-    pass without improvement, at ``max_steps``, or when the loss turns NaN or
-    infinite (keeping the last good weights).
+    pass without improvement, at ``max_steps``, when the loss or gradient turns
+    NaN or infinite (returning to the weights last evaluated as finite), or at
+    Ctrl-C (after the current update; a second Ctrl-C interrupts at once).
     """
+    optimizer = overrides.pop("optimizer") if isinstance(overrides.get("optimizer"),
+                                                         Optimizer) else None  # fmt: skip
     unknown = sorted(set(overrides) - {f.name for f in fields(FitConfig)})
     if unknown:
         raise ValueError(f"unknown fit setting(s) {', '.join(unknown)}; FitConfig has "
                          f"{', '.join(f.name for f in fields(FitConfig))}")  # fmt: skip
     config = replace(config or FitConfig(), **overrides)
     if backend is None:
-        return _fit(model, data, validation, config, progress)
+        return _fit(model, data, validation, config, progress, optimizer)
     own = model.backend  # "numba" or "numpy": what runs now
     model.use_backend(backend)
     try:
-        return _fit(model, data, validation, config, progress)
+        return _fit(model, data, validation, config, progress, optimizer)
     finally:
         model.use_backend(own)
 
 
-def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> History:
+def make_fit_optimizer(config: FitConfig, task=None) -> Optimizer:
+    """The optimizer :func:`fit` makes for ``config`` (the task's defaults where unset)."""
+    defaults = getattr(task, "defaults", None)
+    lr = config.lr or getattr(defaults, "lr", 0.01)
+    return make_optimizer(config.optimizer or getattr(defaults, "optimizer", "adam"), lr=lr)
+
+
+def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
+         optimizer: Optimizer | None) -> History:  # fmt: skip
     task, train, val = _prepare(model, data, validation, config)
     defaults = getattr(task, "defaults", None)
     batch_size = config.batch_size or getattr(defaults, "batch_size", 32)
     max_steps = config.max_steps or getattr(defaults, "max_steps", 1000)
-    lr = config.lr or getattr(defaults, "lr", 0.01)
-    optimizer = make_optimizer(config.optimizer or getattr(defaults, "optimizer", "adam"), lr=lr)
+    optimizer = optimizer or make_fit_optimizer(config, task)
+    lr = config.lr or getattr(defaults, "lr", 0.01)  # the schedule's base
     schedule = make_schedule(config.schedule, lr, max_steps)
     train_step = TrainStep(model, optimizer, truncate=config.truncate,
                            reduction=config.reduction, clip=config.clip)  # fmt: skip
@@ -218,12 +240,21 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> His
     order = np.empty(0, dtype=np.int64)
     history = History()
     best_score, best_params, evals_since_best = None, None, 0
+    # the weights last evaluated with a finite loss, and when (divergence returns to them;
+    # to the weights it started from when there are none)
+    good_params, good_step = None, None
+    initial_params = model.params.flat.copy()
     running_loss, seen = 0.0, 0
     start = time.perf_counter()
     bar = _ProgressBar(max_steps, enabled=progress)
     step = 0
-    with bar:
+    # (overflow in a diverging run is caught below and reported; numpy need not warn)
+    with bar, _StopOnInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore"):
         while step < max_steps:
+            if interrupt.requested:
+                history.interrupted = True
+                history.stop_reason = f"interrupted (Ctrl-C) after step {step}"
+                break
             if len(order) < batch_size:
                 order = np.concatenate([order, rng.permutation(train.size)])
             index, order = order[:batch_size], order[batch_size:]
@@ -235,10 +266,21 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> His
                     if not math.isfinite(loss)
                     else f"gradient norm became {norm}"
                 )
-                history.stop_reason = (
-                    f"{what} at step {step + 1}; kept the weights of step {step} "
-                    "(try a smaller --lr or gradient clipping)"
-                )
+                history.diverged = True
+                if good_params is None:
+                    history.trained = False
+                    model.params.flat[...] = initial_params
+                    history.stop_reason = (
+                        f"{what} at step {step + 1}, before any weights were evaluated as "
+                        "finite: nothing trained, the weights are as they started (try a "
+                        "smaller --lr or gradient clipping)"
+                    )
+                else:
+                    model.params.flat[...] = good_params
+                    history.stop_reason = (
+                        f"{what} at step {step + 1}; returned to the weights evaluated at "
+                        f"step {good_step} (try a smaller --lr or gradient clipping)"
+                    )
                 break
             step += 1
             running_loss += loss
@@ -258,8 +300,10 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> His
                 history.rows.append(row)
                 running_loss, seen = 0.0, 0
                 bar.update(step, row)
+                if math.isfinite(metrics["loss"]):
+                    good_params, good_step = model.params.flat.copy(), step
                 score = (metrics["sequence_accuracy"], metrics["step_accuracy"], -metrics["loss"])
-                if best_score is None or score > best_score:
+                if math.isfinite(metrics["loss"]) and (best_score is None or score > best_score):
                     best_score, evals_since_best = score, 0
                     best_params = model.params.flat.copy()
                     history.best = metrics
@@ -277,11 +321,39 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool) -> His
         else:
             history.stop_reason = f"reached max_steps={max_steps}"
 
-    if config.restore_best and best_params is not None and not history.solved:
+    if (config.restore_best and best_params is not None and not history.solved
+            and history.trained):  # fmt: skip
         model.params.flat[...] = best_params
     history.steps = step
     history.seconds = time.perf_counter() - start
     return history
+
+
+class _StopOnInterrupt:
+    """Ctrl-C (SIGINT) during training asks the loop to stop after the current update;
+    a second Ctrl-C interrupts at once, as usual. Only on the main thread, and only
+    while Python's default handler is installed (an application's own is left alone).
+
+    (Raising inside a compiled call is what broke runs before: numba's dispatcher
+    reported "returned a result with an exception set" and nothing was saved.)"""
+
+    def __enter__(self):
+        self.requested = False
+        self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # fmt: skip
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _prepare(model: RNN, data, validation, config: FitConfig):

@@ -41,18 +41,19 @@ BACKENDS = ("auto", "numpy", "numba")
 def get_backend(name: str) -> ModuleType:
     """The backend module for ``name``: ``"numpy"``, ``"numba"`` or ``"auto"``.
 
-    ``"auto"`` takes the compiled kernels when numba imports, otherwise the numpy
-    reference (with one warning saying why).
+    ``"auto"`` takes the compiled kernels when they import (numba present, its cache
+    writable), otherwise the numpy reference (with one warning saying why).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name in ("numba", "auto"):
         try:
             from rnnlab.kernels import compiled
-        except ImportError as err:
+        except Exception as err:  # ImportError, or numba's own (cannot cache, compile...)
+            reason = " ".join(str(err).split())
             if name == "numba":
-                raise ValueError(f"backend 'numba' is not available: {err}") from None
-            _warn_once(f"rnnlab runs on the numpy reference backend: {err}")
+                raise ValueError(f"backend 'numba' is not available: {reason}") from None
+            _warn_once(f"rnnlab runs on the numpy reference backend: {reason}")
         else:
             return compiled
     from rnnlab.kernels import reference

@@ -18,7 +18,9 @@ import numpy as np
 if importlib.util.find_spec("scipy") is None:  # not imported: numba does when np.dot runs
     raise ImportError("the compiled backend needs scipy: numba's np.dot calls BLAS through it")
 
-from rnnlab.kernels.compiled import driver, sizes
+# (``cache`` first: importing it points numba at a writable cache before any kernel
+# below is decorated)
+from rnnlab.kernels.compiled import cache, driver, sizes  # noqa: F401
 from rnnlab.kernels.compiled.products import FEW
 from rnnlab.kernels.layout import Network
 from rnnlab.kernels.registry import LOSS_CODES
