@@ -405,3 +405,28 @@ def test_fit_takes_numpy_integers_as_rnn_does():
 
     history = fit(RNN(seed=0, backend="numpy"), "shift", max_steps=np.int64(3))
     assert history.steps == 3
+
+
+def test_auto_falls_back_when_the_compiled_kernels_fail_to_compile():
+    import types
+
+    from numba.core.errors import LoweringError
+
+    from rnnlab import kernels
+    from rnnlab.kernels import reference
+
+    def broken(*args, **kwargs):
+        raise LoweringError("no target for this machine")
+
+    fake = types.SimpleNamespace(name="numba", forward=broken, loss_and_grad=broken,
+                                 train_step=broken)  # fmt: skip
+    auto = kernels._Auto(fake, reference)
+    model = RNN(1, 3, 1, seed=0, backend="numpy")
+    x = np.ones((4, 2, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logits, _, _ = auto.forward(model.network, model.params.flat, x)
+    assert any("failed to compile (no target" in str(w.message) for w in caught)
+    assert auto.name == "numpy"  # for good
+    expected, _, _ = reference.forward(model.network, model.params.flat, x)
+    np.testing.assert_array_equal(logits, expected)

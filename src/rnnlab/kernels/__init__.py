@@ -38,27 +38,71 @@ from types import ModuleType
 BACKENDS = ("auto", "numpy", "numba")
 
 
-def get_backend(name: str) -> ModuleType:
+def get_backend(name: str) -> ModuleType | _Auto:
     """The backend module for ``name``: ``"numpy"``, ``"numba"`` or ``"auto"``.
 
     ``"auto"`` takes the compiled kernels when they import (numba present, its cache
-    writable), otherwise the numpy reference (with one warning saying why).
+    writable) and compile, otherwise the numpy reference (with one warning saying why).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    from rnnlab.kernels import reference
+
     if name in ("numba", "auto"):
         try:
             from rnnlab.kernels import compiled
-        except Exception as err:  # ImportError, or numba's own (cannot cache, compile...)
+        except Exception as err:  # ImportError, or numba's own (cannot cache...)
             reason = " ".join(str(err).split())
             if name == "numba":
                 raise ValueError(f"backend 'numba' is not available: {reason}") from None
             _warn_once(f"rnnlab runs on the numpy reference backend: {reason}")
         else:
-            return compiled
-    from rnnlab.kernels import reference
-
+            global _AUTO
+            if name == "numba":
+                return compiled
+            if _AUTO is None:
+                _AUTO = _Auto(compiled, reference)
+            return _AUTO
     return reference
+
+
+class _Auto:
+    """``backend="auto"``: the compiled kernels until one of them fails to compile (a
+    numba error at its first call: a broken LLVM, a machine numba cannot target), then
+    the numpy reference for good, with one warning. ``name`` says which runs."""
+
+    def __init__(self, compiled: ModuleType, reference: ModuleType):
+        self._compiled, self._reference, self._active = compiled, reference, compiled
+
+    @property
+    def name(self) -> str:
+        return self._active.name
+
+    def _run(self, function: str, *args, **kwargs):
+        if self._active is self._compiled:
+            from numba.core.errors import NumbaError
+
+            try:
+                return getattr(self._compiled, function)(*args, **kwargs)
+            except NumbaError as err:
+                reason = " ".join(str(err).split())[:300]
+                _warn_once(f"rnnlab runs on the numpy reference backend: the compiled "
+                           f"kernels failed to compile ({reason})")  # fmt: skip
+                self._active = self._reference
+        kwargs.pop("path", None)  # (a compiled backend's option)
+        return getattr(self._reference, function)(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        return self._run("forward", *args, **kwargs)
+
+    def loss_and_grad(self, *args, **kwargs):
+        return self._run("loss_and_grad", *args, **kwargs)
+
+    def train_step(self, *args, **kwargs):
+        return self._run("train_step", *args, **kwargs)
+
+
+_AUTO: _Auto | None = None
 
 
 _WARNED: set[str] = set()
