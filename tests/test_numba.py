@@ -253,12 +253,13 @@ def test_unknown_cell_codes_are_refused():
     settings = np.array([0, 0, 0, 32, 0, 0])  # see driver.PLAN and driver.SETTINGS
     with pytest.raises(ValueError, match="unknown cell"):
         driver.forward_blocks(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64),
-                              settings, False, np.zeros(10_000))  # fmt: skip
+                              settings, False, np.zeros((0, 0, 0, 0)),
+                              np.zeros(10_000))  # fmt: skip
     plan[:2] = cells.ELMAN, 99  # an unknown activation
     with pytest.raises(ValueError, match="unknown activation"):
         driver.forward_sequences(np.zeros((2, 1, 1)), np.zeros(net.size),
                                  plan.astype(np.int64), settings, False,
-                                 np.zeros(10_000))  # fmt: skip
+                                 np.zeros((0, 0, 0, 0)), np.zeros(10_000))  # fmt: skip
     plan[1], settings[0] = 1, 99  # an unknown loss
     x, y, mask = np.zeros((2, 1, 1)), np.zeros((2, 1, 1)), np.ones((2, 1))
     with pytest.raises(ValueError, match="unknown loss"):

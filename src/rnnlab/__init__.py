@@ -3,7 +3,7 @@
 from rnnlab.gradcheck import gradcheck
 from rnnlab.interop import from_torch, to_torch
 from rnnlab.io import ModelFileError
-from rnnlab.model import RNN, HiddenStates, RNNConfig, load
+from rnnlab.model import RNN, HiddenStates, RNNConfig, State, load
 from rnnlab.train import fit
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "HiddenStates",
     "ModelFileError",
     "RNNConfig",
+    "State",
     "fit",
     "from_torch",
     "gradcheck",

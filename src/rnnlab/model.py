@@ -22,7 +22,14 @@ import numpy as np
 
 from rnnlab import io, kernels
 from rnnlab.initializers import init_params
-from rnnlab.kernels.layout import FlatParams, Network, network, param_shapes, parameter_count
+from rnnlab.kernels.layout import (
+    FlatParams,
+    Network,
+    network,
+    param_name,
+    param_shapes,
+    parameter_count,
+)
 from rnnlab.kernels.registry import CELLS, get_cell
 from rnnlab.losses import LOSSES, check_reduction, get_loss, loss_and_dlogits
 from rnnlab.resources import check_fits
@@ -140,6 +147,17 @@ class HiddenStates(NamedTuple):
 
     ``h (L, B, T, H)``: hidden states; ``c (L, B, T, H)``: cell states for cells
     that have one (LSTM), else None.
+    """
+
+    h: np.ndarray
+    c: np.ndarray | None
+
+
+class State(NamedTuple):
+    """The recurrent state of a batch between steps (:meth:`RNN.step`).
+
+    ``h (L, B, H)``: every layer's hidden state; ``c (L, B, H)``: cell states for
+    cells that have one (LSTM), else None.
     """
 
     h: np.ndarray
@@ -364,16 +382,16 @@ class RNN:
 
     # -- inference ----------------------------------------------------------------------
 
-    def _forward(self, batch: Batch, states: bool = False):
-        """The backend's forward pass: time-major ``logits (T, B, O)``, ``h``, ``c``.
-        Weights that are not all finite (edited by hand, or a diverged run) are refused:
-        their outputs would be NaN, read as zeros or as one class."""
+    def _forward(self, x: np.ndarray, states: bool = False, initial: State | None = None):
+        """The backend's forward pass of ``x (T, B, I)``: time-major ``logits (T, B, O)``,
+        ``h``, ``c``. Weights that are not all finite (edited by hand, or a diverged run)
+        are refused: their outputs would be NaN, read as zeros or as one class."""
         flat = self._params.flat
         if not np.isfinite(flat).all():
             bad = [name for name, value in self._params.items() if not np.isfinite(value).all()]
             raise ValueError(f"the model's weights are not all finite ({', '.join(bad)} hold "
                              "NaN or infinity); its outputs would be meaningless")  # fmt: skip
-        return self.kernels.forward(self.network, flat, batch.x, states=states)
+        return self.kernels.forward(self.network, flat, x, states=states, initial=initial)
 
     def logits(self, X, *, lengths=None) -> np.ndarray:
         """Output logits, batch-first ``(B, T, O)``, zero past each sequence's length.
@@ -381,7 +399,7 @@ class RNN:
         ``rnnlab.to_torch(model)(x, lengths)`` returns the same array.
         """
         batch = self.batch(X, lengths=lengths)
-        logits, _, _ = self._forward(batch)
+        logits, _, _ = self._forward(batch.x)
         return _batch_first(logits, batch)
 
     def predict_proba(self, X, *, lengths=None):
@@ -391,7 +409,7 @@ class RNN:
         ``O == 1``); a padded ``(B, T[, I])`` array in, a ``(B, T[, O])`` array out.
         """
         batch = self.batch(X, lengths=lengths)
-        logits, _, _ = self._forward(batch)
+        logits, _, _ = self._forward(batch.x)
         return unbatch(LOSSES[self.config.loss].output(logits), batch)
 
     def predict(self, X, *, lengths=None, threshold: float = 0.5):
@@ -403,7 +421,7 @@ class RNN:
         ):  # fmt: skip  (NaN fails the comparison)
             raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
         batch = self.batch(X, lengths=lengths)
-        logits, _, _ = self._forward(batch)
+        logits, _, _ = self._forward(batch.x)
         outputs = LOSSES[self.config.loss].output(logits)  # (T, B, O)
         if self.config.loss == "bce":
             outputs = (outputs >= threshold).astype(np.int64)
@@ -418,8 +436,51 @@ class RNN:
         """Every layer's states: ``h (L, B, T, H)`` and, for the LSTM, ``c (L, B, T, H)``
         (else None); batch-first, zero past each sequence's length."""
         batch = self.batch(X, lengths=lengths)
-        _, h, c = self._forward(batch, states=True)
+        _, h, c = self._forward(batch.x, states=True)
         return HiddenStates(_batch_first(h, batch), None if c is None else _batch_first(c, batch))
+
+    # -- one step at a time ---------------------------------------------------------------
+
+    def initial_state(self, batch_size: int = 1) -> State:
+        """The state a sequence starts from (the learned ``h0``, ``c0``), for
+        ``batch_size`` sequences: ``h (L, B, H)``, ``c (L, B, H)`` or None (new arrays)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or (
+            batch_size < 1
+        ):  # fmt: skip
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        L, H, B = self.config.num_layers, self.config.hidden_size, int(batch_size)
+        names = [param_name("h0", layer) for layer in range(L)]
+        h = np.stack([np.broadcast_to(self._params[n], (B, H)) for n in names])
+        if not self.network.spec.cell_state:
+            return State(h, None)
+        names = [param_name("c0", layer) for layer in range(L)]
+        return State(h, np.stack([np.broadcast_to(self._params[n], (B, H)) for n in names]))
+
+    def step(self, x, state: State, *, logits: bool = False) -> tuple[np.ndarray, State]:
+        """Feed one input per sequence, from ``state``; forward only.
+
+        ``x``: ``(B, I)`` (or ``(B,)`` when ``I == 1``), one input for each of the
+        ``B`` sequences of ``state`` (from :meth:`initial_state` or a previous step).
+        Returns the outputs ``(B, O)``, probabilities as :meth:`predict_proba` gives
+        them (``logits=True``: the logits), and the new state. Feeding a sequence one
+        step at a time gives what :meth:`predict_proba` and :meth:`hidden_states`
+        give for the whole of it.
+        """
+        if not isinstance(state, State):
+            raise ValueError("state must be a State (from initial_state or a previous step)")
+        c = self.config
+        B = np.shape(state.h)[1] if np.ndim(state.h) == 3 else -1
+        x = np.asarray(x, dtype=self._dtype)
+        if x.ndim == 1 and c.input_size == 1:
+            x = x[:, None]
+        if x.shape != (B, c.input_size):
+            raise ValueError(f"x must be (B, I) = ({B}, {c.input_size}) for a state of {B} "
+                             f"sequence(s), got {x.shape}")  # fmt: skip
+        if not np.isfinite(x).all():
+            raise ValueError("x contains NaN or infinite values")
+        out, h, cs = self._forward(x[None], states=True, initial=state)
+        values = out[0] if logits else LOSSES[c.loss].output(out)[0]  # (B, O)
+        return values, State(h[:, 0], None if cs is None else cs[:, 0])
 
     # -- training -----------------------------------------------------------------------
 
@@ -477,7 +538,7 @@ class RNN:
         batch = self.batch(X, Y, lengths=lengths, mask=mask)
         if batch.y is None:
             raise ValueError("loss needs targets Y")
-        logits, _, _ = self._forward(batch)
+        logits, _, _ = self._forward(batch.x)
         return loss_and_dlogits(self.config.loss, logits, batch.y, batch.mask, reduction)[0]
 
 

@@ -7,11 +7,12 @@ network (a :class:`~rnnlab.kernels.layout.Network`: cell, sizes, layout) and its
 parameters as one flat vector ``theta (P,)``, float32 or float64, with inputs of
 the same dtype, time-major:
 
-``forward(net, theta, x, *, states=False) -> (logits, h, c)``
+``forward(net, theta, x, *, states=False, initial=None) -> (logits, h, c)``
     The forward pass alone (no tape, no gradient). ``x (T, B, I)`` ->
     ``logits (T, B, O)``; with ``states``, every layer's hidden states
     ``h (L, T, B, H)`` and, for cells with a cell state, ``c (L, T, B, H)``
-    (else None); without, both None.
+    (else None); without, both None. ``initial``: ``(h (L, B, H), c (L, B, H) or
+    None)``, the states to start from instead of the network's ``h0`` (``c0``).
 
 ``loss_and_grad(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None)``
     ``-> (value, grad)``: the loss of ``y (T, B, O)`` weighted by ``mask (T, B)``

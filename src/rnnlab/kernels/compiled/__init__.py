@@ -110,19 +110,36 @@ def _check(net, theta, x, y=None, mask=None):
 
 
 def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = False,
-            path: sizes.Path | None = None):  # fmt: skip
+            initial: tuple | None = None, path: sizes.Path | None = None):  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`; ``path``: which way to run the batch
     (default :func:`.sizes.choose`'s; the forward pass runs on one thread)."""
     dtype = theta.dtype
     x = _as(x, dtype)
     _check(net, theta, x)
     T, B = x.shape[0], x.shape[1]
+    start = _initial(net, initial, B, dtype)
     c = _call(net, dtype, T, B, path)
     run = driver.forward_sequences if c.way == "sequences" else driver.forward_blocks
-    logits, h, cs = run(x, theta, c.plan, c.settings, states, _workspace(dtype, c.workspace))
+    logits, h, cs = run(x, theta, c.plan, c.settings, states, start,
+                        _workspace(dtype, c.workspace))  # fmt: skip
     if not states:
         return logits, None, None
     return logits, h, (cs if net.spec.cell_state else None)
+
+
+def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
+    """``initial`` (h, c) as the driver's ``(2, L, B, H)`` array (empty: the network's)."""
+    if initial is None:
+        return np.empty((0, 0, 0, 0), dtype)
+    shape = (net.num_layers, B, net.hidden_size)
+    h, c = initial
+    if np.shape(h) != shape or (net.spec.cell_state and np.shape(c) != shape):
+        raise ValueError(f"initial states must be {shape} (h{', c' * net.spec.cell_state})")
+    start = np.zeros((2, *shape), dtype)
+    start[0] = h
+    if net.spec.cell_state:
+        start[1] = c
+    return start
 
 
 def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):

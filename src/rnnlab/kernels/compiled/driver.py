@@ -258,18 +258,35 @@ def copy_in(x, y, mask, start, n, blk, with_targets):
 
 
 @inline
-def initial_state(theta, net, blk, n):
-    """hs[l, 0] = h0 (and cs[l, 0] = c0) of every layer, in every lane."""
-    H = net.hidden
+def initial_state(theta, net, blk, n, initial, start):
+    """hs[l, 0] (and cs[l, 0]) of every layer in lanes ``:n``: the network's h0 (c0) or,
+    when ``initial (2, L, B, H)`` is not empty, the given states of sequences ``start``
+    on (``initial[0]`` h, ``initial[1]`` c)."""
+    H, given = net.hidden, initial.shape[0] > 0
     for layer in range(net.layers):
         o = net.offsets[layer]
-        for j in range(H):
-            for b in range(n):
-                blk.hs[layer, 0, j, b] = theta[o[H0] + j]
-        if net.cell_state:
+        if given:
+            for j in range(H):
+                for b in range(n):
+                    blk.hs[layer, 0, j, b] = initial[0, layer, start + b, j]
+        else:
+            for j in range(H):
+                for b in range(n):
+                    blk.hs[layer, 0, j, b] = theta[o[H0] + j]
+        if net.cell_state and given:
+            for j in range(H):
+                for b in range(n):
+                    blk.cs[layer, 0, j, b] = initial[1, layer, start + b, j]
+        elif net.cell_state:
             for j in range(H):
                 for b in range(n):
                     blk.cs[layer, 0, j, b] = theta[o[C0] + j]
+
+
+@inline
+def no_initial(theta):
+    """An empty ``initial`` (the network's own initial states)."""
+    return theta[:0].reshape((0, 0, 0, 0))
 
 
 @kernel
@@ -359,7 +376,7 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
     weighted loss sum and adds their gradient to ``acc``."""
     T, L, H = x.shape[0], net.layers, net.hidden
     copy_in(x, y, mask, start, n, blk, True)
-    initial_state(theta, net, blk, n)
+    initial_state(theta, net, blk, n, no_initial(theta), start)
     for layer in range(L):
         layer_forward(theta, net, blk, layer, T, n, True, use_blas)
     W_hy, b_y = head_weights(theta, net)
@@ -402,12 +419,14 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
 
 
 @kernel
-def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas):
+def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,
+                     use_blas):  # fmt: skip
     """Forward pass of sequences ``start .. start + n`` into ``logits`` (T, B, O) and,
-    with ``states``, ``h_out`` / ``c_out`` (L, T, B, H)."""
+    with ``states``, ``h_out`` / ``c_out`` (L, T, B, H); from ``initial`` (see
+    :func:`initial_state`)."""
     T, L, H = x.shape[0], net.layers, net.hidden
     copy_in(x, x, x[:, :, 0], start, n, blk, False)
-    initial_state(theta, net, blk, n)
+    initial_state(theta, net, blk, n, initial, start)
     for layer in range(L):
         layer_forward(theta, net, blk, layer, T, n, False, use_blas)
     W_hy, b_y = head_weights(theta, net)
@@ -612,12 +631,13 @@ def _fill_bias(b_h, ah):
 
 
 @kernel
-def _sequence_forward(theta, net, x, b, seq, training):
-    """Sequence ``b`` forward from its initial state, products in loops."""
+def _sequence_forward(theta, net, x, b, seq, training, initial):
+    """Sequence ``b`` forward from its initial state (``initial``: see
+    :func:`initial_state`), products in loops."""
     _, _, b_x, b_h = layer_weights(theta, net, 0)
     cell, act, split, H = net.cell, net.act, net.split, net.hidden
     WxT, WhT, hs, cs, tape, ax, ah = seq.WxT, seq.WhT, seq.hs, seq.cs, seq.tape, seq.ax, seq.ah
-    _sequence_start(theta, net, hs, cs)
+    _sequence_start(theta, net, hs, cs, initial, b)
     for t in range(x.shape[0]):
         _input_side(x, b, t, b_x, WxT, ax)
         if split:
@@ -629,13 +649,13 @@ def _sequence_forward(theta, net, x, b, seq, training):
 
 
 @kernel
-def _sequence_forward_blas(theta, net, x, b, seq, training):
+def _sequence_forward_blas(theta, net, x, b, seq, training, initial):
     """The same, ``W_hh h_{t-1}`` through BLAS."""
     _, W_hh, b_x, b_h = layer_weights(theta, net, 0)
     cell, act, split, G, H = net.cell, net.act, net.split, net.gates, net.hidden
     WxT, hs, cs, tape, ax, ah, rec = seq.WxT, seq.hs, seq.cs, seq.tape, seq.ax, seq.ah, seq.rec
     side = ah if split else ax
-    _sequence_start(theta, net, hs, cs)
+    _sequence_start(theta, net, hs, cs, initial, b)
     for t in range(x.shape[0]):
         _input_side(x, b, t, b_x, WxT, ax)
         if split:
@@ -718,11 +738,16 @@ def _sequence_backward_blas(theta, net, x, b, seq, dtop, grads):
 
 
 @inline
-def _sequence_start(theta, net, hs, cs):
+def _sequence_start(theta, net, hs, cs, initial, b):
     o, H = net.offsets[0], net.hidden
-    for j in range(H):
-        hs[0, 0, j] = theta[o[H0] + j]
-        cs[0, 0, j] = theta[o[C0] + j] if net.cell_state else 0.0
+    if initial.shape[0] > 0:
+        for j in range(H):
+            hs[0, 0, j] = initial[0, 0, b, j]
+            cs[0, 0, j] = initial[1, 0, b, j] if net.cell_state else 0.0
+    else:
+        for j in range(H):
+            hs[0, 0, j] = theta[o[H0] + j]
+            cs[0, 0, j] = theta[o[C0] + j] if net.cell_state else 0.0
 
 
 @kernel
@@ -753,9 +778,9 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, blas, work):
     value = 0.0
     for b in range(B):
         if blas:
-            _sequence_forward_blas(theta, net, x, b, seq, True)
+            _sequence_forward_blas(theta, net, x, b, seq, True, no_initial(theta))
         else:
-            _sequence_forward(theta, net, x, b, seq, True)
+            _sequence_forward(theta, net, x, b, seq, True, no_initial(theta))
         for t in range(T):  # the loss, and W_hy^T dz_t
             ws[t, 0] = mask[t, b]
             for q in range(O):
@@ -801,7 +826,7 @@ def _write(grad, offset, values):
 
 
 @kernel
-def _forward_sequences(theta, net, x, logits, h_out, c_out, states, blas, work):
+def _forward_sequences(theta, net, x, logits, h_out, c_out, states, initial, blas, work):
     """The forward pass of a one-layer network, sequence by sequence (as above)."""
     T, B = x.shape[0], x.shape[1]
     H, O = net.hidden, net.outputs
@@ -810,9 +835,9 @@ def _forward_sequences(theta, net, x, logits, h_out, c_out, states, blas, work):
     hs, cs = seq.hs, seq.cs
     for b in range(B):
         if blas:
-            _sequence_forward_blas(theta, net, x, b, seq, False)
+            _sequence_forward_blas(theta, net, x, b, seq, False, initial)
         else:
-            _sequence_forward(theta, net, x, b, seq, False)
+            _sequence_forward(theta, net, x, b, seq, False, initial)
         for t in range(T):
             for q in range(O):
                 z = b_y[q]
@@ -952,9 +977,11 @@ def _forward_outputs(x, theta, net, states):
 
 
 @kernel
-def forward_blocks(x, theta, plan, settings, states, work):
+def forward_blocks(x, theta, plan, settings, states, initial, work):
     """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
-    (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient."""
+    (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient.
+    ``initial (2, L, B, H)``: the states to start from (h, then c), or empty for the
+    network's own."""
     net = make_net(plan)
     lanes, use_blas = settings[3], settings[4] != 0
     B = x.shape[1]
@@ -963,14 +990,16 @@ def forward_blocks(x, theta, plan, settings, states, work):
     blk = make_block(net, x.shape[0], width, False, work)
     for start in range(0, B, width):
         n = min(width, B - start)
-        forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, use_blas)
+        forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,
+                         use_blas)  # fmt: skip
     return logits, h_out, c_out
 
 
 @kernel
-def forward_sequences(x, theta, plan, settings, states, work):
+def forward_sequences(x, theta, plan, settings, states, initial, work):
     """:func:`forward_blocks` one sequence at a time (one layer)."""
     net = make_net(plan)
     logits, h_out, c_out = _forward_outputs(x, theta, net, states)
-    _forward_sequences(theta, net, x, logits, h_out, c_out, states, settings[4] != 0, work)
+    _forward_sequences(theta, net, x, logits, h_out, c_out, states, initial, settings[4] != 0,
+                       work)  # fmt: skip
     return logits, h_out, c_out

@@ -54,8 +54,9 @@ def _initial_carry_back(net: Network, dcarry: tuple, grads: dict) -> None:
         grads["c0"] += dcarry[1].sum(axis=0)  # (H,)
 
 
-def _run(net: Network, params: dict, x: np.ndarray):
-    """logits (T, B, O) and the tape: per layer (h (T, B, H), c (T, B, H) | None, caches)."""
+def _run(net: Network, params: dict, x: np.ndarray, initial: tuple | None = None):
+    """logits (T, B, O) and the tape: per layer (h (T, B, H), c (T, B, H) | None, caches).
+    ``initial``: (h (L, B, H), c (L, B, H) or None) to start from instead of h0 (c0)."""
     impl = _step_of(net)
     T, B, _ = x.shape
     layer_input = x  # (T, B, I) then (T, B, H)
@@ -63,6 +64,9 @@ def _run(net: Network, params: dict, x: np.ndarray):
     for layer in range(net.num_layers):
         p = net.layer(params, layer)
         carry = _initial_carry(net, p, B)
+        if initial is not None:
+            h, c = initial
+            carry = (h[layer], c[layer]) if net.spec.cell_state else (h[layer],)
         hs = np.empty((T, B, net.hidden_size), dtype=x.dtype)  # (T, B, H)
         cs = np.empty_like(hs) if net.spec.cell_state else None
         caches = []
@@ -78,13 +82,16 @@ def _run(net: Network, params: dict, x: np.ndarray):
     return logits, tape
 
 
-def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = False):
+def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = False,
+            initial: tuple | None = None):  # fmt: skip
     """The network over a batch, no gradient.
 
     Parameters
     ----------
     theta : (P,) flat parameters laid out by ``net``
     x : (T, B, I)
+    initial : (h (L, B, H), c (L, B, H) or None), optional
+        The states to start from (default: the network's own ``h0``, ``c0``).
 
     Returns
     -------
@@ -92,7 +99,13 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     h, c : (L, T, B, H) every layer's hidden (and cell) states when ``states``
         (``c`` None for cells without one); None otherwise
     """
-    logits, tape = _run(net, net.unpack(theta), x)
+    if initial is not None:
+        shape = (net.num_layers, x.shape[1], net.hidden_size)
+        h, c = initial
+        if np.shape(h) != shape or (net.spec.cell_state and np.shape(c) != shape):
+            raise ValueError(f"initial states must be {shape} (h{', c' * net.spec.cell_state})")
+        initial = (np.asarray(h, x.dtype), None if c is None else np.asarray(c, x.dtype))
+    logits, tape = _run(net, net.unpack(theta), x, initial)
     if not states:
         return logits, None, None
     h = np.stack([hs for hs, _, _ in tape])
