@@ -302,6 +302,33 @@ def show(
     console.print(table)
 
 
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(metavar="RUN_OR_MODEL",
+                                         help="A run directory or a model.safetensors file.")],
+    method: Annotated[str, typer.Option(help="quantize (k-means of hidden states) or lstar "
+                                        "(L*, the network as oracle).")] = "quantize",
+) -> None:  # fmt: skip
+    """Read the automaton a saved model implements; write automaton.dot and inspect.json."""
+    from rnnlab.analysis import inspect_model
+
+    report = inspect_model(path, method=method)
+    low = report["sample_fidelity"] < 1.0
+    console.print(f"[bold]{report['states']}-state {report['kind']} machine[/] over "
+                  f"{report['alphabet']} ({report['method']})"
+                  + (" [bold red]low fidelity: not a finite machine at this size[/]" if low
+                     else ""))  # fmt: skip
+    for length, f in report["fidelity"].items():
+        console.print(f"agrees with the network at length {length}: steps {f['step']:.2%}, "
+                      f"whole strings {f['sequence']:.2%} ({f['strings']} strings)")  # fmt: skip
+    for transition in report["transitions"]:
+        t = transition
+        console.print(f"  {t['from']} --{t['input']} / {t['output']}--> {t['to']}")
+    folder = Path(report["model"]).parent
+    console.print(f"wrote {folder / 'automaton.dot'} and {folder / 'inspect.json'} "
+                  f"in {report['seconds']:.2f} s")  # fmt: skip
+
+
 # -- tasks / gradcheck -------------------------------------------------------------------------
 
 
