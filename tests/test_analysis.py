@@ -4,10 +4,11 @@ import itertools
 import json
 import time
 
+import numpy as np
 import pytest
 
 from rnnlab import RNN, RNNConfig
-from rnnlab.analysis import Automaton, extract, fidelity
+from rnnlab.analysis import Automaton, extract, fidelity, fixed_points
 from rnnlab.cli import main as cli_main
 from rnnlab.runs import train_task
 from rnnlab.tasks import get_task
@@ -129,17 +130,23 @@ def test_continuous_outputs_have_no_automaton():
 # -- rnnlab inspect ------------------------------------------------------------------------------
 
 
-def test_inspect_writes_the_automaton_beside_a_run(tmp_path, capsys):
-    assert cli_main(["train", "shift", "--out", str(tmp_path), "--no-plot", "--quiet"]) == 0
+def test_train_inspect_writes_the_automaton_and_fixed_points_beside_the_run(tmp_path, capsys):
+    argv = ["train", "shift", "--out", str(tmp_path), "--no-plot", "--quiet", "--inspect"]
+    assert cli_main(argv) == 0
     (run,) = tmp_path.iterdir()
-    capsys.readouterr()
-    assert cli_main(["inspect", str(run)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("2-state mealy machine") and "length 100: steps 100.00%" in out
+    assert "2-state mealy machine" in out and "length 100: steps 100.00%" in out
+    assert "fixed point for input 0: stable" in out
     report = json.loads((run / "inspect.json").read_text())
     assert report["states"] == 2 and report["task"] == "shift"
     assert report["fidelity"]["10"]["sequence"] == 1.0
     assert (run / "automaton.dot").read_text().startswith("digraph")
+    for picture in ("automaton.png", "states.png"):
+        assert (run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = json.loads((run / "fixed_points.json").read_text())
+    assert {p["input"] for p in points} == {0, 1} and all(p["stable"] for p in points)
+    assert cli_main(["inspect", str(run / "model.safetensors"), "--method", "lstar"]) == 0
+    assert json.loads((run / "inspect.json").read_text())["method"].startswith("L*")
 
 
 def test_inspect_refuses_a_model_without_discrete_outputs(tmp_path, capsys):
@@ -147,3 +154,29 @@ def test_inspect_refuses_a_model_without_discrete_outputs(tmp_path, capsys):
     assert cli_main(["inspect", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: an automaton needs discrete outputs") and err.count("\n") == 1
+
+
+# -- fixed points -----------------------------------------------------------------------------
+
+
+def test_the_hand_built_shift_network_has_one_stable_fixed_point_per_input():
+    points = fixed_points(hand_built_shift())
+    assert sorted(p.input for p in points) == [0, 1]
+    for point in points:
+        assert point.kind == "fixed" and point.stable and point.q < 1e-12
+        assert np.abs(point.eigenvalues).max() < 1.0
+    on = next(p for p in points if p.input == 1)
+    assert on.state[0] > 0.99  # unit 0 copies the input: saturated on for a constant 1
+
+
+def test_fixed_points_for_every_cell_are_fixed():
+    from rnnlab.analysis.dynamics import _state_map
+
+    for cell in ("gru", "lstm"):
+        model = RNN(1, 3, 1, cell=cell, num_layers=2, seed=0, backend="numpy")
+        points = fixed_points(model, starts=16)
+        assert points and all(len(p.state) == (12 if cell == "lstm" else 6) for p in points)
+        for point in points:
+            F = _state_map(model, np.array([float(point.input)]))
+            moved = F(point.state[None])[0] - point.state
+            assert 0.5 * np.sum(moved**2) == pytest.approx(point.q, abs=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -65,6 +66,9 @@ def train(
         Path | None,
         typer.Option(help="Continue an interrupted run (its directory) for the steps it had left."),
     ] = None,
+    inspect: Annotated[
+        bool, typer.Option(help="Then read the automaton it learned (rnnlab inspect).")
+    ] = False,
 ) -> None:
     """Train a model on a task, test it on longer sequences, and save the run.
 
@@ -123,6 +127,10 @@ def train(
     if not history.trained:
         print(f"error: {history.stop_reason}; no model saved", file=sys.stderr)
         raise typer.Exit(1)
+    if inspect and result.run_dir is not None:
+        from rnnlab.analysis import inspect_model
+
+        _print_inspection(inspect_model(result.run_dir))
 
 
 def _print_run(result, fit_config) -> None:
@@ -312,7 +320,10 @@ def inspect(
     """Read the automaton a saved model implements; write automaton.dot and inspect.json."""
     from rnnlab.analysis import inspect_model
 
-    report = inspect_model(path, method=method)
+    _print_inspection(inspect_model(path, method=method))
+
+
+def _print_inspection(report: dict) -> None:
     low = report["sample_fidelity"] < 1.0
     console.print(f"[bold]{report['states']}-state {report['kind']} machine[/] over "
                   f"{report['alphabet']} ({report['method']})"
@@ -324,9 +335,14 @@ def inspect(
     for transition in report["transitions"]:
         t = transition
         console.print(f"  {t['from']} --{t['input']} / {t['output']}--> {t['to']}")
+    for point in report["fixed_points"]:
+        largest = max(math.hypot(*e) for e in point["eigenvalues"])
+        console.print(f"{point['kind']} point for input {point['input']}: "
+                      f"{'stable' if point['stable'] else 'unstable'}, largest |eigenvalue| "
+                      f"{largest:.3f}")  # fmt: skip
     folder = Path(report["model"]).parent
-    console.print(f"wrote {folder / 'automaton.dot'} and {folder / 'inspect.json'} "
-                  f"in {report['seconds']:.2f} s")  # fmt: skip
+    files = "automaton.dot, automaton.png, states.png, fixed_points.json, inspect.json"
+    console.print(f"wrote {files} to {folder} in {report['seconds']:.2f} s")
 
 
 # -- tasks / gradcheck -------------------------------------------------------------------------

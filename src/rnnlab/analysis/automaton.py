@@ -70,6 +70,14 @@ class Automaton:
             state = state.transitions[symbol]
         return outputs
 
+    def states_along(self, symbols: Iterable[Hashable]) -> list[int]:
+        """The state after each symbol, from the initial state."""
+        state, visited = self.machine.initial_state, []
+        for symbol in symbols:
+            state = state.transitions[symbol]
+            visited.append(state.state_id)
+        return visited
+
     def table(self) -> dict[tuple[int, Hashable], tuple[int, Hashable]]:
         """``(state, symbol) -> (next state, output)``, states numbered from 0."""
         return {(s.state_id, a): (s.transitions[a].state_id, s.output_fun[a])

@@ -6,7 +6,9 @@ import json
 import time
 from pathlib import Path
 
+from rnnlab.analysis.dynamics import fixed_points
 from rnnlab.analysis.extract import extract, fidelity
+from rnnlab.analysis.pictures import draw_automaton, draw_states
 from rnnlab.io import atomic_write_text
 
 #: fresh strings per fidelity measurement
@@ -15,8 +17,9 @@ FIDELITY_STRINGS = 1000
 
 def inspect_model(path: str | Path, *, method: str = "quantize", seed: int = 0) -> dict:
     """Extract the automaton of the model at ``path`` (a run directory or a model file),
-    measure its fidelity at the training length and at 10x, and write
-    ``automaton.dot`` and ``inspect.json`` beside the model. Returns what
+    measure its fidelity at the training length and at 10x, find its fixed points,
+    and write ``automaton.dot``, ``automaton.png``, ``states.png``,
+    ``fixed_points.json`` and ``inspect.json`` beside the model. Returns what
     ``inspect.json`` holds."""
     from rnnlab.model import load
     from rnnlab.tasks import get_task
@@ -51,9 +54,37 @@ def inspect_model(path: str | Path, *, method: str = "quantize", seed: int = 0) 
         "seconds": round(time.perf_counter() - start, 3),
     }
     folder = model_path.parent
+    points = fixed_points(model, alphabet, seed=seed)
+    report["fixed_points"] = [
+        {"input": p.input, "kind": p.kind, "stable": p.stable, "q": p.q,
+         "state": p.state.tolist(),
+         "eigenvalues": [[float(e.real), float(e.imag)] for e in p.eigenvalues]}
+        for p in points
+    ]  # fmt: skip
+    _pictures(model, machine, points, alphabet, length, folder, seed, task)
+    report["seconds"] = round(time.perf_counter() - start, 3)
     atomic_write_text(folder / "automaton.dot", machine.to_dot())
+    atomic_write_text(folder / "fixed_points.json",
+                      json.dumps(report["fixed_points"], indent=2) + "\n")  # fmt: skip
     atomic_write_text(folder / "inspect.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _pictures(model, machine, points, alphabet, length, folder: Path, seed, task) -> None:
+    """states.png and automaton.png (fifty random strings' trajectories)."""
+    import numpy as np
+
+    from rnnlab.analysis.extract import _default_encoding, _inputs, _state_vectors
+
+    strings = np.random.default_rng(seed + 2).integers(0, len(alphabet), size=(50, length))
+    states = _state_vectors(model, _inputs(strings, alphabet, _default_encoding(model, alphabet)))
+    labels = np.array([machine.states_along(alphabet[i] for i in s) for s in strings])
+    name = task or Path(folder).name
+    flat = states.reshape(-1, states.shape[-1])
+    title = f"{name}: hidden states by automaton state"
+    draw_states(flat, labels.ravel(), points, folder / "states.png", title=title)
+    title = f"{name}: {machine.num_states}-state machine (input / output)"
+    draw_automaton(machine, folder / "automaton.png", title=title)
 
 
 def _recorded_task(folder: Path) -> str | None:
