@@ -180,3 +180,27 @@ def test_fixed_points_for_every_cell_are_fixed():
             F = _state_map(model, np.array([float(point.input)]))
             moved = F(point.state[None])[0] - point.state
             assert 0.5 * np.sum(moved**2) == pytest.approx(point.q, abs=1e-12)
+
+
+# -- "solved" for a regular language ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["parity", "tomita3"])
+def test_a_regular_language_is_solved_only_with_every_short_string_right(name):
+    task = get_task(name)
+    every = task.every_string()
+    assert every.x.shape[1] == 2046 and task.every_string() is every  # lengths 1-10, made once
+    result = train_task(name, out=None, plot=False)
+    if result.history.solved:
+        from rnnlab.train import evaluate
+
+        assert evaluate(result.model, every, task)["sequence_accuracy"] == 1.0
+
+
+def test_every_string_has_the_tasks_own_targets():
+    task = get_task("tomita4")
+    every = task.every_string()
+    ends = every.lengths - 1
+    labels = every.y[ends, np.arange(len(ends)), 0]
+    words = [tuple(int(v) for v in every.x[:n, b, 1]) for b, n in enumerate(every.lengths)]
+    assert [bool(v) for v in labels] == [tomita(4, "".join(map(str, w))) for w in words]

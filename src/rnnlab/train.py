@@ -309,7 +309,7 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
                     history.best = metrics
                 else:
                     evals_since_best += 1
-                if task.is_solved(metrics):
+                if task.is_solved(metrics) and _every_string_right(model, task):
                     history.solved = True
                     history.stop_reason = f"solved at step {step}"
                     break
@@ -327,6 +327,13 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     history.steps = step
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _every_string_right(model: RNN, task) -> bool:
+    """For a regular language's task, every short string too (:meth:`Task.every_string`)."""
+    every = getattr(task, "every_string", None)
+    batch = every() if every is not None else None
+    return batch is None or evaluate(model, batch, task)["sequence_accuracy"] >= 1.0
 
 
 class _StopOnInterrupt:

@@ -16,6 +16,7 @@ Metrics (one definition for every task, over scored steps only):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +141,28 @@ class Task:
             lengths=seq_lengths,
             as_list=True,
         )
+
+    #: a regular language's task: "solved" also needs every string up to this length right
+    exhaustive_length: int | None = None
+
+    def every_string(self) -> Batch | None:
+        """Every input string of length 1 .. :attr:`exhaustive_length` with its targets
+        (None for tasks without that check); made once."""
+        if self.exhaustive_length is None:
+            return None
+        cached = getattr(self, "_every_string", None)
+        if cached is None:
+            words = [w for n in range(1, self.exhaustive_length + 1)
+                     for w in itertools.product((0, 1), repeat=n)]  # fmt: skip
+            x, y, mask, lengths = self._targets_of(words)
+            valid = padding_mask(lengths, x.shape[0])  # (T, B)
+            cached = self._every_string = Batch(x * valid[..., None], y * valid[..., None],
+                                                mask * valid, lengths, as_list=True)  # fmt: skip
+        return cached
+
+    def _targets_of(self, words: list[tuple[int, ...]]):
+        """``x, y, mask, lengths`` of given binary words (tasks with exhaustive_length)."""
+        raise NotImplementedError
 
     def _generate(
         self, n: int, rng: np.random.Generator, lo: int, hi: int

@@ -38,11 +38,27 @@ class ParityTask(Task):
             n_test=200,
         )
 
+    #: solved also means every string up to length 10 right
+    exhaustive_length = 10
+
+    def _targets_of(self, words):
+        lengths = np.array([len(w) for w in words])  # (B,)
+        T = int(lengths.max())
+        bits = np.zeros((T, len(words)), dtype=np.int64)  # (T, B)
+        for b, w in enumerate(words):
+            bits[: len(w), b] = w
+        return self._with_parity(bits, lengths)
+
     def _generate(self, n, rng, lo, hi):
         lengths = draw_lengths(n, rng, lo, hi)  # (B,)
         T = int(lengths.max())
-        mask = padding_mask(lengths, T)  # (T, B)
-        bits = rng.integers(0, 2, size=(T, n)) * mask.astype(np.int64)  # (T, B)
+        bits = rng.integers(0, 2, size=(T, n)) * padding_mask(lengths, T).astype(np.int64)
+        return self._with_parity(bits, lengths)
+
+    @staticmethod
+    def _with_parity(bits, lengths):
+        """x, y, mask, lengths of ``bits (T, B)`` (zero past each length)."""
+        mask = padding_mask(lengths, bits.shape[0])  # (T, B)
         parity = np.cumsum(bits, axis=0) % 2  # (T, B)
         return bits[..., None].astype(float), parity[..., None].astype(float), mask, lengths
 
