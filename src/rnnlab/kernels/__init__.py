@@ -73,7 +73,10 @@ class _Auto:
     the numpy reference for good, with one warning. ``name`` says which runs."""
 
     def __init__(self, compiled: ModuleType, reference: ModuleType):
+        from numba.core.errors import NumbaError
+
         self._compiled, self._reference, self._active = compiled, reference, compiled
+        self._errors = NumbaError  # (imported once: an import per call costs a step at H = 2)
 
     @property
     def name(self) -> str:
@@ -81,11 +84,9 @@ class _Auto:
 
     def _run(self, function: str, *args, **kwargs):
         if self._active is self._compiled:
-            from numba.core.errors import NumbaError
-
             try:
                 return getattr(self._compiled, function)(*args, **kwargs)
-            except NumbaError as err:
+            except self._errors as err:
                 reason = " ".join(str(err).split())[:300]
                 _warn_once(f"rnnlab runs on the numpy reference backend: the compiled "
                            f"kernels failed to compile ({reason})")  # fmt: skip
