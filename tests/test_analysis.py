@@ -195,11 +195,11 @@ def test_fixed_points_for_every_cell_are_fixed():
 # -- "solved" for a regular language ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["parity", "tomita3"])
-def test_a_regular_language_is_solved_only_with_every_short_string_right(name):
+@pytest.mark.parametrize(("name", "count"), [("parity", 2046), ("tomita3", 2046), ("dyck1", 63)])
+def test_a_regular_language_is_solved_only_with_every_short_string_right(name, count):
     task = get_task(name)
     every = task.every_string()
-    assert every.x.shape[1] == 2046 and task.every_string() is every  # lengths 1-10, made once
+    assert every.x.shape[1] == count and task.every_string() is every  # lengths 1-10, made once
     result = train_task(name, out=None, plot=False)
     if result.history.solved:
         from rnnlab.train import evaluate

@@ -152,13 +152,18 @@ class Task:
             return None
         cached = getattr(self, "_every_string", None)
         if cached is None:
-            words = [w for n in range(1, self.exhaustive_length + 1)
-                     for w in itertools.product((0, 1), repeat=n)]  # fmt: skip
+            every = (w for n in range(1, self.exhaustive_length + 1)
+                     for w in itertools.product((0, 1), repeat=n))  # fmt: skip
+            words = [w for w in every if self._is_example(w)]
             x, y, mask, lengths = self._targets_of(words)
             valid = padding_mask(lengths, x.shape[0])  # (T, B)
             cached = self._every_string = Batch(x * valid[..., None], y * valid[..., None],
                                                 mask * valid, lengths, as_list=True)  # fmt: skip
         return cached
+
+    def _is_example(self, word: tuple[int, ...]) -> bool:
+        """Whether ``word`` is one of the task's inputs (every binary word, by default)."""
+        return True
 
     def _targets_of(self, words: list[tuple[int, ...]]):
         """``x, y, mask, lengths`` of given binary words (tasks with exhaustive_length)."""

@@ -67,10 +67,20 @@ class DyckTask(Task):
             raise ValueError(f"balanced strings have even lengths; lengths {lo}..{hi} has none")
         return lo, hi
 
+    #: solved also means every balanced string up to length 10 right
+    exhaustive_length = 10
+
+    def _is_example(self, word) -> bool:
+        return self.dfa.accepts(word)
+
     def _generate(self, n, rng, lo, hi):
         counts = self.dfa.completions(hi, accept=True)
         even = np.arange(lo + lo % 2, hi + 1, 2)
         words = [self.dfa.sample(int(L), True, rng, counts) for L in rng.choice(even, size=n)]
+        return self._targets_of(words)
+
+    def _targets_of(self, words):
+        n = len(words)
         lengths = np.array([len(w) for w in words])  # (B,)
         T = int(lengths.max())
         symbols = np.zeros((T, n), dtype=np.int64)  # (T, B) 0 "(", 1 ")"
