@@ -145,7 +145,7 @@ def test_train_inspect_writes_the_automaton_and_fixed_points_beside_the_run(tmp_
     assert cli_main(argv) == 0
     (run,) = tmp_path.iterdir()
     out = capsys.readouterr().out
-    assert "2-state mealy machine" in out and "length 100: steps 100.00%" in out
+    assert "2-state Mealy machine" in out and "length 100: steps 100.00%" in out
     assert "fixed point for input 0: stable" in out
     report = json.loads((run / "inspect.json").read_text())
     assert report["states"] == 2 and report["task"] == "shift"
@@ -214,3 +214,17 @@ def test_every_string_has_the_tasks_own_targets():
     labels = every.y[ends, np.arange(len(ends)), 0]
     words = [tuple(int(v) for v in every.x[:n, b, 1]) for b, n in enumerate(every.lengths)]
     assert [bool(v) for v in labels] == [tomita(4, "".join(map(str, w))) for w in words]
+
+
+def test_an_acceptor_reads_out_as_its_languages_minimal_dfa(tmp_path, capsys):
+    result = train_task("tomita4", out=tmp_path, plot=False)
+    machine = extract(result.model, kind="dfa")
+    assert machine.kind == "dfa" and machine.num_states == 4  # the sink counted
+    strings = ["".join(bits) for n in range(0, 13) for bits in itertools.product("01", repeat=n)]
+    assert all(machine.accepts(int(c) for c in s) == tomita(4, s) for s in strings)
+    assert machine == extract(result.model).to_dfa()  # the same, from the Mealy machine
+    assert "shape=doublecircle" in machine.to_dot()
+    capsys.readouterr()
+    assert cli_main(["inspect", str(result.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("4-state DFA") and "accepting states: [0, 1, 2]" in out

@@ -325,13 +325,16 @@ def inspect(
 
 def _print_inspection(report: dict) -> None:
     low = report["sample_fidelity"] < 1.0
-    console.print(f"[bold]{report['states']}-state {report['kind']} machine[/] over "
+    name = "DFA" if report["kind"] == "dfa" else "Mealy machine"
+    console.print(f"[bold]{report['states']}-state {name}[/] over "
                   f"{report['alphabet']} ({report['method']})"
                   + (" [bold red]low fidelity: not a finite machine at this size[/]" if low
                      else ""))  # fmt: skip
     for length, f in report["fidelity"].items():
         console.print(f"agrees with the network at length {length}: steps {f['step']:.2%}, "
                       f"whole strings {f['sequence']:.2%} ({f['strings']} strings)")  # fmt: skip
+    if report["kind"] == "dfa":
+        console.print(f"accepting states: {report['accepting']} (0 is the initial state)")
     for transition in report["transitions"]:
         t = transition
         console.print(f"  {t['from']} --{t['input']} / {t['output']}--> {t['to']}")

@@ -32,9 +32,12 @@ class Fidelity(NamedTuple):
 
 
 def extract(model, alphabet: Sequence[Hashable] = (0, 1), *, method: str = "quantize",
-            max_states: int = 32, samples: int = 200, length: int = 20, seed: int = 0,
-            encode: Callable[[Hashable], Sequence[float]] | None = None) -> Automaton:  # fmt: skip
-    """The Mealy machine of ``model`` over ``alphabet`` (its outputs: ``model.predict``'s).
+            kind: str = "mealy", max_states: int = 32, samples: int = 200, length: int = 20,
+            seed: int = 0, encode: Callable[[Hashable], Sequence[float]] | None = None,
+            empty: bool = True) -> Automaton:  # fmt: skip
+    """The Mealy machine of ``model`` over ``alphabet`` (its outputs: ``model.predict``'s),
+    or, with ``kind="dfa"``, the DFA of an acceptor (one 0/1 output: is the string so far
+    in the language; ``empty``: whether the empty string is, which a network cannot say).
 
     Parameters
     ----------
@@ -64,11 +67,12 @@ def extract(model, alphabet: Sequence[Hashable] = (0, 1), *, method: str = "quan
     strings = rng.integers(0, len(alphabet), size=(samples, length))  # (B, T) symbol indices
     X = _inputs(strings, alphabet, encode)  # (B, T, I)
     outputs = _outputs(model, X)  # (B, T) hashable outputs
+    if kind not in ("mealy", "dfa"):
+        raise ValueError(f"unknown kind {kind!r}; choose 'mealy' or 'dfa'")
     if method == "lstar":
         machine = learn(model, alphabet, encode, lambda p: _output_of(model, p), seed=seed)
-        machine.sample_fidelity = _agreement(machine, strings, alphabet, outputs)
         machine.clusters = None
-        return machine
+        return _finish(machine, kind, empty, strings, alphabet, outputs)
     if method != "quantize":
         raise ValueError(f"unknown method {method!r}; choose 'quantize' or 'lstar'")
     points = _state_vectors(model, X)  # (B, T, D)
@@ -87,9 +91,16 @@ def extract(model, alphabet: Sequence[Hashable] = (0, 1), *, method: str = "quan
         if agree == 1.0:
             break
     machine, agree, k = best
-    machine.sample_fidelity, machine.clusters = agree, k
+    machine.clusters = k
     machine.method = f"k-means quantisation of hidden states (k = {k}) + minimisation (aalpy)"
     machine.seconds = time.perf_counter() - start
+    return _finish(machine, kind, empty, strings, alphabet, outputs)
+
+
+def _finish(machine: Automaton, kind: str, empty: bool, strings, alphabet, outputs):
+    if kind == "dfa":
+        machine = machine.to_dfa(empty=empty)
+    machine.sample_fidelity = _agreement(machine, strings, alphabet, outputs)
     return machine
 
 

@@ -31,8 +31,12 @@ def inspect_model(path: str | Path, *, method: str = "quantize", seed: int = 0) 
     task = _recorded_task(model_path.parent)
     I = model.config.input_size
     alphabet = [0, 1] if I == 1 else list(range(I))  # bits, or one-hot symbols
-    length = get_task(task).defaults.train_lengths[1] if task else 20
-    machine = extract(model, alphabet, method=method, length=length, seed=seed)
+    task_obj = get_task(task) if task else None
+    length = task_obj.defaults.train_lengths[1] if task_obj else 20
+    acceptor = getattr(task_obj, "dfa", None) if getattr(task_obj, "acceptor", False) else None
+    machine = extract(model, alphabet, method=method, length=length, seed=seed,
+                      kind="dfa" if acceptor else "mealy",
+                      empty=bool(acceptor.accepts(())) if acceptor else True)  # fmt: skip
     fidelities = {}
     for steps in (length, 10 * length):
         n = max(1, min(FIDELITY_STRINGS, 200_000 // steps))
@@ -48,6 +52,9 @@ def inspect_model(path: str | Path, *, method: str = "quantize", seed: int = 0) 
             {"from": s, "input": a, "to": t, "output": o}
             for (s, a), (t, o) in sorted(machine.table().items())
         ],
+        "accepting": sorted(
+            s.state_id for s in machine.machine.states if getattr(s, "is_accepting", False)
+        ),  # (DFA; empty otherwise)
         "method": machine.method,
         "sample_fidelity": machine.sample_fidelity,
         "fidelity": fidelities,

@@ -144,6 +144,8 @@ class Task:
 
     #: a regular language's task: "solved" also needs every string up to this length right
     exhaustive_length: int | None = None
+    #: scored at the end only, on whether the string is in a language (read out as a DFA)
+    acceptor: bool = False
 
     def every_string(self) -> Batch | None:
         """Every input string of length 1 .. :attr:`exhaustive_length` with its targets

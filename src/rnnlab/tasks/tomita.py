@@ -85,6 +85,7 @@ class TomitaTask(Task):
     #: solved also means every string up to length 10 right (2,046 strings): the balanced
     #: random check called a Tomita 3 net solved with 2 of them wrong
     exhaustive_length = 10
+    acceptor = True
 
     def _targets_of(self, words):
         lengths = np.array([len(w) for w in words])  # (B,)
