@@ -430,3 +430,19 @@ def test_auto_falls_back_when_the_compiled_kernels_fail_to_compile():
     assert auto.name == "numpy"  # for good
     expected, _, _ = reference.forward(model.network, model.params.flat, x)
     np.testing.assert_array_equal(logits, expected)
+
+
+def test_a_run_killed_while_saving_leaves_nothing_once_the_next_run_starts(tmp_path):
+    from rnnlab.io import publish_run_dir, staging_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    left = tmp_path / f".shift.abcd1234.staging-{dead}"  # what kill -9 while saving leaves
+    left.mkdir()
+    (left / ".model.safetensors.0000.tmp").write_bytes(b"half")
+    mine = staging_dir(tmp_path, "shift")
+    assert not left.exists() and mine.exists()  # a dead process's staging is removed
+    (mine / "config.json").write_text("{}")
+    run = publish_run_dir(mine, "shift")
+    assert run.name.startswith("shift-") and (run / "config.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [run.name]  # nothing hidden left
