@@ -82,26 +82,39 @@ class _Auto:
     def name(self) -> str:
         return self._active.name
 
-    def _run(self, function: str, *args, **kwargs):
-        if self._active is self._compiled:
-            try:
-                return getattr(self._compiled, function)(*args, **kwargs)
-            except self._errors as err:
-                reason = " ".join(str(err).split())[:300]
-                _warn_once(f"rnnlab runs on the numpy reference backend: the compiled "
-                           f"kernels failed to compile ({reason})")  # fmt: skip
-                self._active = self._reference
-        kwargs.pop("path", None)  # (a compiled backend's option)
-        return getattr(self._reference, function)(*args, **kwargs)
+    def _fall_back(self, err: Exception) -> ModuleType:
+        """Switch to the reference for good (once, with a warning) and return it; an error
+        from the reference itself is the caller's."""
+        if self._active is not self._compiled:
+            raise err
+        reason = " ".join(str(err).split())[:300]
+        _warn_once(f"rnnlab runs on the numpy reference backend: the compiled kernels "
+                   f"failed to compile ({reason})")  # fmt: skip
+        self._active = self._reference
+        return self._reference
 
-    def forward(self, *args, **kwargs):
-        return self._run("forward", *args, **kwargs)
+    # (each call costs one Python frame over the compiled backend's: at H = 2, batch 1,
+    # a generic *args wrapper cost 1.3 us of a 14 us update)
+    def forward(self, net, theta, x, **kwargs):
+        try:
+            return self._active.forward(net, theta, x, **kwargs)
+        except self._errors as err:
+            kwargs.pop("path", None)
+            return self._fall_back(err).forward(net, theta, x, **kwargs)
 
-    def loss_and_grad(self, *args, **kwargs):
-        return self._run("loss_and_grad", *args, **kwargs)
+    def loss_and_grad(self, net, theta, x, y, mask, **kwargs):
+        try:
+            return self._active.loss_and_grad(net, theta, x, y, mask, **kwargs)
+        except self._errors as err:
+            kwargs.pop("path", None)
+            return self._fall_back(err).loss_and_grad(net, theta, x, y, mask, **kwargs)
 
-    def train_step(self, *args, **kwargs):
-        return self._run("train_step", *args, **kwargs)
+    def train_step(self, net, theta, x, y, mask, **kwargs):
+        try:
+            return self._active.train_step(net, theta, x, y, mask, **kwargs)
+        except self._errors as err:
+            kwargs.pop("path", None)
+            return self._fall_back(err).train_step(net, theta, x, y, mask, **kwargs)
 
 
 _AUTO: _Auto | None = None
