@@ -3,7 +3,8 @@
     python benchmarks/readme_numbers.py OUT_DIR [--reuse]
 
 Runs ``speed.py --solve 10``, ``shift_seeds.py``, ``tasks.py``, ``rnnlab train shift``,
-``speed.py --repeats 3`` (also written to docs/speed_grid.txt) and ``speed.py --startup``,
+``speed.py --repeats 3`` (also written to docs/speed_grid.txt), ``speed.py --startup``,
+``rnnlab train shift --inspect`` and ``inspect_examples.py`` (the README's pictures),
 keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there), then
 replaces the README's tables, grid excerpt, summary and timings with them. The summary
 compares the grid with the previous backend's (``git show 8a806a5:docs/speed_grid.txt``).
@@ -27,6 +28,18 @@ RUNS = {
     "demo.txt": [sys.executable, "-m", "rnnlab", "train", "shift", "--out", "{out}/runs"],
     "grid.txt": [sys.executable, "benchmarks/speed.py", "--repeats", "3"],
     "startup.txt": [sys.executable, "benchmarks/speed.py", "--startup"],
+    "inspect.txt": [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "train",
+        "shift",
+        "--inspect",
+        "--no-plot",
+        "--out",
+        "{out}/inspect",
+    ],
+    "examples.txt": [sys.executable, "benchmarks/inspect_examples.py"],
 }
 
 
@@ -46,6 +59,19 @@ def rewrite(out: Path) -> None:
     # demo line
     m = re.search(r"solved after \d+ updates in [\d.]+ s", open(out / "demo.txt").read())
     s = re.sub(r"solved after \d+ updates in [\d.]+ s", m.group(0), s, count=1)
+    files = re.search(r"saved to \S+ (\([^)]*\))", open(out / "demo.txt").read()).group(1)
+    s = re.sub(r"(saved to runs/\S+ )\([^)]*\)", lambda g: g.group(1) + files, s, count=1)
+    # inspect: the summary `rnnlab train shift --inspect` prints, and the examples' output
+    printed = open(out / "inspect.txt").read().splitlines()
+    summary = printed[next(i for i, l in enumerate(printed) if "-state " in l) :]
+    a = s.index("$ rnnlab train shift --inspect")
+    a = s.index("\n", a) + 1
+    b = s.index("```", a)
+    s = s[:a] + "\n".join(l.rstrip() for l in summary if not l.startswith("wrote ")) + "\n" + s[b:]
+    a = s.index("```text\n# benchmarks/inspect_examples.py")
+    b = s.index("```", a + 8)
+    examples = open(out / "examples.txt").read().strip()
+    s = s[:a] + "```text\n# benchmarks/inspect_examples.py\n" + examples + "\n" + s[b:]
     # seeds
     seeds = open(out / "seeds.txt").read().strip().splitlines()
 
