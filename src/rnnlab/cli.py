@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -282,12 +281,10 @@ def evaluate_model(
 
 
 def _run_task(model_path: Path) -> str:
-    config = model_path.parent / "config.json"
-    try:
-        task = json.loads(config.read_text())["task"]
-    except (OSError, ValueError, KeyError, TypeError):
-        task = None
-    if not isinstance(task, str):
+    from rnnlab.runs import recorded_task
+
+    task = recorded_task(model_path.parent)
+    if task is None:
         raise CliError(f"no task recorded beside {model_path}; say which with --task")
     return task
 

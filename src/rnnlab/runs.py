@@ -172,6 +172,15 @@ def _title(result: RunResult) -> str:
     return f"{result.task.name}: {kind}{layers}, {c.hidden_size} hidden units"
 
 
+def recorded_task(folder: Path) -> str | None:
+    """The task a run directory's config.json names, or None (none, unreadable, not a name)."""
+    try:
+        task = json.loads((Path(folder) / "config.json").read_text())["task"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return task if isinstance(task, str) else None
+
+
 def _strict(value):
     """``value`` with every NaN or infinite float replaced by None (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):

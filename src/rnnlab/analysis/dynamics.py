@@ -16,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import least_squares
 
+from rnnlab.analysis import states
+
 #: a point is fixed when q is below this, slow below SLOW
 FIXED, SLOW = 1e-12, 1e-4
 
@@ -41,15 +43,13 @@ def fixed_points(model, inputs: Sequence[Hashable] = (0, 1), *, starts: int = 64
     (and the initial state), keeps minima with ``q < 1e-4``, and merges points closer
     than 1e-3 (relative to the states' spread). Works for every cell and depth.
     """
-    from rnnlab.analysis.extract import _default_encoding, _inputs, _state_vectors
-
     inputs = list(inputs)
-    encode = encode or _default_encoding(model, inputs)
+    encode = encode or states.encoding(model, inputs)
     rng = np.random.default_rng(seed)
     strings = rng.integers(0, len(inputs), size=(max(1, starts // length + 1), length))
-    visited = _state_vectors(model, _inputs(strings, inputs, encode)).reshape(
-        -1, _state_size(model))  # fmt: skip
-    initial = _pack(model, model.initial_state(1))
+    visited = states.along(model, states.inputs(strings, inputs, encode))
+    visited = visited.reshape(-1, visited.shape[-1])  # (B T, D)
+    initial = states.flat(model.initial_state(1))
     chosen = visited[rng.choice(len(visited), size=min(starts, len(visited)), replace=False)]
     origins = np.concatenate([initial, chosen])
     spread = max(float(np.ptp(visited, axis=0).max()), 1e-6)
@@ -83,34 +83,13 @@ def _minimise(F, origin: np.ndarray):
                          xtol=1e-14, ftol=1e-14, gtol=1e-14, max_nfev=200)  # fmt: skip
 
 
-def _state_size(model) -> int:
-    c = model.config
-    return c.num_layers * c.hidden_size * (2 if model.network.spec.cell_state else 1)
-
-
-def _pack(model, state) -> np.ndarray:
-    """State -> (B, D)."""
-    parts = [state.h] if state.c is None else [state.h, state.c]
-    return np.concatenate([np.concatenate(list(p), axis=-1) for p in parts], axis=-1)
-
-
-def _unpack(model, s: np.ndarray):
-    """(B, D) -> State."""
-    from rnnlab.model import State
-
-    L, H, B = model.config.num_layers, model.config.hidden_size, s.shape[0]
-    h = s[:, : L * H].reshape(B, L, H).transpose(1, 0, 2)
-    c = s[:, L * H :].reshape(B, L, H).transpose(1, 0, 2) if model.network.spec.cell_state \
-        else None  # fmt: skip
-    return State(np.ascontiguousarray(h), None if c is None else np.ascontiguousarray(c))
-
-
 def _state_map(model, x: np.ndarray):
     """F: (B, D) states -> (B, D) states one step later, for the input ``x`` (I,)."""
 
     def F(s: np.ndarray) -> np.ndarray:
-        _, state = model.step(np.broadcast_to(x, (s.shape[0], x.shape[0])), _unpack(model, s))
-        return _pack(model, state)
+        batch = np.broadcast_to(x, (s.shape[0], x.shape[0]))
+        _, state = model.step(batch, states.unflat(model, s))
+        return states.flat(state)
 
     return F
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
+from rnnlab.analysis import states
 from rnnlab.analysis.automaton import Automaton
 from rnnlab.analysis.lstar import learn
 
@@ -62,10 +63,10 @@ def extract(model, alphabet: Sequence[Hashable] = (0, 1), *, method: str = "quan
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     start = time.perf_counter()
     alphabet = list(alphabet)
-    encode = encode or _default_encoding(model, alphabet)
+    encode = encode or states.encoding(model, alphabet)
     rng = np.random.default_rng(seed)
     strings = rng.integers(0, len(alphabet), size=(samples, length))  # (B, T) symbol indices
-    X = _inputs(strings, alphabet, encode)  # (B, T, I)
+    X = states.inputs(strings, alphabet, encode)  # (B, T, I)
     outputs = _outputs(model, X)  # (B, T) hashable outputs
     if kind not in ("mealy", "dfa"):
         raise ValueError(f"unknown kind {kind!r}; choose 'mealy' or 'dfa'")
@@ -75,8 +76,8 @@ def extract(model, alphabet: Sequence[Hashable] = (0, 1), *, method: str = "quan
         return _finish(machine, kind, empty, strings, alphabet, outputs)
     if method != "quantize":
         raise ValueError(f"unknown method {method!r}; choose 'quantize' or 'lstar'")
-    points = _state_vectors(model, X)  # (B, T, D)
-    origin = _flat_state(model.initial_state(1))[0]  # (D,)
+    points = states.along(model, X)  # (B, T, D)
+    origin = states.flat(model.initial_state(1))[0]  # (D,)
     flat = points.reshape(-1, points.shape[-1])
     best = None
     for k in range(1, min(max_states, len(flat)) + 1):
@@ -108,9 +109,9 @@ def fidelity(automaton: Automaton, model, *, n: int = 1000, length: int = 100, s
              encode: Callable[[Hashable], Sequence[float]] | None = None) -> Fidelity:  # fmt: skip
     """How often ``automaton`` gives ``model``'s outputs on ``n`` fresh random strings."""
     alphabet = automaton.alphabet
-    encode = encode or _default_encoding(model, alphabet)
+    encode = encode or states.encoding(model, alphabet)
     strings = np.random.default_rng(seed).integers(0, len(alphabet), size=(n, length))
-    outputs = _outputs(model, _inputs(strings, alphabet, encode))
+    outputs = _outputs(model, states.inputs(strings, alphabet, encode))
     right = np.array([[a == b for a, b in zip(automaton.run(alphabet[i] for i in string), row,
                                               strict=True)]
                       for string, row in zip(strings, outputs, strict=True)])  # fmt: skip
@@ -118,23 +119,6 @@ def fidelity(automaton: Automaton, model, *, n: int = 1000, length: int = 100, s
 
 
 # -- the pieces ---------------------------------------------------------------------------------
-
-
-def _default_encoding(model, alphabet):
-    size = model.config.input_size
-    if size == 1:
-        return lambda symbol: [float(symbol)]
-    if len(alphabet) != size:
-        raise ValueError(f"the model takes {size} inputs per step: give encode= for an "
-                         f"alphabet of {len(alphabet)} symbols")  # fmt: skip
-    eye = np.eye(size)
-    index = {symbol: i for i, symbol in enumerate(alphabet)}
-    return lambda symbol: eye[index[symbol]]
-
-
-def _inputs(strings: np.ndarray, alphabet: list, encode) -> np.ndarray:
-    table = np.array([encode(symbol) for symbol in alphabet], dtype=np.float64)  # (A, I)
-    return table[strings]  # (B, T, I)
 
 
 def _outputs(model, X: np.ndarray) -> np.ndarray:
@@ -147,19 +131,6 @@ def _outputs(model, X: np.ndarray) -> np.ndarray:
     for index in np.ndindex(out.shape):
         out[index] = tuple(int(v) for v in predicted[index])
     return out
-
-
-def _flat_state(state) -> np.ndarray:
-    """(B, D): every layer's h (and c), side by side."""
-    parts = [state.h] if state.c is None else [state.h, state.c]
-    return np.concatenate([np.concatenate(list(p), axis=-1) for p in parts], axis=-1)
-
-
-def _state_vectors(model, X: np.ndarray) -> np.ndarray:
-    """(B, T, D): the state after each step."""
-    h, c = model.hidden_states(X)  # (L, B, T, H) each
-    parts = [h] if c is None else [h, c]
-    return np.concatenate([np.concatenate(list(p), axis=-1) for p in parts], axis=-1)
 
 
 def _cluster(points: np.ndarray, k: int, rng: np.random.Generator):
@@ -186,14 +157,9 @@ def _table(model, alphabet, encode, strings, labels, outputs, first, centroids, 
 
 
 def _step_from(model, point: np.ndarray, symbol, encode, centroids) -> tuple:
-    from rnnlab.model import State
-
-    L, H = model.config.num_layers, model.config.hidden_size
-    h = point[: L * H].reshape(L, 1, H)
-    c = point[L * H :].reshape(L, 1, H) if model.network.spec.cell_state else None
     x = np.asarray(encode(symbol), dtype=np.float64)[None]
-    probabilities, state = model.step(x, State(h, c))
-    after = _flat_state(state)[0]
+    probabilities, state = model.step(x, states.unflat(model, point[None]))
+    after = states.flat(state)[0]
     following = int(np.argmin(((centroids - after) ** 2).sum(axis=1)))
     return following, _output_of(model, probabilities[0])
 

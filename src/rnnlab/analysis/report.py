@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from rnnlab.analysis import states
 from rnnlab.analysis.dynamics import fixed_points
 from rnnlab.analysis.extract import extract, fidelity
 from rnnlab.analysis.pictures import draw_automaton, draw_states
@@ -22,13 +23,14 @@ def inspect_model(path: str | Path, *, method: str = "quantize", seed: int = 0) 
     ``fixed_points.json`` and ``inspect.json`` beside the model. Returns what
     ``inspect.json`` holds."""
     from rnnlab.model import load
+    from rnnlab.runs import recorded_task
     from rnnlab.tasks import get_task
 
     start = time.perf_counter()
     path = Path(path)
     model_path = path / "model.safetensors" if path.is_dir() else path
     model = load(model_path)
-    task = _recorded_task(model_path.parent)
+    task = recorded_task(model_path.parent)
     I = model.config.input_size
     alphabet = [0, 1] if I == 1 else list(range(I))  # bits, or one-hot symbols
     task_obj = get_task(task) if task else None
@@ -81,22 +83,13 @@ def _pictures(model, machine, points, alphabet, length, folder: Path, seed, task
     """states.png and automaton.png (fifty random strings' trajectories)."""
     import numpy as np
 
-    from rnnlab.analysis.extract import _default_encoding, _inputs, _state_vectors
-
     strings = np.random.default_rng(seed + 2).integers(0, len(alphabet), size=(50, length))
-    states = _state_vectors(model, _inputs(strings, alphabet, _default_encoding(model, alphabet)))
+    encode = states.encoding(model, alphabet)
+    visited = states.along(model, states.inputs(strings, alphabet, encode))
     labels = np.array([machine.states_along(alphabet[i] for i in s) for s in strings])
     name = task or Path(folder).name
-    flat = states.reshape(-1, states.shape[-1])
+    flat = visited.reshape(-1, visited.shape[-1])
     title = f"{name}: hidden states by automaton state"
     draw_states(flat, labels.ravel(), points, folder / "states.png", title=title)
     title = f"{name}: {machine.num_states}-state machine (input / output)"
     draw_automaton(machine, folder / "automaton.png", title=title)
-
-
-def _recorded_task(folder: Path) -> str | None:
-    try:
-        task = json.loads((folder / "config.json").read_text())["task"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return task if isinstance(task, str) else None

@@ -127,10 +127,15 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     return logits, h, (cs if net.spec.cell_state else None)
 
 
+#: the driver's "start from the network's own states" (empty, never written)
+_NO_INITIAL = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float64)}
+
+
 def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     """``initial`` (h, c) as the driver's ``(2, L, B, H)`` array (empty: the network's)."""
     if initial is None:
-        return np.empty((0, 0, 0, 0), dtype)
+        empty = _NO_INITIAL.get(dtype)
+        return np.empty((0, 0, 0, 0), dtype) if empty is None else empty
     shape = (net.num_layers, B, net.hidden_size)
     h, c = initial
     if np.shape(h) != shape or (net.spec.cell_state and np.shape(c) != shape):
