@@ -251,15 +251,15 @@ def test_unknown_cell_codes_are_refused():
     assert 99 not in (cells.ELMAN, cells.GRU, cells.LSTM)
     plan = np.concatenate([[99, 1, 1, 1, 2, 1, 1, 0, 0, 0], net.offsets.ravel(), net.head])
     settings = np.array([0, 0, 0, 32, 0, 0])  # see driver.PLAN and driver.SETTINGS
+    empty = np.zeros((0, 0, 0, 0))
+    outputs = (empty, np.zeros(10_000), np.zeros((2, 1, 1)), empty, empty)
     with pytest.raises(ValueError, match="unknown cell"):
         driver.forward_blocks(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64),
-                              settings, False, np.zeros((0, 0, 0, 0)),
-                              np.zeros(10_000))  # fmt: skip
+                              settings, *outputs)  # fmt: skip
     plan[:2] = cells.ELMAN, 99  # an unknown activation
     with pytest.raises(ValueError, match="unknown activation"):
         driver.forward_sequences(np.zeros((2, 1, 1)), np.zeros(net.size),
-                                 plan.astype(np.int64), settings, False,
-                                 np.zeros((0, 0, 0, 0)), np.zeros(10_000))  # fmt: skip
+                                 plan.astype(np.int64), settings, *outputs)  # fmt: skip
     plan[1], settings[0] = 1, 99  # an unknown loss
     x, y, mask = np.zeros((2, 1, 1)), np.zeros((2, 1, 1)), np.ones((2, 1))
     with pytest.raises(ValueError, match="unknown loss"):

@@ -91,14 +91,14 @@ def _workspace(dtype, size: int) -> np.ndarray:
 
 
 def _as(array, dtype) -> np.ndarray:
-    if type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous:
-        return array
+    if type(array) is np.ndarray and array.dtype is dtype and array.flags.c_contiguous:
+        return array  # (``is``: numpy's dtypes of one kind are one object)
     return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _check(net, theta, x, y=None, mask=None):
     """The kernels index by these shapes unchecked: refuse any that do not fit."""
-    if theta.shape != (net.size,) or theta.dtype.kind != "f" or theta.dtype.itemsize < 4:
+    if theta.shape != (net.size,) or theta.dtype not in _EMPTY:
         raise ValueError(f"theta must be a float32/float64 vector of {net.size} numbers")
     if x.ndim != 3 or x.shape[2] != net.input_size:
         raise ValueError(f"x must be (T, B, {net.input_size}), got {x.shape}")
@@ -120,22 +120,25 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     start = _initial(net, initial, B, dtype)
     c = _call(net, dtype, T, B, path)
     run = driver.forward_sequences if c.way == "sequences" else driver.forward_blocks
-    logits, h, cs = run(x, theta, c.plan, c.settings, states, start,
-                        _workspace(dtype, c.workspace))  # fmt: skip
-    if not states:
-        return logits, None, None
-    return logits, h, (cs if net.spec.cell_state else None)
+    logits, empty = np.empty((T, B, net.output_size), dtype), _EMPTY[dtype]
+    h = cs = None
+    if states:
+        h = np.empty((net.num_layers, T, B, net.hidden_size), dtype)
+        cs = np.empty_like(h) if net.spec.cell_state else None
+    run(x, theta, c.plan, c.settings, start, _workspace(dtype, c.workspace), logits,
+        empty if h is None else h, empty if cs is None else cs)  # fmt: skip
+    return logits, h, cs
 
 
-#: the driver's "start from the network's own states" (empty, never written)
-_NO_INITIAL = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float64)}
+#: an empty (0, 0, 0, 0) array per dtype, never written: the driver's "start from the
+#: network's own states" and "no states wanted"
+_EMPTY = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float64)}
 
 
 def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     """``initial`` (h, c) as the driver's ``(2, L, B, H)`` array (empty: the network's)."""
     if initial is None:
-        empty = _NO_INITIAL.get(dtype)
-        return np.empty((0, 0, 0, 0), dtype) if empty is None else empty
+        return _EMPTY[dtype]
     shape = (net.num_layers, B, net.hidden_size)
     h, c = initial
     if np.shape(h) != shape or (net.spec.cell_state and np.shape(c) != shape):
@@ -147,18 +150,33 @@ def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     return start
 
 
+#: what :func:`_arguments` worked out per network, dtype, shapes and options (the checks
+#: passed for them once): way, plan, settings, workspace size
+_TRAINING: dict[tuple, tuple] = {}
+
+
 def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
     dtype = theta.dtype
     x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
-    _check(net, theta, x, y, mask)
-    code = LOSS_CODES.get(loss)
-    if code is None:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSS_CODES)}")
-    check_reduction(reduction)
-    T, B = x.shape[0], x.shape[1]
-    k = 0 if truncate is None or truncate >= T else int(truncate)
-    c = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
-    return c.way, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace))
+    key = (net, theta.shape, dtype, x.shape, y.shape, mask.shape, loss, reduction, truncate, path)
+    try:
+        known = _TRAINING.get(key)
+    except TypeError:  # an unhashable option: the checks below say what is wrong
+        known = None
+    if known is None:
+        _check(net, theta, x, y, mask)
+        code = LOSS_CODES.get(loss) if isinstance(loss, str) else None
+        if code is None:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSS_CODES)}")
+        check_reduction(reduction)
+        T, B = x.shape[0], x.shape[1]
+        k = 0 if truncate is None or truncate >= T else int(truncate)
+        c = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
+        if len(_TRAINING) >= 4096:  # (many batch shapes: start again rather than grow)
+            _TRAINING.clear()
+        known = _TRAINING[key] = (c.way, c.plan, c.settings, c.workspace)
+    way, plan, settings, size = known
+    return way, (x, y, mask, theta, plan, settings, _workspace(dtype, size))
 
 
 _LOSS_AND_GRAD = {"blocks": driver.loss_and_grad_blocks, "threads": driver.loss_and_grad_threads,

@@ -58,6 +58,7 @@ from rnnlab.kernels.compiled.products import (
     product_t_add,
     rows_accumulate,
 )
+from rnnlab.kernels.compiled.views import carve, view
 from rnnlab.kernels.layout import B_H, B_X, C0, H0, W_HH, W_XH
 from rnnlab.optim import compiled as optimizer
 from rnnlab.optim.rules import Update
@@ -119,19 +120,10 @@ def make_net(plan):
     if plan[1] != SIGMOID and plan[1] != TANH and plan[1] != RELU:
         raise ValueError("unknown activation code")
     L, n = plan[2], len(PLAN)
-    offsets = plan[n : n + 6 * L].reshape((L, 6))
+    offsets = view(plan, n, (L, 6))
     head = plan[n + 6 * L : n + 6 * L + 2]
     return Net(plan[0], plan[1], L, plan[3], plan[4], plan[5], plan[6], plan[7], plan[8] != 0,
                plan[9] != 0, offsets, head)  # fmt: skip
-
-
-@inline
-def _carve(buffer, at, shape):
-    """The next ``prod(shape)`` numbers of ``buffer`` from ``at``, as an array of ``shape``."""
-    size = 1
-    for d in shape:
-        size *= d
-    return buffer[at : at + size].reshape(shape), at + size
 
 
 @inline
@@ -159,24 +151,24 @@ def make_block(net, T, m, training, buffer):
     Tt, Td = (T, T) if training else (1, 0)
     rows = max(GH, max(H, O))
     wide = max(GH * max(I, H), O * H)
-    xs, at = _carve(buffer, 0, (T, I, m))
-    ys, at = _carve(buffer, at, (T, O, m))
-    ws, at = _carve(buffer, at, (T, m))
-    hs, at = _carve(buffer, at, (L, T + 1, H, m))
-    cs, at = _carve(buffer, at, (L, T + 1, C, m))
-    tape, at = _carve(buffer, at, (L, Tt, S, m))
-    ax, at = _carve(buffer, at, (1, GH, m))
-    ah, at = _carve(buffer, at, (1, GH, m))
-    zs, at = _carve(buffer, at, (1, O, m))
-    dzs, at = _carve(buffer, at, (Td, O, m))
-    flow, at = _carve(buffer, at, (2, Td, H, m))
-    dh, at = _carve(buffer, at, (1, H, m))
-    dc, at = _carve(buffer, at, (1, H, m))
-    dax, at = _carve(buffer, at, (1, GH, m))
-    dah, at = _carve(buffer, at, (1, GH, m))
-    ltmp, at = _carve(buffer, at, (3, m))
-    ptmp, at = _carve(buffer, at, (rows * m,))
-    gtmp, at = _carve(buffer, at, (wide,))
+    xs, at = carve(buffer, 0, (T, I, m))
+    ys, at = carve(buffer, at, (T, O, m))
+    ws, at = carve(buffer, at, (T, m))
+    hs, at = carve(buffer, at, (L, T + 1, H, m))
+    cs, at = carve(buffer, at, (L, T + 1, C, m))
+    tape, at = carve(buffer, at, (L, Tt, S, m))
+    ax, at = carve(buffer, at, (1, GH, m))
+    ah, at = carve(buffer, at, (1, GH, m))
+    zs, at = carve(buffer, at, (1, O, m))
+    dzs, at = carve(buffer, at, (Td, O, m))
+    flow, at = carve(buffer, at, (2, Td, H, m))
+    dh, at = carve(buffer, at, (1, H, m))
+    dc, at = carve(buffer, at, (1, H, m))
+    dax, at = carve(buffer, at, (1, GH, m))
+    dah, at = carve(buffer, at, (1, GH, m))
+    ltmp, at = carve(buffer, at, (3, m))
+    ptmp, at = carve(buffer, at, (rows * m,))
+    gtmp, at = carve(buffer, at, (wide,))
     return Block(xs, ys, ws, hs, cs, tape, ax, ah, zs, dzs, flow, dh, dc, dax, dah, ltmp,
                  ptmp, gtmp)  # fmt: skip
 
@@ -184,7 +176,7 @@ def make_block(net, T, m, training, buffer):
 @inline
 def _accumulator(buffer, at, P, m):
     """A zeroed (P, m) gradient accumulator carved from ``buffer`` at ``at``."""
-    acc = buffer[at : at + P * m].reshape((P, m))
+    acc = view(buffer, at, (P, m))
     for p in range(P):
         for b in range(m):
             acc[p, b] = 0.0
@@ -214,8 +206,8 @@ def layer_weights(theta, net, layer):
     H = net.hidden
     GH, I_l = net.gates * H, (net.inputs if layer == 0 else H)
     o = net.offsets[layer]
-    W_xh = theta[o[W_XH] : o[W_XH] + GH * I_l].reshape((GH, I_l))
-    W_hh = theta[o[W_HH] : o[W_HH] + GH * H].reshape((GH, H))
+    W_xh = view(theta, o[W_XH], (GH, I_l))
+    W_hh = view(theta, o[W_HH], (GH, H))
     b_x = theta[o[B_X] : o[B_X] + GH]
     b_h = theta[o[B_H] : o[B_H] + GH] if net.split else theta[0:0]
     return W_xh, W_hh, b_x, b_h
@@ -225,7 +217,7 @@ def layer_weights(theta, net, layer):
 def head_weights(theta, net):
     """W_hy (O, H), b_y (O,)."""
     O, H = net.outputs, net.hidden
-    W_hy = theta[net.head[0] : net.head[0] + O * H].reshape((O, H))
+    W_hy = view(theta, net.head[0], (O, H))
     return W_hy, theta[net.head[1] : net.head[1] + O]
 
 
@@ -286,7 +278,7 @@ def initial_state(theta, net, blk, n, initial, start):
 @inline
 def no_initial(theta):
     """An empty ``initial`` (the network's own initial states)."""
-    return theta[:0].reshape((0, 0, 0, 0))
+    return view(theta, 0, (0, 0, 0, 0))
 
 
 @kernel
@@ -564,8 +556,8 @@ def _make_sequence(theta, net, T, training, blas, work):
     I, H, G = net.inputs, net.hidden, net.gates
     GH, Tb = G * H, T if blas else 0
     W_xh, W_hh, _, _ = layer_weights(theta, net, 0)
-    WxT, at = _carve(work, 0, (I, G, H))
-    WhT, at = _carve(work, at, (0 if blas else H, G, H))
+    WxT, at = carve(work, 0, (I, G, H))
+    WhT, at = carve(work, at, (0 if blas else H, G, H))
     for g in range(G):
         for j in range(H):
             for k in range(I):
@@ -575,21 +567,21 @@ def _make_sequence(theta, net, T, training, blas, work):
             for j in range(H):
                 for k in range(H):
                     WhT[k, g, j] = W_hh[g * H + j, k]
-    hs, at = _carve(work, at, (T + 1, 1, H))
-    cs, at = _carve(work, at, (T + 1, 1, H))
-    tape, at = _carve(work, at, (T if training else 1, net.tape, H))
-    ax, at = _carve(work, at, (1, G, H))
-    ah, at = _carve(work, at, (1, G, H))
-    dax, at = _carve(work, at, (1, G, H))
-    dah, at = _carve(work, at, (1, G, H))
-    dh, at = _carve(work, at, (1, 1, H))
-    dc, at = _carve(work, at, (1, 1, H))
-    rec, at = _carve(work, at, (GH,))
-    DAX, at = _carve(work, at, (Tb, GH))
-    DAH, at = _carve(work, at, (Tb, GH))
-    xb, at = _carve(work, at, (Tb, I))
-    gWh, at = _carve(work, at, (GH if blas else 0, H))
-    gWx, at = _carve(work, at, (GH if blas else 0, I))
+    hs, at = carve(work, at, (T + 1, 1, H))
+    cs, at = carve(work, at, (T + 1, 1, H))
+    tape, at = carve(work, at, (T if training else 1, net.tape, H))
+    ax, at = carve(work, at, (1, G, H))
+    ah, at = carve(work, at, (1, G, H))
+    dax, at = carve(work, at, (1, G, H))
+    dah, at = carve(work, at, (1, G, H))
+    dh, at = carve(work, at, (1, 1, H))
+    dc, at = carve(work, at, (1, 1, H))
+    rec, at = carve(work, at, (GH,))
+    DAX, at = carve(work, at, (Tb, GH))
+    DAH, at = carve(work, at, (Tb, GH))
+    xb, at = carve(work, at, (Tb, I))
+    gWh, at = carve(work, at, (GH if blas else 0, H))
+    gWx, at = carve(work, at, (GH if blas else 0, I))
     seq = Sequence(WxT, WhT, hs, cs, tape, ax, ah, dax, dah if net.split else dax, dh, dc, rec,
                    DAX, DAH, xb, gWh, gWx)  # fmt: skip
     return seq, at
@@ -758,22 +750,22 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, blas, work):
     W_hy, b_y = head_weights(theta, net)
     seq, at = _make_sequence(theta, net, T, True, blas, work)
     hs = seq.hs
-    dtop, at = _carve(work, at, (T, H))
-    ys, at = _carve(work, at, (T, O, 1))
-    dzs, at = _carve(work, at, (T, O, 1))
-    ws, at = _carve(work, at, (T, 1))
-    zs, at = _carve(work, at, (1, O, 1))
-    ltmp, at = _carve(work, at, (3, 1))
-    sums, at = _carve(work, at, ((I + H + 2) * GH + 2 * H + O * H + O,))
+    dtop, at = carve(work, at, (T, H))
+    ys, at = carve(work, at, (T, O, 1))
+    dzs, at = carve(work, at, (T, O, 1))
+    ws, at = carve(work, at, (T, 1))
+    zs, at = carve(work, at, (1, O, 1))
+    ltmp, at = carve(work, at, (3, 1))
+    sums, at = carve(work, at, ((I + H + 2) * GH + 2 * H + O * H + O,))
     sums[:] = 0.0
-    gWx, used = _carve(sums, 0, (GH, I))  # gradients in shapes of their own, written out last
-    gWh, used = _carve(sums, used, (GH, H))
-    gbx, used = _carve(sums, used, (GH,))
-    gbh, used = _carve(sums, used, (GH,))
-    gh0, used = _carve(sums, used, (H,))
-    gc0, used = _carve(sums, used, (H,))
-    gWy, used = _carve(sums, used, (O, H))
-    gby, used = _carve(sums, used, (O,))
+    gWx, used = carve(sums, 0, (GH, I))  # gradients in shapes of their own, written out last
+    gWh, used = carve(sums, used, (GH, H))
+    gbx, used = carve(sums, used, (GH,))
+    gbh, used = carve(sums, used, (GH,))
+    gh0, used = carve(sums, used, (H,))
+    gc0, used = carve(sums, used, (H,))
+    gWy, used = carve(sums, used, (O, H))
+    gby, used = carve(sums, used, (O,))
     grads = (gWx, gWh, gbx, gbh, gh0, gc0)
     value = 0.0
     for b in range(B):
@@ -966,40 +958,27 @@ def train_step_sequences(x, y, mask, theta, plan, settings, work, rule, step, lr
                   momentum, nesterov, max_norm, first, second)  # fmt: skip
 
 
-@inline
-def _forward_outputs(x, theta, net, states):
-    T, B, L, H = x.shape[0], x.shape[1], net.layers, net.hidden
-    logits = np.empty((T, B, net.outputs), theta.dtype)
-    shape = (L, T, B, H) if states else (0, 0, 0, 0)
-    h_out = np.empty(shape, theta.dtype)
-    c_out = np.empty(shape if net.cell_state else (0, 0, 0, 0), theta.dtype)
-    return logits, h_out, c_out
-
-
 @kernel
-def forward_blocks(x, theta, plan, settings, states, initial, work):
-    """Logits ``(T, B, O)`` of ``x (T, B, I)``; with ``states`` every layer's hidden
-    (and cell) states ``(L, T, B, H)`` (else empty arrays). No tape, no gradient.
-    ``initial (2, L, B, H)``: the states to start from (h, then c), or empty for the
-    network's own."""
+def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out):
+    """Logits ``(T, B, O)`` of ``x (T, B, I)`` into ``logits``; when ``h_out`` is not empty,
+    every layer's hidden states ``(L, T, B, H)`` into it (and cell states into ``c_out``,
+    for the LSTM). No tape, no gradient. ``initial (2, L, B, H)``: the states to start
+    from (h, then c), or empty for the network's own. (The outputs come in, made by the
+    caller: three arrays handed back to Python cost more than the pass at ``H = 2``.)"""
     net = make_net(plan)
-    lanes, use_blas = settings[3], settings[4] != 0
+    lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     B = x.shape[1]
     width = B if use_blas else min(B, lanes)
-    logits, h_out, c_out = _forward_outputs(x, theta, net, states)
     blk = make_block(net, x.shape[0], width, False, work)
     for start in range(0, B, width):
         n = min(width, B - start)
         forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,
                          use_blas)  # fmt: skip
-    return logits, h_out, c_out
 
 
 @kernel
-def forward_sequences(x, theta, plan, settings, states, initial, work):
+def forward_sequences(x, theta, plan, settings, initial, work, logits, h_out, c_out):
     """:func:`forward_blocks` one sequence at a time (one layer)."""
     net = make_net(plan)
-    logits, h_out, c_out = _forward_outputs(x, theta, net, states)
-    _forward_sequences(theta, net, x, logits, h_out, c_out, states, initial, settings[4] != 0,
-                       work)  # fmt: skip
-    return logits, h_out, c_out
+    _forward_sequences(theta, net, x, logits, h_out, c_out, h_out.shape[0] > 0, initial,
+                       settings[4] != 0, work)  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.kernels.compiled.math import hold, inline
+from rnnlab.kernels.compiled.views import view
 
 #: below this many lanes the loops run sequence by sequence, units innermost (a loop
 #: over 1-3 lanes costs more in loop control than in arithmetic)
@@ -68,7 +69,7 @@ def product_t_add(W, v, tv, out, to, n):
 def blas_product_add(A, V, out, to, n, tmp):
     """out[to, :, :n] += A (J, K) @ V (K, n) through BLAS (``tmp``: J n numbers)."""
     J = A.shape[0]
-    t = tmp[: J * n].reshape((J, n))
+    t = view(tmp, 0, (J, n))
     np.dot(A, V, t)
     for j in range(J):
         for b in range(n):
@@ -100,7 +101,7 @@ def outer_accumulate(u, tu, v, tv, acc, offset, n):
 def blas_outer_accumulate(U, V, acc, offset, tmp):
     """acc[offset:, 0] += U (J, n) V (K, n)^T, laid out row by row, through BLAS."""
     J, K = U.shape[0], V.shape[0]
-    t = tmp[: J * K].reshape((J, K))
+    t = view(tmp, 0, (J, K))
     np.dot(U, V.T, t)
     for j in range(J):
         for k in range(K):
