@@ -17,7 +17,8 @@ from rnnlab.kernels.layout import network
 from rnnlab.optim.rules import ADAM, SGD, Update
 
 compiled = pytest.importorskip("rnnlab.kernels.compiled")
-from rnnlab.kernels.compiled.sizes import SEQUENCE_BLAS_MIN_HIDDEN, Path  # noqa: E402
+from rnnlab.kernels.compiled import sizes  # noqa: E402
+from rnnlab.kernels.compiled.sizes import Path  # noqa: E402
 
 CELLS = [("elman", "sigmoid"), ("elman", "tanh"), ("elman", "relu"), ("gru", "sigmoid"),
          ("lstm", "sigmoid")]  # fmt: skip
@@ -85,11 +86,12 @@ def test_every_cell_loss_depth_and_path_matches_reference(rng, cell, activation,
 @pytest.mark.parametrize(("cell", "activation"), CELLS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("B", [1, 3])
-@pytest.mark.parametrize("H", [5, SEQUENCE_BLAS_MIN_HIDDEN], ids=["loops", "blas"])
+@pytest.mark.parametrize("H", [5, 16], ids=["loops", "blas"])
 def test_one_sequence_at_a_time_matches_reference(rng, cell, activation, loss, B, H):
     """Batches of fewer than 4 sequences of a one-layer network run one sequence at a
     time (units in the lanes; products in loops or, from a hidden size on, BLAS): the
     same numbers."""
+    assert 5 < sizes.TABLE[cell].sequence_blas_min_hidden <= 16  # (both ways are tested)
     net, theta, x, y, mask = make_problem(rng, cell, activation, T=6, B=B, I=2, H=H, O=3,
                                           L=1, loss=loss, lengths=[6, 2, 4][:B],
                                           scale=0.8 * (5 / H) ** 0.5)  # fmt: skip

@@ -144,7 +144,7 @@ class TrainStep:
         self.model, self.optimizer = model, optimizer
         self.truncate, self.reduction = truncate, reduction
         self.clip = None if clip is None else float(clip)
-        self._kw = {"loss": model.config.loss, "reduction": reduction, "truncate": truncate}
+        self._loss = model.config.loss
 
     def __call__(self, batch: Batch) -> tuple[float, float]:
         model, optimizer = self.model, self.optimizer
@@ -155,11 +155,14 @@ class TrainStep:
         update = optimizer.flat_update(theta, self.clip)
         if update is not None:  # pass and update in one backend call
             loss, norm = backend.train_step(net, theta, batch.x, batch.y, batch.mask,
-                                            update=update, **self._kw)  # fmt: skip
+                                            loss=self._loss, reduction=self.reduction,
+                                            truncate=self.truncate, update=update)  # fmt: skip
             if math.isfinite(loss) and math.isfinite(norm):
                 optimizer.advance_flat()
             return loss, norm
-        loss, grad = backend.loss_and_grad(net, theta, batch.x, batch.y, batch.mask, **self._kw)
+        loss, grad = backend.loss_and_grad(net, theta, batch.x, batch.y, batch.mask,
+                                           loss=self._loss, reduction=self.reduction,
+                                           truncate=self.truncate)  # fmt: skip
         if not math.isfinite(loss):
             return loss, float(np.linalg.norm(grad))
         return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)

@@ -93,28 +93,35 @@ class _Auto:
         self._active = self._reference
         return self._reference
 
-    # (each call costs one Python frame over the compiled backend's: at H = 2, batch 1,
-    # a generic *args wrapper cost 1.3 us of a 14 us update)
-    def forward(self, net, theta, x, **kwargs):
+    # (each call costs one Python frame over the compiled backend's, and no more: at
+    # H = 2, batch 1, a generic *args wrapper cost 1.3 us of a 14 us update, collecting
+    # the keywords into a dict 0.4 us of an 8 us one)
+    def forward(self, net, theta, x, *, states=False, initial=None, **path):
         try:
-            return self._active.forward(net, theta, x, **kwargs)
+            return self._active.forward(net, theta, x, states=states, initial=initial, **path)
         except self._errors as err:
-            kwargs.pop("path", None)
-            return self._fall_back(err).forward(net, theta, x, **kwargs)
+            return self._fall_back(err).forward(net, theta, x, states=states, initial=initial)
 
-    def loss_and_grad(self, net, theta, x, y, mask, **kwargs):
+    def loss_and_grad(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
+                      **path):  # fmt: skip
         try:
-            return self._active.loss_and_grad(net, theta, x, y, mask, **kwargs)
+            return self._active.loss_and_grad(
+                net, theta, x, y, mask, loss=loss, reduction=reduction, truncate=truncate, **path
+            )
         except self._errors as err:
-            kwargs.pop("path", None)
-            return self._fall_back(err).loss_and_grad(net, theta, x, y, mask, **kwargs)
+            return self._fall_back(err).loss_and_grad(
+                net, theta, x, y, mask, loss=loss, reduction=reduction, truncate=truncate
+            )
 
-    def train_step(self, net, theta, x, y, mask, **kwargs):
+    def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
+                   update, **path):  # fmt: skip
         try:
-            return self._active.train_step(net, theta, x, y, mask, **kwargs)
+            return self._active.train_step(net, theta, x, y, mask, loss=loss, reduction=reduction,
+                                           truncate=truncate, update=update, **path)  # fmt: skip
         except self._errors as err:
-            kwargs.pop("path", None)
-            return self._fall_back(err).train_step(net, theta, x, y, mask, **kwargs)
+            return self._fall_back(err).train_step(net, theta, x, y, mask, loss=loss,
+                                                   reduction=reduction, truncate=truncate,
+                                                   update=update)  # fmt: skip
 
 
 _AUTO: _Auto | None = None

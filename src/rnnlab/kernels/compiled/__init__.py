@@ -71,7 +71,8 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
                                      training)  # fmt: skip
         if B < FEW and net.num_layers == 1 and truncate == 0 and not p.use_blas:
             way = "sequences"
-            p = p._replace(use_blas=net.hidden_size >= sizes.SEQUENCE_BLAS_MIN_HIDDEN)
+            blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
+            p = p._replace(use_blas=net.hidden_size >= blas_from)
         else:
             way = "threads" if p.parallel and training else "blocks"
         settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
@@ -201,5 +202,6 @@ def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                path: sizes.Path | None = None) -> tuple[float, float]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`: pass and update in one compiled call."""
     way, arguments = _arguments(net, theta, x, y, mask, loss, reduction, truncate, path)
-    value, norm = _TRAIN_STEP[way](*arguments, *update)
-    return float(value), float(norm)
+    x, y, mask, theta, plan, settings, work = arguments
+    value, norm = _TRAIN_STEP[way](x, y, mask, theta, plan, settings, work, *update)
+    return value, norm  # (floats already)

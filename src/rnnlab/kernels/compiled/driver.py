@@ -49,7 +49,7 @@ from rnnlab.kernels.compiled.functions import (
     loss_block,
     loss_scale,
 )
-from rnnlab.kernels.compiled.math import inline, kernel
+from rnnlab.kernels.compiled.math import inline, inline_always, kernel
 from rnnlab.kernels.compiled.products import (
     blas_outer_accumulate,
     blas_product_add,
@@ -58,7 +58,7 @@ from rnnlab.kernels.compiled.products import (
     product_t_add,
     rows_accumulate,
 )
-from rnnlab.kernels.compiled.views import carve, view
+from rnnlab.kernels.compiled.views import borrow, carve, view
 from rnnlab.kernels.layout import B_H, B_X, C0, H0, W_HH, W_XH
 from rnnlab.optim import compiled as optimizer
 from rnnlab.optim.rules import Update
@@ -512,9 +512,9 @@ def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width,
 # cost more in loop control than in arithmetic. A one-layer network with full BPTT then
 # runs one sequence at a time with the *units* in the lanes: the cell blocks above are
 # elementwise, so they run unchanged on arrays shaped (rows 1, lanes H). The products
-# are matrix-vector loops over contiguous rows of transposed weights or, from
-# ``sizes.SEQUENCE_BLAS_MIN_HIDDEN`` on, BLAS calls (and the weight gradients one
-# product per sequence). The time loops call only the cells' steps and helpers that
+# are matrix-vector loops over contiguous rows of transposed weights or, from the
+# cell's ``sizes.TABLE[...].sequence_blas_min_hidden`` on, BLAS calls (and the weight
+# gradients one product per sequence). The time loops call only the cells' steps and helpers that
 # call nothing: anything else would take and drop a reference to each of its arrays
 # at every step (:func:`.math.hold`), so each way has a time loop of its own.
 
@@ -549,7 +549,7 @@ def _sequence_size(net, P, T):
             + GH + 2 * T * GH + T * I + GH * (H + I))  # fmt: skip
 
 
-@inline
+@inline_always
 def _make_sequence(theta, net, T, training, blas, work):
     """The :class:`Sequence` carved from the start of ``work`` (weights transposed in), and
     where it ends."""
@@ -622,7 +622,7 @@ def _fill_bias(b_h, ah):
             ah[0, g, j] = b_h[g * H + j]
 
 
-@kernel
+@inline_always
 def _sequence_forward(theta, net, x, b, seq, training, initial):
     """Sequence ``b`` forward from its initial state (``initial``: see
     :func:`initial_state`), products in loops."""
@@ -640,7 +640,7 @@ def _sequence_forward(theta, net, x, b, seq, training, initial):
         forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, H)
 
 
-@kernel
+@inline_always
 def _sequence_forward_blas(theta, net, x, b, seq, training, initial):
     """The same, ``W_hh h_{t-1}`` through BLAS."""
     _, W_hh, b_x, b_h = layer_weights(theta, net, 0)
@@ -659,7 +659,7 @@ def _sequence_forward_blas(theta, net, x, b, seq, training, initial):
         forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, H)
 
 
-@kernel
+@inline_always
 def _sequence_backward(theta, net, x, b, seq, dtop, grads):
     """Sequence ``b`` back through time from ``dtop (T, H)`` (W_hy^T dz_t), adding its
     gradients to ``grads``; products in loops."""
@@ -691,7 +691,7 @@ def _sequence_backward(theta, net, x, b, seq, dtop, grads):
         gc0[j] += dc[0, 0, j]
 
 
-@kernel
+@inline_always
 def _sequence_backward_blas(theta, net, x, b, seq, dtop, grads):
     """The same, ``W_hh^T dah`` through BLAS and the weight gradients one product each."""
     gWx, gWh, gbx, gbh, gh0, gc0 = grads
@@ -729,7 +729,7 @@ def _sequence_backward_blas(theta, net, x, b, seq, dtop, grads):
     gWx += Wx
 
 
-@inline
+@inline_always
 def _sequence_start(theta, net, hs, cs, initial, b):
     o, H = net.offsets[0], net.hidden
     if initial.shape[0] > 0:
@@ -811,7 +811,7 @@ def _train_sequences(theta, net, x, y, mask, loss, scale, blas, work):
     return value, grad
 
 
-@inline
+@inline_always
 def _write(grad, offset, values):
     for i in range(values.shape[0]):
         grad[offset + i] = values[i]
@@ -852,9 +852,17 @@ def _loss_code(settings):
     return settings[0]
 
 
-@inline
+@inline_always
+def _borrowed(x, y, mask, theta, plan, work):
+    """The arrays an entry point was given, holding no references (see
+    :func:`.views.borrow`): the calls below then pass them on at no cost."""
+    return borrow(x), borrow(y), borrow(mask), borrow(theta), borrow(plan), borrow(work)
+
+
+@inline_always
 def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
     """(loss, gradient (a view into ``work``)) through blocks of sequences."""
+    x, y, mask, theta, plan, work = _borrowed(x, y, mask, theta, plan, work)
     net = make_net(plan)
     loss, mean, truncate, lanes, use_blas = _loss_code(settings), settings[1], settings[2], \
         settings[3], settings[4] != 0  # fmt: skip
@@ -870,9 +878,10 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
     return value * scale, grad
 
 
-@inline
+@inline_always
 def _sequences_pass(x, y, mask, theta, plan, settings, work):
     """(loss, gradient) one sequence at a time (one layer, full BPTT)."""
+    x, y, mask, theta, plan, work = _borrowed(x, y, mask, theta, plan, work)
     net = make_net(plan)
     loss, mean = _loss_code(settings), settings[1] != 0
     scale = loss_scale(mask, net.outputs, loss, mean)
@@ -880,14 +889,14 @@ def _sequences_pass(x, y, mask, theta, plan, settings, work):
     return value * scale, grad
 
 
-@inline
+@inline_always
 def _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay, momentum,
            nesterov, max_norm, first, second):  # fmt: skip
     """The optimizer's update of ``theta`` (the fields of an ``Update``) after a pass."""
     if not math.isfinite(value):
         return value, math.sqrt(np.sum(grad * grad))
     update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
-                    max_norm, first, second)  # fmt: skip
+                    max_norm, borrow(first), borrow(second))  # fmt: skip
     return value, optimizer.apply(update, theta, grad)
 
 
@@ -965,6 +974,9 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
     for the LSTM). No tape, no gradient. ``initial (2, L, B, H)``: the states to start
     from (h, then c), or empty for the network's own. (The outputs come in, made by the
     caller: three arrays handed back to Python cost more than the pass at ``H = 2``.)"""
+    x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
+        borrow(work)  # fmt: skip
+    logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     B = x.shape[1]
@@ -979,6 +991,9 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
 @kernel
 def forward_sequences(x, theta, plan, settings, initial, work, logits, h_out, c_out):
     """:func:`forward_blocks` one sequence at a time (one layer)."""
+    x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
+        borrow(work)  # fmt: skip
+    logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
     net = make_net(plan)
     _forward_sequences(theta, net, x, logits, h_out, c_out, h_out.shape[0] > 0, initial,
                        settings[4] != 0, work)  # fmt: skip

@@ -15,21 +15,19 @@ import numba
 LANES = 32
 #: BLAS products need this many sequences to beat loops
 BLAS_MIN_BATCH = 8
-#: one sequence at a time (batches below ``products.FEW``), its products go through
-#: BLAS from this hidden size on
-SEQUENCE_BLAS_MIN_HIDDEN = 32
 
 
 class Thresholds(NamedTuple):
     blas_min_hidden: int  # from this H on, the whole batch is one block with BLAS products
     parallel_min_batch: int  # (below it) lanes blocks run on all threads from this batch on
+    sequence_blas_min_hidden: int  # one sequence at a time: BLAS products from this H on
 
 
 #: per cell; the measurements they come from are in docs/architecture.md ("Thresholds")
 TABLE = {
-    "elman": Thresholds(blas_min_hidden=16, parallel_min_batch=64),
-    "gru": Thresholds(blas_min_hidden=8, parallel_min_batch=64),
-    "lstm": Thresholds(blas_min_hidden=8, parallel_min_batch=64),
+    "elman": Thresholds(blas_min_hidden=16, parallel_min_batch=64, sequence_blas_min_hidden=16),
+    "gru": Thresholds(blas_min_hidden=8, parallel_min_batch=64, sequence_blas_min_hidden=8),
+    "lstm": Thresholds(blas_min_hidden=8, parallel_min_batch=64, sequence_blas_min_hidden=8),
 }
 
 

@@ -60,6 +60,23 @@ def view(typingctx, buffer, at, shape):
     return result(buffer, at, shape), codegen
 
 
+@intrinsic
+def borrow(typingctx, array):
+    """``array`` itself, holding no reference (as :func:`view`): for the arrays an entry
+    point receives, so that passing them on costs no reference counting."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(signature.return_type)(context, builder)
+        populate_array(out, data=source.data, shape=source.shape, strides=source.strides,
+                       itemsize=source.itemsize, meminfo=None)  # fmt: skip
+        return out._getvalue()
+
+    return array(array), codegen
+
+
 @inline
 def carve(buffer, at, shape):
     """The next ``prod(shape)`` numbers of ``buffer`` from ``at``, as an array of ``shape``,
