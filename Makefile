@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench numbers clean
+.PHONY: demo test lint format bench numbers docs-check clean
 
 $(BIN)/rnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(VENV)/.dev
 
 numbers: $(VENV)/.dev
 	$(BIN)/python benchmarks/readme_numbers.py runs/numbers
+
+docs-check: $(VENV)/.dev
+	$(BIN)/python benchmarks/docs_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,13 +1,16 @@
 """Rerun every benchmark the README quotes and write its numbers into README.md.
 
-    python benchmarks/readme_numbers.py OUT_DIR [--reuse]
+    python benchmarks/readme_numbers.py OUT_DIR [--reuse] [--only NAME,NAME]
 
-Runs ``speed.py --solve 10``, ``shift_seeds.py``, ``tasks.py``, ``rnnlab train shift``,
+Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README quotes
+(``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
 ``speed.py --repeats 3`` (also written to docs/speed_grid.txt), ``speed.py --startup``,
 ``rnnlab train shift --inspect`` and ``inspect_examples.py`` (the README's pictures),
-keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there), then
-replaces the README's tables, grid excerpt, summary and timings with them. The summary
-compares the grid with the previous backend's (``git show 8a806a5:docs/speed_grid.txt``).
+keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there;
+``--only``: rerun these outputs, e.g. ``tasks.md,scaling.txt``, and reuse the rest),
+then replaces the README's tables, grid excerpt, summary and timings with them. The
+summary compares the grid with the previous backend's (``git show
+8a806a5:docs/speed_grid.txt``). ``make docs-check`` checks the sweep tables alone.
 """
 
 from __future__ import annotations
@@ -23,8 +26,49 @@ BEFORE_COMMIT = "8a806a5"
 
 RUNS = {
     "solve.txt": [sys.executable, "benchmarks/speed.py", "--solve", "10"],
-    "seeds.txt": [sys.executable, "benchmarks/shift_seeds.py"],
-    "tasks.txt": [sys.executable, "benchmarks/tasks.py"],
+    "shift_seeds.md": [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "sweep",
+        "benchmarks/sweeps/shift_seeds.toml",
+        "--out",
+        "{out}/sweeps",
+        "--no-save",
+        "--no-plots",
+        "--quiet",
+        "--markdown",
+        "{out}/shift_seeds.md",
+    ],
+    "tasks.md": [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "sweep",
+        "benchmarks/sweeps/tasks.toml",
+        "--out",
+        "{out}/sweeps",
+        "--no-save",
+        "--no-plots",
+        "--quiet",
+        "--markdown",
+        "{out}/tasks.md",
+    ],
+    "copy_delay.md": [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "sweep",
+        "benchmarks/sweeps/copy_delay.toml",
+        "--out",
+        "{out}/sweeps",
+        "--no-save",
+        "--no-plots",
+        "--quiet",
+        "--markdown",
+        "{out}/copy_delay.md",
+    ],
+    "scaling.txt": [sys.executable, "benchmarks/sweep_scaling.py"],
     "demo.txt": [sys.executable, "-m", "rnnlab", "train", "shift", "--out", "{out}/runs"],
     "grid.txt": [sys.executable, "benchmarks/speed.py", "--repeats", "3"],
     "startup.txt": [sys.executable, "benchmarks/speed.py", "--startup"],
@@ -43,11 +87,14 @@ RUNS = {
 }
 
 
-def run_all(out: Path) -> None:
+def run_all(out: Path, only: set[str] | None = None) -> None:
     for name, command in RUNS.items():
+        if only is not None and name not in only:
+            continue
         command = [part.format(out=out) for part in command]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        (out / name).write_text(result.stdout)
+        if not name.endswith(".md"):  # (a sweep writes its own table)
+            (out / name).write_text(result.stdout)
 
 
 def rewrite(out: Path) -> None:
@@ -72,29 +119,14 @@ def rewrite(out: Path) -> None:
     b = s.index("```", a + 8)
     examples = open(out / "examples.txt").read().strip()
     s = s[:a] + "```text\n# benchmarks/inspect_examples.py\n" + examples + "\n" + s[b:]
-    # seeds
-    seeds = open(out / "seeds.txt").read().strip().splitlines()
-
-    def seedrow(prefix):
-        for l in seeds:
-            if l.startswith(prefix):
-                return l
-
-    rows = {k: seedrow(k) for k in ("| exact BPTT", "| truncate=1")}
-    for k, v in rows.items():
-        v = v.replace(".0 |", " |", 1) if re.search(r"\| \d+\.0 \|", v) else v
-        s = re.sub(re.escape(k) + r"[^\n]*", v, s, count=1)
-    # tasks
-    tasks = open(out / "tasks.txt").read().strip().splitlines()
-    main_rows = [l for l in tasks[2:] if "delay=30" not in l]
-    delay_rows = [l for l in tasks[2:] if "delay=30" in l]
-    head = "| task | model | solved | updates | seconds | held-out | test |"
-    a = s.index(head)
-    b = s.index("`adding` counts an answer right")
-    s = s[:a] + "\n".join(tasks[:2] + main_rows) + "\n\n" + s[b:]
-    a = s.index(head, s.index("Where gated cells earn their keep"))
-    b = s.index("`rnnlab train copy --cell lstm")
-    s = s[:a] + "\n".join(tasks[:2] + delay_rows) + "\n\n" + s[b:]
+    # sweeps: each table between <!-- sweep NAME --> and <!-- /sweep --> (docs_check.py)
+    for name in ("shift_seeds", "tasks", "copy_delay"):
+        table = open(out / f"{name}.md").read()
+        block = re.compile(rf"(<!-- sweep {name} -->\n).*?(<!-- /sweep -->)", re.S)
+        s = block.sub(lambda g, t=table: g.group(1) + t + g.group(2), s, count=1)
+    scaling = open(out / "scaling.txt").read()
+    block = re.compile(r"(<!-- sweep-scaling -->\n).*?(<!-- /sweep-scaling -->)", re.S)
+    s = block.sub(lambda g: g.group(1) + scaling + g.group(2), s, count=1)
     # grid
     open(ROOT / "docs/speed_grid.txt", "w").write(open(out / "grid.txt").read())
     grid = open(out / "grid.txt").read().splitlines()
@@ -180,8 +212,15 @@ def rewrite(out: Path) -> None:
 def main() -> int:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
+    only = None
+    if "--only" in sys.argv:
+        only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
+        unknown = only - set(RUNS)
+        if unknown:
+            print(f"unknown outputs {sorted(unknown)}; choose from {', '.join(RUNS)}")
+            return 2
     if "--reuse" not in sys.argv:
-        run_all(out)
+        run_all(out, only)
     rewrite(out)
     return 0
 

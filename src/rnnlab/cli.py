@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -68,6 +69,10 @@ def train(
     inspect: Annotated[
         bool, typer.Option(help="Then read the automaton it learned (rnnlab inspect).")
     ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="A task parameter, KEY=VALUE (repeatable): --param delay=30."),
+    ] = None,
 ) -> None:
     """Train a model on a task, test it on longer sequences, and save the run.
 
@@ -82,12 +87,12 @@ def train(
         given = {"--hidden": hidden, "--activation": activation, "--cell": cell,
                  "--layers": layers, "--optimizer": optimizer, "--lr": lr,
                  "--batch-size": batch_size, "--max-steps": max_steps, "--truncate": truncate,
-                 "--patience": patience}  # fmt: skip
+                 "--patience": patience, "--param": param or None}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
                            f"{', '.join(clashing)}")  # fmt: skip
-    task_obj = get_task(task)
+    task_obj = get_task(task, **_task_params(param or []))
     fit_config = FitConfig(
         optimizer=optimizer,
         lr=lr,
@@ -130,6 +135,23 @@ def train(
         from rnnlab.analysis import inspect_model
 
         _print_inspection(inspect_model(result.run_dir))
+
+
+def _task_params(pairs: list[str]) -> dict:
+    """``["delay=30", ...]`` as task parameters (integers, numbers or text)."""
+    params = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise CliError(f"--param takes KEY=VALUE (e.g. --param delay=30), got {pair!r}")
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                value = text
+        params[key.strip()] = value
+    return params
 
 
 def _print_run(result, fit_config) -> None:
@@ -189,6 +211,72 @@ def _weights_table(model, solution: dict) -> Table:
             label = f"{name}[{', '.join(map(str, index))}]"
             table.add_row(label, f"{value[index]:+.3f}", f"{solution[name][index]:+.3f}")
     return table
+
+
+# -- sweep ------------------------------------------------------------------------------------
+
+
+@app.command()
+def sweep(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="A sweep spec (TOML).")],
+    out: Annotated[Path, typer.Option(help="Folder that receives the sweep's folder.")] = Path(
+        "sweeps"
+    ),
+    jobs: Annotated[
+        int | None, typer.Option(help="Worker processes (default: every core; 1: here).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run on the Dask cluster at tcp://HOST:PORT.")
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="'local': a Dask cluster of --jobs workers here.")
+    ] = None,
+    save: Annotated[bool, typer.Option(help="Save each run's directory.")] = True,
+    summary: Annotated[
+        bool, typer.Option(help="Only summarize the results so far (runs nothing).")
+    ] = False,
+    csv: Annotated[Path | None, typer.Option(help="Also write the summary as CSV.")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the summary as a Markdown table.")
+    ] = None,
+    plots: Annotated[bool, typer.Option(help="Write success.png and curves.png.")] = True,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a sweep: settings x seeds of `rnnlab train`, results in OUT/NAME/results.sqlite.
+
+    A rerun of the same spec skips the runs already recorded; Ctrl-C (or a kill)
+    loses no finished run."""
+    import rnnlab.sweeps as sweeps
+    from rnnlab.sweeps import summary as tables
+
+    spec = sweeps.load_spec(spec_path)
+    _check_positive(jobs=jobs)
+    if cluster is not None and cluster != "local":
+        raise CliError(f"--cluster takes 'local', got {cluster!r}")
+    if scheduler is not None and cluster is not None:
+        raise CliError("give --scheduler or --cluster, not both")
+    path = sweeps.results_path(spec, out)
+    if not summary:
+        tick = time.perf_counter()
+        try:
+            rows = sweeps.sweep(spec, out=out, jobs=jobs, scheduler=scheduler,
+                                cluster=cluster is not None, save=save,
+                                progress=not quiet and sys.stderr.isatty())  # fmt: skip
+        except KeyboardInterrupt:
+            print(f"interrupted; every finished run is saved in {path}; continue with: "
+                  f"rnnlab sweep {spec_path} (the same options)", file=sys.stderr)  # fmt: skip
+            raise typer.Exit(130) from None
+        solved = sum(r["solved"] for r in rows)
+        console.print(f"[bold]{spec.name}[/]: {len(rows)} runs, {solved} solved, "
+                      f"{time.perf_counter() - tick:.1f} s; results in {path}")  # fmt: skip
+    summaries = sweeps.summarize(path)
+    console.print(tables.to_table(summaries, spec.name))
+    for target, text in ((csv, tables.to_csv), (markdown, tables.to_markdown)):
+        if target is not None:
+            target.write_text(text(summaries))
+    if plots:
+        written = tables.plot(summaries, path.parent, spec.name)
+        console.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
 # -- predict / eval / show ---------------------------------------------------------------------

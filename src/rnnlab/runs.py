@@ -141,6 +141,7 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
             save_optimizer(run_dir / "optimizer.safetensors", result.optimizer)
     config = {
         "task": result.task.name,
+        "task_params": result.task.params,
         "model": result.model.config.to_dict(),
         "fit": asdict(fit_config),
         "solved": history.solved,
@@ -229,7 +230,7 @@ def _resumed(run: Path, backend: str) -> tuple[RNN, Optimizer, Task, FitConfig]:
     steps it had left."""
     try:
         saved = json.loads((run / "config.json").read_text())
-        task = get_task(saved["task"])
+        task = get_task(saved["task"], **saved.get("task_params", {}))
         known = {f.name for f in fields(FitConfig)}
         fit_config = FitConfig(**{k: v for k, v in saved["fit"].items() if k in known})
         steps = int(saved["steps"])

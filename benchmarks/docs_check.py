@@ -1,0 +1,53 @@
+"""Check that the README's sweep tables are what their sweeps give on this code.
+
+    python benchmarks/docs_check.py   (make docs-check)
+
+Reruns each sweep of ``benchmarks/sweeps/`` that the README quotes (between
+``<!-- sweep NAME -->`` and ``<!-- /sweep -->``) into a temporary folder and compares
+its Markdown summary with the README's table, every column but "seconds" (a
+measurement, not a result). Exit code 1 and the differing rows when they differ.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import rnnlab
+from rnnlab.sweeps.summary import COLUMNS, to_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"<!-- sweep (\S+) -->\n(.*?)<!-- /sweep -->", re.S)
+
+
+def results_only(table: str) -> list[list[str]]:
+    """The table's rows without the "seconds" column."""
+    drop = COLUMNS.index("seconds")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("|")]  # fmt: skip
+    return [row[:drop] + row[drop + 1 :] for row in rows]
+
+
+def main() -> int:
+    readme = (ROOT / "README.md").read_text()
+    blocks = BLOCK.findall(readme)
+    if not blocks:
+        print("README.md quotes no sweep")
+        return 1
+    failed = False
+    for name, table in blocks:
+        with tempfile.TemporaryDirectory() as out:
+            rows = rnnlab.sweep(ROOT / "benchmarks/sweeps" / f"{name}.toml", out=out, save=False)
+        fresh = to_markdown(rnnlab.sweep.summarize(rows))
+        if results_only(fresh) != results_only(table):
+            failed = True
+            print(f"{name}: the README says\n{table}\nthe sweep gives\n{fresh}")
+        else:
+            print(f"{name}: README table matches ({len(rows)} runs)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Running a sweep's runs: in this process, on local worker processes (joblib's loky,
+reused from run to run), or on a Dask cluster. Whatever runs them, results come back
+here, where they are written as each run finishes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+from rnnlab.sweeps.spec import Run, fit_options, task_params
+
+
+def run_one(setting: dict, seed: int, out: str | None, threads: int | None = None) -> dict:
+    """Train one run (``rnnlab train`` with ``setting`` and ``seed``) and return its row
+    (see :mod:`rnnlab.sweeps.store`). ``out``: the directory for its run directory, or
+    None to save nothing; ``threads``: numba threads for this process."""
+    import rnnlab
+    from rnnlab.runs import train_task
+    from rnnlab.tasks import get_task
+    from rnnlab.train import FitConfig
+
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    tick = time.perf_counter()
+    task = get_task(setting.get("task", "shift"), **task_params(setting))
+    result = train_task(
+        task,
+        hidden_size=setting.get("hidden"),
+        activation=setting.get("activation"),
+        cell=setting.get("cell"),
+        num_layers=setting.get("layers"),
+        seed=seed,
+        backend=setting.get("backend", "auto"),
+        out=out,
+        plot=False,
+        fit_config=FitConfig(seed=seed, **fit_options(setting)),
+    )
+    history = result.history
+    if history.interrupted:  # Ctrl-C: not a finished run (the sweep stops; a rerun redoes it)
+        raise KeyboardInterrupt
+    curve = [[row["step"], row["val_sequence_accuracy"]] for row in history.rows]
+    run = Run(setting, seed)
+    return {
+        "key": run.key,
+        "setting": run.setting_key,
+        "seed": seed,
+        "solved": int(history.solved),
+        "updates": history.steps,
+        "seconds": history.seconds,
+        "wall": time.perf_counter() - tick,
+        "metrics": _json(result.metrics),
+        "stop_reason": history.stop_reason,
+        "run_dir": None if result.run_dir is None else str(result.run_dir),
+        "curve": _json(curve),
+        "version": rnnlab.__version__,
+    }
+
+
+def _json(value) -> str:
+    import json
+
+    from rnnlab.runs import _strict
+
+    return json.dumps(_strict(value), allow_nan=False)  # (keys in order: test sets)
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
+    """Rows of ``runs`` as they finish: in this process for one job, else on ``jobs``
+    worker processes (joblib's loky: started once, reused by every run)."""
+    if jobs == 1 or len(runs) == 1:
+        for run in runs:
+            yield run_one(run.setting, run.seed, out)
+        return
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(run_one)(r.setting, r.seed, out, 1) for r in runs)
+
+
+def run_dask(runs: list[Run], out: str | None, scheduler: str | None, jobs: int
+             ) -> Iterator[dict]:  # fmt: skip
+    """Rows of ``runs`` as they finish on the Dask cluster at ``scheduler``
+    (``tcp://host:port``), or on a local cluster of ``jobs`` worker processes when
+    ``scheduler`` is None."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               dashboard_address=None)  # fmt: skip
+    try:
+        with Client(cluster if cluster is not None else scheduler, timeout="30s") as client:
+            futures = [client.submit(run_one, r.setting, r.seed, out, 1, pure=False)
+                       for r in runs]  # fmt: skip
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+            finally:
+                client.cancel(futures)
+    except OSError as err:
+        raise ValueError(f"cannot reach the Dask scheduler {scheduler}: {err}") from None
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+class Progress:
+    """A rich progress bar for a sweep: runs done, solved so far, time left."""
+
+    def __init__(self, total: int, done: int, solved: int, enabled: bool):
+        self.solved, self._bar = solved, None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("runs, {task.fields[solved]} solved"),
+                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                            transient=False)  # fmt: skip
+            self._task = self._bar.add_task("sweep", total=total, completed=done, solved=solved)
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def advance(self, solved: bool) -> None:
+        self.solved += solved
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, solved=self.solved)

@@ -1,0 +1,253 @@
+"""Sweeps: specs checked up front, runs equal to ``fit`` run for run on every executor,
+results kept across kills and reruns, summaries and their intervals."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import rnnlab
+from rnnlab.runs import train_task
+from rnnlab.sweeps import SpecError, load_spec, parse_spec, results_path, summarize
+from rnnlab.sweeps.summary import plot, to_csv, to_markdown, wilson
+from rnnlab.train import FitConfig
+
+TINY = """
+name = "tiny"
+seeds = 2
+
+[fixed]
+task = "shift"
+max_steps = 60
+
+[grid]
+truncate = ["none", 1]
+"""
+#: what a row must equal between executors and reruns (seconds are measurements)
+SAME = ("key", "setting", "seed", "solved", "updates", "metrics", "stop_reason", "curve")
+
+
+def same(rows):
+    return sorted(tuple(str(r[k]) for k in SAME) for r in rows)
+
+
+def test_spec_expands_grid_list_and_seeds():
+    spec = parse_spec("""
+        seeds = [3, 5]
+        [fixed]
+        task = "copy"
+        delay = 7
+        [grid]
+        lr = [0.01, 0.02]
+        [[list]]
+        cell = "gru"
+        [[list]]
+        cell = "elman"
+        truncate = "none"
+    """)
+    assert spec.seeds == (3, 5)
+    assert [s["cell"] for s in spec.settings] == ["gru", "gru", "elman", "elman"]
+    assert all(s["delay"] == 7 and s["task"] == "copy" for s in spec.settings)
+    assert "truncate" not in spec.settings[2]  # "none": the option's default
+    assert len(spec.runs) == 8 and len({r.key for r in spec.runs}) == 8
+    assert parse_spec("seeds = 3").runs[2].setting == {}  # shift, all defaults
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        ('[fixed]\ntask = "shift"\nhiden = 3', 3, "unknown option 'hiden'"),
+        ('[grid]\nlr = [0.1, "fast"]', 2, "lr must be float"),
+        ("[grid]\nlr = []", 2, "the grid is empty"),
+        ('[fixed]\ntask = "copy"\n\ndealy = 3', 4, "nor a parameter of task 'copy'"),
+        ('[fixed]\ntask = "copy"\ndelay = 0', 3, "delay must be at least 1"),
+        ("seeds = 0", 1, "seeds must be"),
+        ('[fixed]\ncell = "gruu"', 2, "unknown cell"),
+        ("[fixed]\ntruncate = 0", 2, "truncate must be a positive integer"),
+        ('task = "shift"', 1, "must sit in [fixed]"),
+        ('[fixed]\noptimizer = "adamw"', 2, "unknown optimizer"),
+        ('[fixed]\ntask = "shfit"', 2, "unknown task"),
+        ("[[list]]\nhidden = -1", 2, "hidden"),
+    ],
+)
+def test_bad_specs_name_their_line(body, line, words):
+    with pytest.raises(SpecError) as err:
+        parse_spec(body, source="spec.toml")
+    assert f"spec.toml, line {line}:" in str(err.value)
+    assert words in str(err.value)
+
+
+def test_sweep_equals_fit_run_for_run(tmp_path):
+    """Every run is `train_task` with its setting and seed: same steps, same metrics,
+    in this process and on two worker processes."""
+    spec = parse_spec(TINY)
+    here = rnnlab.sweep(spec, out=tmp_path / "one", jobs=1, save=False)
+    assert len(here) == 4 and len({r["key"] for r in here}) == 4
+    for row in here:
+        truncate = row["setting"].get("truncate")
+        serial = train_task("shift", seed=row["seed"], out=None, plot=False,
+                            fit_config=FitConfig(seed=row["seed"], max_steps=60,
+                                                 truncate=truncate))  # fmt: skip
+        assert row["updates"] == serial.history.steps
+        assert row["solved"] == serial.history.solved
+        assert row["metrics"] == serial.metrics
+        assert row["run_dir"] is None
+    workers = rnnlab.sweep(spec, out=tmp_path / "two", jobs=2, save=True)
+    assert same(workers) == same(here)
+    assert all(Path(r["run_dir"], "model.safetensors").is_file() for r in workers)
+
+
+def test_a_rerun_skips_finished_runs_and_a_grown_spec_runs_only_the_new(tmp_path):
+    spec = parse_spec(TINY)
+    first = rnnlab.sweep(spec, out=tmp_path, jobs=1, save=False)
+    ran = []
+    again = rnnlab.sweep(spec, out=tmp_path, jobs=1, save=False, on_run=ran.append)
+    assert ran == [] and same(again) == same(first)
+    grown = parse_spec(TINY.replace("seeds = 2", "seeds = 3"))
+    rows = rnnlab.sweep(grown, out=tmp_path, jobs=1, save=False, on_run=ran.append)
+    assert sorted(r["seed"] for r in ran) == [2, 2] and len(rows) == 6
+
+
+def test_wilson_interval():
+    assert wilson(0, 20)[0] == 0.0 and wilson(0, 20)[1] == pytest.approx(0.1611, abs=1e-4)
+    assert wilson(20, 20)[0] == pytest.approx(0.8389, abs=1e-4) and wilson(20, 20)[1] == 1.0
+    low, high = wilson(2, 20)
+    assert low == pytest.approx(0.0279, abs=1e-4) and high == pytest.approx(0.3010, abs=1e-4)
+
+
+def test_summary_tables_and_plots(tmp_path):
+    rows = rnnlab.sweep(parse_spec(TINY), out=tmp_path, jobs=1, save=False)
+    summaries = summarize(results_path(parse_spec(TINY), tmp_path))
+    assert summaries == rnnlab.sweep.summarize(rows)
+    exact, truncated = summaries
+    assert exact["label"] == "truncate=none" and truncated["label"] == "truncate=1"
+    assert exact["runs"] == 2 and exact["solved"] == sum(
+        r["solved"] for r in rows if "truncate" not in r["setting"]
+    )
+    steps = sorted(r["updates"] for r in rows if r["solved"] and "truncate" not in r["setting"])
+    if steps:
+        assert exact["updates"][0] == pytest.approx(sum(steps) / len(steps))  # median of 2
+    markdown = to_markdown(summaries).splitlines()
+    assert markdown[0].startswith("| setting | runs | solved | 95% interval")
+    assert markdown[2].startswith(f"| truncate=none | 2 | {exact['solved']}/2 |")
+    assert to_csv(summaries).count("\n") == 3
+    for path in plot(summaries, tmp_path / "plots", "tiny"):
+        assert path.stat().st_size > 1000
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "rnnlab", *args], capture_output=True,
+                          text=True, timeout=600, **kw)  # fmt: skip
+
+
+def test_cli_bad_spec_is_one_line_and_exit_2(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('seeds = 2\n[fixed]\ntask = "copy"\ndealy = 3\n')
+    result = _cli("sweep", str(spec), "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "bad.toml, line 4" in result.stderr
+    assert not (tmp_path / "bad").exists()  # refused before any run
+    result = _cli("sweep", str(tmp_path / "none.toml"))
+    assert result.returncode == 2 and "cannot read the spec" in result.stderr
+
+
+def test_cli_sweep_and_summary(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    result = _cli("sweep", str(spec), "--out", str(tmp_path), "--jobs", "1", "--no-save",
+                  "--markdown", str(tmp_path / "t.md"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "tiny: 4 runs" in result.stdout
+    assert (tmp_path / "t.md").read_text().startswith("| setting |")
+    assert (tmp_path / "tiny" / "curves.png").is_file()
+    summary = _cli("sweep", str(spec), "--out", str(tmp_path), "--summary", "--csv",
+                   str(tmp_path / "t.csv"), "--no-plots")  # fmt: skip
+    assert summary.returncode == 0 and "runs" not in summary.stdout.split("\n")[0]
+    assert (tmp_path / "t.csv").read_text().count("\n") == 3
+
+
+def test_killed_sweeps_lose_no_run_and_double_none(tmp_path):
+    """SIGKILL at random moments, ten times, then a rerun: every run once, the file sound."""
+    spec = tmp_path / "kill.toml"
+    spec.write_text('name = "kill"\nseeds = 8\n[fixed]\ntask = "shift"\nmax_steps = 300\n'
+                    'truncate = 1\n')  # fmt: skip
+    db = tmp_path / "kill" / "results.sqlite"
+    command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
+               "--jobs", "1", "--no-plots", "--quiet"]  # fmt: skip
+    chance = random.Random(0)
+    counts = []
+    for _ in range(10):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(chance.uniform(0.5, 3.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if db.exists():
+            connection = sqlite3.connect(db)
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            keys = [k for (k,) in connection.execute("SELECT key FROM runs")]
+            connection.close()
+            assert len(keys) == len(set(keys))
+            counts.append(len(keys))
+    assert counts == sorted(counts)  # nothing recorded is ever lost
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    connection = sqlite3.connect(db)
+    keys = [k for (k,) in connection.execute("SELECT key FROM runs")]
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
+    assert sorted(keys) == sorted(r.key for r in load_spec(spec).runs)
+
+
+def test_same_results_on_a_dask_cluster(tmp_path):
+    """A scheduler and two workers started here, as a user would: identical runs."""
+    pytest.importorskip("distributed")
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip("the dask command is not installed")
+    address_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = [str(dask), "scheduler", "--scheduler-file", str(address_file), "--port", "0",
+                 "--no-dashboard"]  # fmt: skip
+    processes = [subprocess.Popen(scheduler, **quiet)]
+    try:
+        for _ in range(600):
+            if address_file.exists() and address_file.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        import json
+
+        address = json.loads(address_file.read_text())["address"]
+        for _ in range(2):
+            worker = [str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                      "--no-dashboard"]  # fmt: skip
+            processes.append(subprocess.Popen(worker, **quiet))
+        spec = parse_spec(TINY)
+        on_cluster = rnnlab.sweep(spec, out=tmp_path / "dask", scheduler=address, save=False)
+        here = rnnlab.sweep(spec, out=tmp_path / "here", jobs=1, save=False)
+        assert same(on_cluster) == same(here)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_the_readme_spec_and_the_benchmark_specs_are_valid():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    spec = parse_spec(example)
+    assert len(spec.settings) == 6 and len(spec.runs) == 18
+    for path in sorted((Path(__file__).parent.parent / "benchmarks" / "sweeps").glob("*.toml")):
+        assert load_spec(path).runs, path
