@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rnnlab.sweeps.spec import Run, fit_options, task_params
 
@@ -76,16 +78,75 @@ def default_jobs() -> int:
 
 
 def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
-    """Rows of ``runs`` as they finish: in this process for one job, else on ``jobs``
-    worker processes (joblib's loky: started once, reused by every run)."""
+    """Rows of ``runs`` as they finish, on ``jobs`` cores: this process runs runs too
+    (it has rnnlab imported and its kernels loaded), beside ``jobs - 1`` worker
+    processes (joblib's loky: started once, reused by every run and by later sweeps).
+    Each takes the next run when it is free."""
     if jobs == 1 or len(runs) == 1:
         for run in runs:
             yield run_one(run.setting, run.seed, out)
         return
-    from joblib import Parallel, delayed
+    import queue
+    import threading
 
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(run_one)(r.setting, r.seed, out, 1) for r in runs)
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=jobs - 1)
+    pending, lock, done = deque(runs), threading.Lock(), queue.Queue()
+    running = set()
+
+    def submit() -> None:  # (under ``lock``) keep each worker busy with one run queued
+        while pending and len(running) < 2 * (jobs - 1):
+            run = pending.popleft()
+            future = executor.submit(run_one, run.setting, run.seed, out, 1)
+            running.add(future)
+            future.add_done_callback(finish)
+
+    def finish(future) -> None:  # (on the executor's thread) the next run, at once
+        with lock:
+            running.discard(future)
+            done.put(future)
+            submit()
+
+    finished = False
+    try:
+        with lock:
+            submit()
+        with _one_thread():
+            while True:
+                while not done.empty():
+                    yield done.get().result()
+                with lock:
+                    run = pending.popleft() if pending else None
+                    busy = bool(running)
+                if run is not None:  # this process's share
+                    yield run_one(run.setting, run.seed, out)
+                elif busy or not done.empty():
+                    yield done.get().result()
+                else:
+                    break
+        finished = True
+    finally:
+        if not finished:  # stopped (Ctrl-C, an error): drop what is queued, stop the workers
+            with lock:
+                pending.clear()
+                for future in list(running):
+                    future.cancel()
+            executor.shutdown(wait=False, kill_workers=True)
+
+
+@contextmanager
+def _one_thread():
+    """numba on one thread in this process while it runs beside workers (results do not
+    depend on the thread count, only the time does)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def run_dask(runs: list[Run], out: str | None, scheduler: str | None, jobs: int
