@@ -7,7 +7,7 @@ processes: imports, kernel loading and the worker process's start included, as a
 sees them), best of two each; runs the same runs as a Python loop of
 ``rnnlab.runs.train_task`` (what ``rnnlab train`` does) and checks that the sweeps gave
 the same runs (solved, updates, metrics); then ``rnnlab.sweep(jobs=2)`` twice in this
-process (the second finds its worker process started); prints wall times, the
+process (the second finds its workers started); prints wall times, the
 speed-ups and the sweep's overhead beyond the loop.
 """
 
@@ -73,10 +73,10 @@ def main() -> int:
     print(f"| a loop of train_task in one process (kernels loaded) | {loop:.1f} |")
     print(f"| `rnnlab sweep --jobs 1` from the shell | {one:.1f} |")
     print(f"| `rnnlab sweep --jobs 2` from the shell | {two:.1f} |")
-    print(f"| `rnnlab.sweep(jobs=2)` in that process, its worker process running | "
+    print(f"| `rnnlab.sweep(jobs=2)` in that process, its workers running | "
           f"{warm[1]:.1f} |")  # fmt: skip
     print(f"speed-up of 2 jobs over 1: {one / two:.2f}x from the shell, "
-          f"{loop / warm[1]:.2f}x against the loop once the worker runs; the loop's "
+          f"{loop / warm[1]:.2f}x against the loop once the workers run; the loop's "
           f"training (fit) {training:.1f} s of {loop:.1f} s; a sweep's cost beyond the loop: "
           f"{one - loop:.1f} s, {(one - loop) / n * 1000:.0f} ms per run (start-up: "
           f"imports, kernel loading)")  # fmt: skip

@@ -8,7 +8,6 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 from rnnlab.sweeps.spec import Run, fit_options, task_params
 
@@ -77,11 +76,17 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+#: each worker process runs one run at a time on one core: BLAS and OpenMP pools of
+#: one thread (two processes with two spinning BLAS threads each on two cores made an
+#: LSTM run at H = 64 25x slower)
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMBA_NUM_THREADS": "1"}  # fmt: skip
+
+
 def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
-    """Rows of ``runs`` as they finish, on ``jobs`` cores: this process runs runs too
-    (it has rnnlab imported and its kernels loaded), beside ``jobs - 1`` worker
-    processes (joblib's loky: started once, reused by every run and by later sweeps).
-    Each takes the next run when it is free."""
+    """Rows of ``runs`` as they finish: in this process for one job, else on ``jobs``
+    worker processes (joblib's loky: started once, reused by every run and by later
+    sweeps), each fed its next run the moment it finishes one."""
     if jobs == 1 or len(runs) == 1:
         for run in runs:
             yield run_one(run.setting, run.seed, out)
@@ -91,12 +96,12 @@ def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
 
     from joblib.externals.loky import get_reusable_executor
 
-    executor = get_reusable_executor(max_workers=jobs - 1)
+    executor = get_reusable_executor(max_workers=jobs, env=WORKER_ENV)
     pending, lock, done = deque(runs), threading.Lock(), queue.Queue()
     running = set()
 
-    def submit() -> None:  # (under ``lock``) keep each worker busy with one run queued
-        while pending and len(running) < 2 * (jobs - 1):
+    def submit() -> None:  # (under ``lock``) each worker: one run and one queued
+        while pending and len(running) < 2 * jobs:
             run = pending.popleft()
             future = executor.submit(run_one, run.setting, run.seed, out, 1)
             running.add(future)
@@ -112,19 +117,14 @@ def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
     try:
         with lock:
             submit()
-        with _one_thread():
+        for _ in range(len(runs)):
             while True:
-                while not done.empty():
-                    yield done.get().result()
-                with lock:
-                    run = pending.popleft() if pending else None
-                    busy = bool(running)
-                if run is not None:  # this process's share
-                    yield run_one(run.setting, run.seed, out)
-                elif busy or not done.empty():
-                    yield done.get().result()
-                else:
+                try:  # (a timeout: Ctrl-C is seen at once)
+                    future = done.get(timeout=0.2)
                     break
+                except queue.Empty:
+                    continue
+            yield future.result()
         finished = True
     finally:
         if not finished:  # stopped (Ctrl-C, an error): drop what is queued, stop the workers
@@ -133,20 +133,6 @@ def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
                 for future in list(running):
                     future.cancel()
             executor.shutdown(wait=False, kill_workers=True)
-
-
-@contextmanager
-def _one_thread():
-    """numba on one thread in this process while it runs beside workers (results do not
-    depend on the thread count, only the time does)."""
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def run_dask(runs: list[Run], out: str | None, scheduler: str | None, jobs: int
