@@ -67,7 +67,7 @@ def main() -> int:
     one, two = min(walls[1]), min(walls[2])
     n = len(spec.runs)
     training = sum(row["seconds"] for row in serial)
-    print(f"# {spec.name}: {n} runs; the sweeps gave the same {n} runs as the loop")
+    print(f"{spec.name}: {n} runs; the sweeps gave the same {n} runs as the loop:\n")
     print("| way | wall seconds |")
     print("|---|---|")
     print(f"| a loop of train_task in one process (kernels loaded) | {loop:.1f} |")
