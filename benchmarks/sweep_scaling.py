@@ -75,6 +75,7 @@ def main() -> int:
     print(f"| `rnnlab sweep --jobs 2` from the shell | {two:.1f} |")
     print(f"| `rnnlab.sweep(jobs=2)` in that process, its workers running | "
           f"{warm[1]:.1f} |")  # fmt: skip
+    print()
     print(f"speed-up of 2 jobs over 1: {one / two:.2f}x from the shell, "
           f"{loop / warm[1]:.2f}x against the loop once the workers run; the loop's "
           f"training (fit) {training:.1f} s of {loop:.1f} s; a sweep's cost beyond the loop: "

@@ -251,3 +251,23 @@ def test_the_readme_spec_and_the_benchmark_specs_are_valid():
     assert len(spec.settings) == 6 and len(spec.runs) == 18
     for path in sorted((Path(__file__).parent.parent / "benchmarks" / "sweeps").glob("*.toml")):
         assert load_spec(path).runs, path
+
+
+def test_ctrl_c_keeps_finished_runs_and_says_how_to_continue(tmp_path):
+    spec = tmp_path / "long.toml"
+    spec.write_text('name = "long"\nseeds = 30\n[fixed]\ntask = "shift"\ntruncate = 1\n')
+    command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
+               "--jobs", "1", "--no-plots", "--no-save"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "long" / "results.sqlite"
+    for _ in range(600):  # until a run or two are recorded
+        time.sleep(0.1)
+        if db.exists() and sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0]:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "every finished run is saved" in err and "continue with: rnnlab sweep" in err
+    assert "Traceback" not in err
+    kept = sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0]
+    assert 1 <= kept < 60
