@@ -24,50 +24,20 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BEFORE_COMMIT = "8a806a5"
 
+#: the sweeps whose summaries the README quotes (between <!-- sweep NAME --> markers)
+SWEEPS = ("shift_seeds", "tasks", "copy_delay")
+
+
+def sweep_command(name: str) -> list[str]:
+    """``rnnlab sweep`` of ``benchmarks/sweeps/NAME.toml``, its table into ``{out}/NAME.md``."""
+    return [sys.executable, "-m", "rnnlab", "sweep", f"benchmarks/sweeps/{name}.toml", "--out",
+            "{out}/sweeps", "--no-save", "--no-plots", "--quiet", "--markdown",
+            f"{{out}}/{name}.md"]  # fmt: skip
+
+
 RUNS = {
     "solve.txt": [sys.executable, "benchmarks/speed.py", "--solve", "10"],
-    "shift_seeds.md": [
-        sys.executable,
-        "-m",
-        "rnnlab",
-        "sweep",
-        "benchmarks/sweeps/shift_seeds.toml",
-        "--out",
-        "{out}/sweeps",
-        "--no-save",
-        "--no-plots",
-        "--quiet",
-        "--markdown",
-        "{out}/shift_seeds.md",
-    ],
-    "tasks.md": [
-        sys.executable,
-        "-m",
-        "rnnlab",
-        "sweep",
-        "benchmarks/sweeps/tasks.toml",
-        "--out",
-        "{out}/sweeps",
-        "--no-save",
-        "--no-plots",
-        "--quiet",
-        "--markdown",
-        "{out}/tasks.md",
-    ],
-    "copy_delay.md": [
-        sys.executable,
-        "-m",
-        "rnnlab",
-        "sweep",
-        "benchmarks/sweeps/copy_delay.toml",
-        "--out",
-        "{out}/sweeps",
-        "--no-save",
-        "--no-plots",
-        "--quiet",
-        "--markdown",
-        "{out}/copy_delay.md",
-    ],
+    **{f"{name}.md": sweep_command(name) for name in SWEEPS},
     "scaling.txt": [sys.executable, "benchmarks/sweep_scaling.py"],
     "demo.txt": [sys.executable, "-m", "rnnlab", "train", "shift", "--out", "{out}/runs"],
     "grid.txt": [sys.executable, "benchmarks/speed.py", "--repeats", "3"],
@@ -120,7 +90,7 @@ def rewrite(out: Path) -> None:
     examples = open(out / "examples.txt").read().strip()
     s = s[:a] + "```text\n# benchmarks/inspect_examples.py\n" + examples + "\n" + s[b:]
     # sweeps: each table between <!-- sweep NAME --> and <!-- /sweep --> (docs_check.py)
-    for name in ("shift_seeds", "tasks", "copy_delay"):
+    for name in SWEEPS:
         table = open(out / f"{name}.md").read()
         block = re.compile(rf"(<!-- sweep {name} -->\n).*?(<!-- /sweep -->)", re.S)
         s = block.sub(lambda g, t=table: g.group(1) + t + g.group(2), s, count=1)
