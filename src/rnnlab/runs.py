@@ -151,7 +151,7 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         "stop_reason": history.stop_reason,
         "metrics": result.metrics,
     }
-    text = json.dumps(_strict(config), indent=2, allow_nan=False)  # (NaN is not JSON)
+    text = json.dumps(strict_json(config), indent=2, allow_nan=False)  # (NaN is not JSON)
     atomic_write_text(run_dir / "config.json", text + "\n")
     atomic_write_text(run_dir / "history.csv", result.history.to_csv())
     result.timings["save"] = time.perf_counter() - tick
@@ -182,14 +182,14 @@ def recorded_task(folder: Path) -> str | None:
     return task if isinstance(task, str) else None
 
 
-def _strict(value):
+def strict_json(value):
     """``value`` with every NaN or infinite float replaced by None (strict JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
+        return [strict_json(v) for v in value]
     return value
 
 

@@ -63,9 +63,9 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
 def _json(value) -> str:
     import json
 
-    from rnnlab.runs import _strict
+    from rnnlab.runs import strict_json
 
-    return json.dumps(_strict(value), allow_nan=False)  # (keys in order: test sets)
+    return json.dumps(strict_json(value), allow_nan=False)  # (keys in order: test sets)
 
 
 def default_jobs() -> int:
