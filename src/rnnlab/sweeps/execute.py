@@ -179,7 +179,8 @@ class Progress:
 
             self._bar = Bar(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("runs, {task.fields[solved]} solved"),
-                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                            TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(),
+                            TextColumn("left"),
                             transient=False)  # fmt: skip
             self._task = self._bar.add_task("sweep", total=total, completed=done, solved=solved)
 
