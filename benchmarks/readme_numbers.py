@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from docs_check import BLOCK  # (run as a script: benchmarks/ is on the path)
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BEFORE_COMMIT = "8a806a5"
@@ -90,10 +92,8 @@ def rewrite(out: Path) -> None:
     examples = open(out / "examples.txt").read().strip()
     s = s[:a] + "```text\n# benchmarks/inspect_examples.py\n" + examples + "\n" + s[b:]
     # sweeps: each table between <!-- sweep NAME --> and <!-- /sweep --> (docs_check.py)
-    for name in SWEEPS:
-        table = open(out / f"{name}.md").read()
-        block = re.compile(rf"(<!-- sweep {name} -->\n).*?(<!-- /sweep -->)", re.S)
-        s = block.sub(lambda g, t=table: g.group(1) + t + g.group(2), s, count=1)
+    tables = {name: open(out / f"{name}.md").read() for name in SWEEPS}
+    s = BLOCK.sub(lambda m: f"<!-- sweep {m.group(1)} -->\n{tables[m.group(1)]}<!-- /sweep -->", s)
     scaling = open(out / "scaling.txt").read()
     block = re.compile(r"(<!-- sweep-scaling -->\n).*?(<!-- /sweep-scaling -->)", re.S)
     s = block.sub(lambda g: g.group(1) + scaling + g.group(2), s, count=1)

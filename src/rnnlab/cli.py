@@ -253,8 +253,6 @@ def sweep(
     _check_positive(jobs=jobs)
     if cluster is not None and cluster != "local":
         raise CliError(f"--cluster takes 'local', got {cluster!r}")
-    if scheduler is not None and cluster is not None:
-        raise CliError("give --scheduler or --cluster, not both")
     path = sweeps.results_path(spec, out)
     if not summary:
         tick = time.perf_counter()

@@ -20,7 +20,7 @@ from rnnlab.io import (
     write_model_file,
 )
 from rnnlab.kernels.registry import get_cell
-from rnnlab.model import RNN, load
+from rnnlab.model import RNN, RNNConfig, load
 from rnnlab.optim import Optimizer
 from rnnlab.tasks import Task, get_task
 from rnnlab.train import FitConfig, History, evaluate, fit, make_fit_optimizer
@@ -56,6 +56,19 @@ def default_activation(cell: str) -> str:
     return "tanh" if "tanh" in choices else choices[0]
 
 
+def model_config(task: Task, *, hidden_size: int | None = None, activation: str | None = None,
+                 cell: str | None = None, num_layers: int | None = None) -> RNNConfig:  # fmt: skip
+    """The model :func:`train_task` builds for ``task``: its defaults where unset (the
+    task's activation if its cell is kept; a cell's own default otherwise). Raises
+    ``ValueError`` for an unknown cell or a bad size."""
+    d = task.defaults
+    cell = cell or d.cell
+    if activation is None:
+        activation = d.activation if cell == d.cell else default_activation(cell)
+    return RNNConfig(task.input_size, hidden_size or d.hidden_size, task.output_size, cell,
+                     activation, num_layers or d.num_layers, task.loss)  # fmt: skip
+
+
 def train_task(
     task: str | Task,
     *,
@@ -86,21 +99,11 @@ def train_task(
         model, optimizer, task, fit_config = _resumed(Path(resume), backend)
     else:
         task = get_task(task) if isinstance(task, str) else task
-        d = task.defaults
-        cell = cell or d.cell
-        if activation is None:  # the task's choice if its cell is kept; GRU/LSTM take none
-            activation = d.activation if cell == d.cell else default_activation(cell)
-        model = RNN(
-            task.input_size,
-            hidden_size or d.hidden_size,
-            task.output_size,
-            activation=activation,
-            cell=cell,
-            num_layers=num_layers or d.num_layers,
-            loss=task.loss,
-            seed=seed,
-            backend=backend,
-        )
+        c = model_config(task, hidden_size=hidden_size, activation=activation, cell=cell,
+                         num_layers=num_layers)  # fmt: skip
+        model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
+                    cell=c.cell, num_layers=c.num_layers, loss=c.loss, seed=seed,
+                    backend=backend)  # fmt: skip
         fit_config = fit_config or FitConfig(seed=seed)
         optimizer = make_fit_optimizer(fit_config, task)
     d = task.defaults

@@ -42,13 +42,13 @@ def sweep(spec: str | Path | Spec, *, out: str | Path = "sweeps", jobs: int | No
     if jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs}")
     if scheduler is not None and cluster:
-        raise ValueError("give a scheduler or cluster=True, not both")
+        raise ValueError("give a scheduler (--scheduler) or a local cluster (--cluster), not both")
     path = results_path(spec, out)
     connection = store.connect(path)
     try:
-        done = store.finished_keys(connection)
+        done = store.finished(connection)
         todo = [run for run in spec.runs if run.key not in done]
-        solved = sum(r["solved"] for r in store.read(path) if r["key"] in done) if done else 0
+        solved = sum(done.get(run.key, False) for run in spec.runs)
         runs_dir = str(path.parent / "runs") if save else None
         if scheduler is not None or cluster:
             rows = run_dask(todo, runs_dir, scheduler, jobs) if todo else iter(())

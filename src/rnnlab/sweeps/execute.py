@@ -4,6 +4,7 @@ here, where they are written as each run finishes."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
@@ -61,8 +62,6 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
 
 
 def _json(value) -> str:
-    import json
-
     from rnnlab.runs import strict_json
 
     return json.dumps(strict_json(value), allow_nan=False)  # (keys in order: test sets)

@@ -196,8 +196,7 @@ def check_setting(setting: dict, fail) -> None:
     """Refuse a setting that cannot train: an unknown task, task parameter, cell,
     activation or a bad number (``fail(key, message)`` makes the error)."""
     from rnnlab.kernels import get_backend
-    from rnnlab.model import RNNConfig
-    from rnnlab.runs import default_activation
+    from rnnlab.runs import model_config
     from rnnlab.tasks import TASKS, get_task
     from rnnlab.train import FitConfig
 
@@ -216,16 +215,9 @@ def check_setting(setting: dict, fail) -> None:
         task = get_task(name, **params)
     except (TypeError, ValueError) as err:
         raise fail(next(iter(params), "task"), str(err)) from None
-    d = task.defaults
-    cell = setting.get("cell", d.cell)
-    activation = setting.get("activation")
-    if activation is None:
-        activation = d.activation if cell == d.cell else None
     try:
-        if activation is None:
-            activation = default_activation(cell)
-        RNNConfig(task.input_size, setting.get("hidden", d.hidden_size), task.output_size,
-                  cell, activation, setting.get("layers", d.num_layers), task.loss)  # fmt: skip
+        model_config(task, hidden_size=setting.get("hidden"), activation=setting.get("activation"),
+                     cell=setting.get("cell"), num_layers=setting.get("layers"))  # fmt: skip
     except (KeyError, TypeError, ValueError) as err:
         named = [k for k in ("activation", "cell", "hidden", "layers") if k in setting]
         key = next((k for k in named if k in str(err)), named[0] if named else "task")

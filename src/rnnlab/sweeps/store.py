@@ -51,8 +51,9 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return connection
 
 
-def finished_keys(connection: sqlite3.Connection) -> set[str]:
-    return {key for (key,) in connection.execute("SELECT key FROM runs")}
+def finished(connection: sqlite3.Connection) -> dict[str, bool]:
+    """Every recorded run's key, and whether it solved its task."""
+    return {key: bool(solved) for key, solved in connection.execute("SELECT key, solved FROM runs")}
 
 
 def write(connection: sqlite3.Connection, row: dict) -> None:

@@ -151,9 +151,9 @@ def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     return start
 
 
-#: what :func:`_arguments` worked out per network, dtype, shapes and options (the checks
-#: passed for them once): way, plan, settings, workspace size
-_TRAINING: dict[tuple, tuple] = {}
+#: the :class:`_Call` of a training call per network, dtype, shapes and options, whose
+#: checks passed once (the arrays' shapes, the loss, the reduction)
+_TRAINING: dict[tuple, _Call] = {}
 
 
 def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
@@ -161,10 +161,10 @@ def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
     x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
     key = (net, theta.shape, dtype, x.shape, y.shape, mask.shape, loss, reduction, truncate, path)
     try:
-        known = _TRAINING.get(key)
+        c = _TRAINING.get(key)
     except TypeError:  # an unhashable option: the checks below say what is wrong
-        known = None
-    if known is None:
+        c = None
+    if c is None:
         _check(net, theta, x, y, mask)
         code = LOSS_CODES.get(loss) if isinstance(loss, str) else None
         if code is None:
@@ -172,12 +172,10 @@ def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
         check_reduction(reduction)
         T, B = x.shape[0], x.shape[1]
         k = 0 if truncate is None or truncate >= T else int(truncate)
-        c = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
         if len(_TRAINING) >= 4096:  # (many batch shapes: start again rather than grow)
             _TRAINING.clear()
-        known = _TRAINING[key] = (c.way, c.plan, c.settings, c.workspace)
-    way, plan, settings, size = known
-    return way, (x, y, mask, theta, plan, settings, _workspace(dtype, size))
+        c = _TRAINING[key] = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
+    return c.way, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace))
 
 
 _LOSS_AND_GRAD = {"blocks": driver.loss_and_grad_blocks, "threads": driver.loss_and_grad_threads,
