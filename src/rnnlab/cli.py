@@ -254,6 +254,7 @@ def sweep(
     if cluster is not None and cluster != "local":
         raise CliError(f"--cluster takes 'local', got {cluster!r}")
     path = sweeps.results_path(spec, out)
+    rows = None
     if not summary:
         tick = time.perf_counter()
         try:
@@ -267,7 +268,7 @@ def sweep(
         solved = sum(r["solved"] for r in rows)
         console.print(f"[bold]{spec.name}[/]: {len(rows)} runs, {solved} solved, "
                       f"{time.perf_counter() - tick:.1f} s; results in {path}")  # fmt: skip
-    summaries = sweeps.summarize(path)
+    summaries = sweeps.summarize(path if rows is None else rows)  # (--summary: all recorded)
     console.print(tables.to_table(summaries, spec.name))
     for target, text in ((csv, tables.to_csv), (markdown, tables.to_markdown)):
         if target is not None:
