@@ -51,8 +51,11 @@ from rnnlab.kernels.compiled.functions import (
 )
 from rnnlab.kernels.compiled.math import inline, inline_always, kernel
 from rnnlab.kernels.compiled.products import (
+    GATHER,
+    NARROW,
     blas_outer_accumulate,
     blas_product_add,
+    gather_step,
     outer_accumulate,
     product_add,
     product_t_add,
@@ -109,6 +112,7 @@ class Block(NamedTuple):
     ltmp: np.ndarray  # (3, m) loss scratch
     ptmp: np.ndarray  # (max(G H, H, O) m,) product scratch
     gtmp: np.ndarray  # (max(G H max(I, H), O H),) gradient-product scratch
+    gather: np.ndarray  # (gathered numbers,) BLAS sweeps: see :func:`gather_steps`
 
 
 @inline
@@ -127,7 +131,17 @@ def make_net(plan):
 
 
 @inline
-def block_size(net, T, m, training):
+def gather_steps(T, m, training, use_blas):
+    """Steps whose gradient products a BLAS sweep gathers into one product: enough for
+    :data:`.products.GATHER` columns (a product per step, with ``m`` columns, runs BLAS
+    far below its speed and adds a whole weight matrix into the accumulator each time)."""
+    if not (training and use_blas):
+        return 0
+    return min(T, max(1, GATHER // m))
+
+
+@inline
+def block_size(net, T, m, training, use_blas):
     """How many numbers :func:`make_block` carves for ``T`` steps and ``m`` lanes."""
     L, I, H, O = net.layers, net.inputs, net.hidden, net.outputs
     GH = net.gates * H
@@ -136,12 +150,14 @@ def block_size(net, T, m, training):
     Tt, Td = (T, T) if training else (1, 0)
     rows = max(GH, max(H, O))
     wide = max(GH * max(I, H), O * H)
+    gathered = (2 * GH + max(I, H) + H) * gather_steps(T, m, training, use_blas) * m
     return (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
-            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + rows * m + wide)  # fmt: skip
+            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + rows * m + wide
+            + gathered)  # fmt: skip
 
 
 @inline
-def make_block(net, T, m, training, buffer):
+def make_block(net, T, m, training, use_blas, buffer):
     """A :class:`Block` for ``T`` steps and ``m`` lanes, carved from ``buffer``
     (:func:`block_size` numbers)."""
     L, I, H, O = net.layers, net.inputs, net.hidden, net.outputs
@@ -151,6 +167,7 @@ def make_block(net, T, m, training, buffer):
     Tt, Td = (T, T) if training else (1, 0)
     rows = max(GH, max(H, O))
     wide = max(GH * max(I, H), O * H)
+    gathered = (2 * GH + max(I, H) + H) * gather_steps(T, m, training, use_blas) * m
     xs, at = carve(buffer, 0, (T, I, m))
     ys, at = carve(buffer, at, (T, O, m))
     ws, at = carve(buffer, at, (T, m))
@@ -169,8 +186,9 @@ def make_block(net, T, m, training, buffer):
     ltmp, at = carve(buffer, at, (3, m))
     ptmp, at = carve(buffer, at, (rows * m,))
     gtmp, at = carve(buffer, at, (wide,))
+    gather, at = carve(buffer, at, (gathered,))
     return Block(xs, ys, ws, hs, cs, tape, ax, ah, zs, dzs, flow, dh, dc, dax, dah, ltmp,
-                 ptmp, gtmp)  # fmt: skip
+                 ptmp, gtmp, gather)  # fmt: skip
 
 
 @inline
@@ -188,7 +206,7 @@ def _layout(net, P, T, B, lanes, use_blas, parallel, training):
     """(block width, blocks, numbers per block, accumulator columns, total workspace)."""
     width = B if use_blas else min(B, lanes)
     blocks = (B + width - 1) // width
-    per_block = block_size(net, T, width, training)
+    per_block = block_size(net, T, width, training, use_blas)
     columns = 1 if use_blas else width
     if not training:
         return width, blocks, per_block, columns, max(per_block, _sequence_size(net, P, T))
@@ -292,6 +310,7 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     hs, cs, tape, ax, ah = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.ax, blk.ah
     ptmp, cell, act, split = blk.ptmp, net.cell, net.act, net.split
     side = ah if split else ax  # where W_hh h_{t-1} goes
+    narrow = below.shape[1] < NARROW
     for t in range(T):
         for g in range(GH):
             for b in range(n):
@@ -301,7 +320,10 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
                 for b in range(n):
                     ah[0, g, b] = b_h[g]
         if use_blas:
-            blas_product_add(W_xh, below[t + shift], ax, 0, n, ptmp)
+            if narrow:  # a product this small costs BLAS more in the call than the work
+                product_add(W_xh, below, t + shift, ax, 0, n)
+            else:
+                blas_product_add(W_xh, below[t + shift], ax, 0, n, ptmp)
             blas_product_add(W_hh, hs[t], side, 0, n, ptmp)
         else:
             product_add(W_xh, below, t + shift, ax, 0, n)
@@ -317,20 +339,24 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
     ``end`` only, with ``only_end``); what reaches its input (the layer below) goes to
     the other half of ``flow`` at the same steps.
     """
-    L, H = net.layers, net.hidden
+    L, H, GH = net.layers, net.hidden, net.gates * net.hidden
     W_xh, W_hh, _, _ = layer_weights(theta, net, layer)
     below, shift = layer_input(blk, layer)
+    K = below.shape[1]
     o = net.offsets[layer]
     hs, cs, tape, dh, dc = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.dh, blk.dc
     arriving, leaving = blk.flow[(L - 1 - layer) % 2], blk.flow[(L - layer) % 2]
     dax = blk.dax
     dah = blk.dah if net.split else blk.dax
-    ptmp, gtmp, cell, act, split = blk.ptmp, blk.gtmp, net.cell, net.act, net.split
+    ptmp, gtmp, gather, cell, act, split = blk.ptmp, blk.gtmp, blk.gather, net.cell, net.act, \
+        net.split  # fmt: skip
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
+    chunk = max(1, GATHER // dax.shape[2])  # as gather_steps (the block's width)
     for j in range(H):
         for b in range(n):
             dh[0, j, b] = 0.0
             dc[0, j, b] = 0.0
+    g, k = 0, 0  # steps gathered so far, of ``k`` in this product
     for s in range(end, first - 1, -1):
         if not only_end or s == end:
             for j in range(H):
@@ -345,14 +371,30 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
                 for b in range(n):
                     leaving[s, j, b] = 0.0
         if use_blas:
-            blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh, gtmp)
-            blas_outer_accumulate(dah[0], hs[s], acc, o_hh, gtmp)
+            # the weight gradients sum da_s v_s^T over steps: gathered, one product each
+            if g == 0:
+                k = min(chunk, s - first + 1)
+            c = k * n
+            gx = view(gather, 0, (GH, c))
+            gh = view(gather, GH * c, (GH, c)) if split else gx
+            vx = view(gather, 2 * GH * c, (K, c))
+            vh = view(gather, (2 * GH + K) * c, (H, c))
+            gather_step(dax[0], gx, g, n)
+            if split:
+                gather_step(dah[0], gh, g, n)
+            gather_step(below[s + shift], vx, g, n)
+            gather_step(hs[s], vh, g, n)
+            g += 1
+            if g == k:
+                blas_outer_accumulate(gx, vx, acc, o_xh, gtmp)
+                blas_outer_accumulate(gh, vh, acc, o_hh, gtmp)
+                g = 0
             blas_product_add(W_hh.T, dah[0], dh, 0, n, ptmp)  # dh is now dh_{s-1}
             if layer > 0:
                 blas_product_add(W_xh.T, dax[0], leaving, s, n, ptmp)
         else:
-            outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n)
-            outer_accumulate(dah, 0, hs, s, acc, o_hh, n)
+            outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, False)
+            outer_accumulate(dah, 0, hs, s, acc, o_hh, n, False)
             product_t_add(W_hh, dah, 0, dh, 0, n)
             if layer > 0:
                 product_t_add(W_xh, dax, 0, leaving, s, n)
@@ -376,9 +418,10 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
     zs, ys, ws, dzs, ltmp, ptmp, gtmp = blk.zs, blk.ys, blk.ws, blk.dzs, blk.ltmp, blk.ptmp, \
         blk.gtmp  # fmt: skip
     o_hy, o_by = net.head[0], net.head[1]
+    blas_head = use_blas and net.outputs >= NARROW
     value = 0.0
     for t in range(T):
-        if use_blas:
+        if blas_head:
             blas_head_forward(W_hy, b_y, top[t + 1], zs, n, ptmp)
         else:
             head_forward(W_hy, b_y, top, t + 1, zs, n)
@@ -386,12 +429,12 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
         for j in range(H):
             for b in range(n):
                 dtop[t, j, b] = 0.0
-        if use_blas:
+        if blas_head:
             blas_product_add(W_hy.T, dzs[t], dtop, t, n, ptmp)  # W_hy^T dz_t
             blas_outer_accumulate(dzs[t], top[t + 1], acc, o_hy, gtmp)
         else:
             product_t_add(W_hy, dzs, t, dtop, t, n)
-            outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n)
+            outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n, use_blas)
         rows_accumulate(dzs, t, acc, o_by, n, use_blas)
     if truncate == 0:
         for layer in range(L - 1, -1, -1):
@@ -423,8 +466,9 @@ def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states,
         layer_forward(theta, net, blk, layer, T, n, False, use_blas)
     W_hy, b_y = head_weights(theta, net)
     top, zs, ptmp = blk.hs[L - 1], blk.zs, blk.ptmp
+    blas_head = use_blas and net.outputs >= NARROW
     for t in range(T):
-        if use_blas:
+        if blas_head:
             blas_head_forward(W_hy, b_y, top[t + 1], zs, n, ptmp)
         else:
             head_forward(W_hy, b_y, top, t + 1, zs, n)
@@ -463,14 +507,17 @@ def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_b
     blocks = (B + width - 1) // width
     own = per_block + P * columns + P
     mine = work[block * own : (block + 1) * own]
-    blk = make_block(net, T, width, True, mine)
-    acc = _accumulator(mine, per_block, P, columns)
+    blk = make_block(net, T, width, True, use_blas, mine)
+    row_at = per_block + P * columns
+    # one column (BLAS blocks sum over lanes as they go): the row is the accumulator
+    acc = _accumulator(mine, row_at if columns == 1 else per_block, P, columns)
     start = block * width
     work[blocks * own + block] = train_block(theta, net, x, y, mask, start, min(width, B - start),
                                              loss, scale, truncate, blk, acc, use_blas)  # fmt: skip
-    row = mine[per_block + P * columns : own]
-    row[:] = 0.0
-    _sum_lanes(acc, row)
+    if columns > 1:
+        row = mine[row_at:own]
+        row[:] = 0.0
+        _sum_lanes(acc, row)
 
 
 @inline
@@ -981,7 +1028,7 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     B = x.shape[1]
     width = B if use_blas else min(B, lanes)
-    blk = make_block(net, x.shape[0], width, False, work)
+    blk = make_block(net, x.shape[0], width, False, use_blas, work)
     for start in range(0, B, width):
         n = min(width, B - start)
         forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,

@@ -12,7 +12,9 @@ counting of all its arrays (:func:`.math.hold`).
 
 Weight gradients are summed in an accumulator ``acc (P, m)`` laid out as the flat
 parameter vector: per lane (``m = n``: no reduction inside the time loop, which
-would serialize on one accumulator) for loops, or ``m = 1`` for BLAS.
+would serialize on one accumulator) for loops, or ``m = 1`` for BLAS, where the
+steps of a sweep are gathered (:func:`gather_step`) into products of about
+:data:`GATHER` columns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ import numpy as np
 
 from rnnlab.kernels.compiled.math import hold, inline
 from rnnlab.kernels.compiled.views import view
+
+#: columns (steps x sequences) a BLAS sweep gathers before one weight-gradient product
+GATHER = 256
+
+#: inputs (outputs) below which a BLAS block's input (output-layer) products run as loops
+NARROW = 8
 
 #: below this many lanes the loops run sequence by sequence, units innermost (a loop
 #: over 1-3 lanes costs more in loop control than in arithmetic)
@@ -77,11 +85,18 @@ def blas_product_add(A, V, out, to, n, tmp):
 
 
 @inline
-def outer_accumulate(u, tu, v, tv, acc, offset, n):
-    """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) v[tv] (K, n)^T,
-    kept per lane (``acc (P, m)``)."""
+def outer_accumulate(u, tu, v, tv, acc, offset, n, summed):
+    """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) v[tv] (K, n)^T: per
+    lane (``acc (P, m)``), or ``summed`` over lanes into column 0 (BLAS blocks)."""
     J, K = u.shape[1], v.shape[1]
-    if n < FEW:
+    if summed:  # lanes outside the units: a sum over lanes inside would not vectorize
+        for j in range(J):
+            row = offset + j * K
+            for b in range(n):
+                uj = u[tu, j, b]
+                for k in range(K):
+                    acc[row + k, 0] += uj * v[tv, k, b]
+    elif n < FEW:
         for b in range(n):
             for j in range(J):
                 uj = u[tu, j, b]
@@ -109,15 +124,21 @@ def blas_outer_accumulate(U, V, acc, offset, tmp):
 
 
 @inline
+def gather_step(src, dst, g, n):
+    """dst (J, k n)[:, g n : (g + 1) n] = src (J, m)[:, :n]: step ``g`` of a gathered product."""
+    for j in range(src.shape[0]):
+        for b in range(n):
+            dst[j, g * n + b] = src[j, b]
+
+
+@inline
 def rows_accumulate(u, tu, acc, offset, n, summed):
     """The gradient of a (J,) vector at ``offset`` += u[tu] (J, n): per lane, or
     ``summed`` over lanes into column 0 (BLAS blocks)."""
-    if summed:
-        for j in range(u.shape[1]):
-            total = 0.0
-            for b in range(n):
-                total += u[tu, j, b]
-            acc[offset + j, 0] += total
+    if summed:  # lanes outside: a sum over lanes inside would not vectorize
+        for b in range(n):
+            for j in range(u.shape[1]):
+                acc[offset + j, 0] += u[tu, j, b]
     else:
         for j in range(u.shape[1]):
             for b in range(n):
