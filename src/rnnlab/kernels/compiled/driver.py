@@ -135,9 +135,9 @@ def gather_steps(T, m, training, use_blas):
     """Steps whose gradient products a BLAS sweep gathers into one product: enough for
     :data:`.products.GATHER` columns (a product per step, with ``m`` columns, runs BLAS
     far below its speed and adds a whole weight matrix into the accumulator each time)."""
-    if not (training and use_blas):
+    if not (training and use_blas) or GATHER // m < 2:  # (one step is wide enough)
         return 0
-    return min(T, max(1, GATHER // m))
+    return min(T, GATHER // m)
 
 
 @inline
@@ -351,7 +351,7 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
     ptmp, gtmp, gather, cell, act, split = blk.ptmp, blk.gtmp, blk.gather, net.cell, net.act, \
         net.split  # fmt: skip
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
-    chunk = max(1, GATHER // dax.shape[2])  # as gather_steps (the block's width)
+    chunk = gather_steps(blk.xs.shape[0], dax.shape[2], True, use_blas)  # 0: one per step
     for j in range(H):
         for b in range(n):
             dh[0, j, b] = 0.0
@@ -370,7 +370,10 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
             for j in range(H):
                 for b in range(n):
                     leaving[s, j, b] = 0.0
-        if use_blas:
+        if use_blas and chunk == 0:
+            blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh, gtmp)
+            blas_outer_accumulate(dah[0], hs[s], acc, o_hh, gtmp)
+        elif use_blas:
             # the weight gradients sum da_s v_s^T over steps: gathered, one product each
             if g == 0:
                 k = min(chunk, s - first + 1)
@@ -389,12 +392,14 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
                 blas_outer_accumulate(gx, vx, acc, o_xh, gtmp)
                 blas_outer_accumulate(gh, vh, acc, o_hh, gtmp)
                 g = 0
+        else:
+            outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, False)
+            outer_accumulate(dah, 0, hs, s, acc, o_hh, n, False)
+        if use_blas:
             blas_product_add(W_hh.T, dah[0], dh, 0, n, ptmp)  # dh is now dh_{s-1}
             if layer > 0:
                 blas_product_add(W_xh.T, dax[0], leaving, s, n, ptmp)
         else:
-            outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, False)
-            outer_accumulate(dah, 0, hs, s, acc, o_hh, n, False)
             product_t_add(W_hh, dah, 0, dh, 0, n)
             if layer > 0:
                 product_t_add(W_xh, dax, 0, leaving, s, n)

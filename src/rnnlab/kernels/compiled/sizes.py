@@ -19,15 +19,25 @@ BLAS_MIN_BATCH = 8
 
 class Thresholds(NamedTuple):
     blas_min_hidden: int  # from this H on, the whole batch is one block with BLAS products
-    parallel_min_batch: int  # (below it) lanes blocks run on all threads from this batch on
+    parallel_min_batch: int  # lanes blocks run on all threads from this batch on ...
+    parallel_max_hidden: int  # ... below this H (BLAS from blas_min_hidden, else one thread)
     sequence_blas_min_hidden: int  # one sequence at a time: BLAS products from this H on
 
 
 #: per cell; the measurements they come from are in docs/architecture.md ("Thresholds")
 TABLE = {
-    "elman": Thresholds(blas_min_hidden=16, parallel_min_batch=64, sequence_blas_min_hidden=16),
-    "gru": Thresholds(blas_min_hidden=8, parallel_min_batch=64, sequence_blas_min_hidden=8),
-    "lstm": Thresholds(blas_min_hidden=8, parallel_min_batch=64, sequence_blas_min_hidden=8),
+    "elman": Thresholds(
+        blas_min_hidden=16,
+        parallel_min_batch=64,
+        parallel_max_hidden=32,
+        sequence_blas_min_hidden=16,
+    ),
+    "gru": Thresholds(
+        blas_min_hidden=8, parallel_min_batch=64, parallel_max_hidden=32, sequence_blas_min_hidden=8
+    ),
+    "lstm": Thresholds(
+        blas_min_hidden=8, parallel_min_batch=64, parallel_max_hidden=8, sequence_blas_min_hidden=8
+    ),
 }
 
 
@@ -44,9 +54,9 @@ _SERIAL_LANES, _PARALLEL_LANES, _BLAS = Path(LANES, False, False), Path(LANES, F
 def choose(cell: str, hidden: int, batch: int, threads: int | None = None) -> Path:
     """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units."""
     limits = TABLE[cell]
+    many = batch >= limits.parallel_min_batch and hidden < limits.parallel_max_hidden
+    if many and (numba.get_num_threads() if threads is None else threads) > 1:
+        return _PARALLEL_LANES
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
         return _BLAS
-    if batch >= limits.parallel_min_batch:
-        if (numba.get_num_threads() if threads is None else threads) > 1:
-            return _PARALLEL_LANES
     return _SERIAL_LANES
