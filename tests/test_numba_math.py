@@ -9,15 +9,15 @@ compiled_math = pytest.importorskip("rnnlab.kernels.compiled.math")
 from numba import njit  # noqa: E402
 
 
-def _elementwise(fn):
+def _elementwise(fn, dtype=np.float64):
     @njit(error_model="numpy")
     def apply(x, out):
         for i in range(x.shape[0]):
             out[i] = fn(x[i])
 
     def call(x):
-        out = np.empty(x.shape, np.float64)
-        apply(np.ascontiguousarray(x, np.float64), out)
+        out = np.empty(x.shape, dtype)
+        apply(np.ascontiguousarray(x, dtype), out)
         return out
 
     return call
@@ -77,3 +77,43 @@ def test_saturation_is_exact():
     assert (_elementwise(compiled_math.exp_nonpositive)(x) == 0.0).all()
     assert (_elementwise(compiled_math.expm1_nonpositive)(x) == -1.0).all()
     assert (_elementwise(compiled_math.tanh)(np.array([40.0, -40.0])) == [1.0, -1.0]).all()
+
+
+FUNCTIONS = [
+    ("exp_nonpositive", np.exp, _nonpositive),
+    ("expm1_nonpositive", np.expm1, _nonpositive),
+    ("sigmoid", _sigmoid_reference, _any_sign),
+    ("tanh", np.tanh, _any_sign),
+]
+
+
+@pytest.mark.parametrize(("name", "reference", "inputs"), FUNCTIONS)
+def test_float32_in_float32_to_a_few_ulps(rng, name, reference, inputs):
+    """float32 arguments take float32 code (and return float32), accurate to its own ulps."""
+    x = inputs(rng).astype(np.float32)
+    got = _elementwise(getattr(compiled_math, name), np.float32)(x)
+    want = reference(x.astype(np.float64))  # exact for the float32 inputs, then rounded
+    normal = np.abs(want) >= np.finfo(np.float32).tiny
+    spacing = np.spacing(np.abs(want[normal]).astype(np.float32)).astype(np.float64)
+    assert (np.abs(got[normal] - want[normal]) / spacing).max() <= 3
+    assert (
+        np.abs(got[~normal] - want[~normal]).max(initial=0.0)
+        <= 2 * np.finfo(np.float32).smallest_subnormal
+    )
+    assert np.isnan(
+        _elementwise(getattr(compiled_math, name), np.float32)(np.array([np.nan]))
+    ).all()
+
+
+def test_float32_code_promotes_nothing():
+    from numba import types
+
+    @njit(error_model="numpy")
+    def results(x):
+        return compiled_math.sigmoid(x), compiled_math.tanh(x), compiled_math.exp_nonpositive(-x)
+
+    results(np.float32(0.3))
+    results(0.3)
+    returned = {sig.args[0]: sig.return_type for sig in results.nopython_signatures}
+    assert returned[types.float32] == types.UniTuple(types.float32, 3)
+    assert returned[types.float64] == types.UniTuple(types.float64, 3)

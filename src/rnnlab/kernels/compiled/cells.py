@@ -41,7 +41,7 @@ from rnnlab.kernels.compiled.functions import (
     activate,
     activation_derivative,
 )
-from rnnlab.kernels.compiled.math import hold, inline, inline_always, sigmoid, tanh
+from rnnlab.kernels.compiled.math import hold, inline, inline_always, one, sigmoid, tanh
 from rnnlab.kernels.registry import CELLS
 
 ELMAN, GRU, LSTM = (CELLS[name].code for name in ("elman", "gru", "lstm"))
@@ -79,16 +79,16 @@ def gru_candidate(ax_n, r, ah_n):
 @inline
 def gru_hidden(z, n, h_prev):
     """h = (1 - z) n + z h_{t-1}."""
-    return (1.0 - z) * n + z * h_prev
+    return (one(z) - z) * n + z * h_prev
 
 
 @inline
 def gru_backward(dh, h_prev, r, z, n, ah_n):
     """-> (da_r, da_z, dax_n, dah_n, dh_prev_direct); the recurrent side of r and z
     equals the input side."""
-    dax_n = dh * (1.0 - z) * (1.0 - n * n)
-    da_z = dh * (h_prev - n) * (z * (1.0 - z))
-    da_r = dax_n * ah_n * (r * (1.0 - r))
+    dax_n = dh * (one(z) - z) * (one(n) - n * n)
+    da_z = dh * (h_prev - n) * (z * (one(z) - z))
+    da_r = dax_n * ah_n * (r * (one(r) - r))
     return da_r, da_z, dax_n, dax_n * r, dh * z
 
 
@@ -115,12 +115,12 @@ def lstm_hidden(o, c):
 @inline
 def lstm_backward(dh, dc, c_prev, i, f, g, o, tc):
     """-> (da_i, da_f, da_g, da_o, dc_prev); ``dc`` comes from step s + 1."""
-    dc_total = dc + dh * o * (1.0 - tc * tc)
+    dc_total = dc + dh * o * (one(tc) - tc * tc)
     return (
-        dc_total * g * (i * (1.0 - i)),
-        dc_total * c_prev * (f * (1.0 - f)),
-        dc_total * i * (1.0 - g * g),
-        dh * tc * (o * (1.0 - o)),
+        dc_total * g * (i * (one(i) - i)),
+        dc_total * c_prev * (f * (one(f) - f)),
+        dc_total * i * (one(g) - g * g),
+        dh * tc * (o * (one(o) - o)),
         dc_total * f,
     )
 

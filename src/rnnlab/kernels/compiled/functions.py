@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import math
 
-from rnnlab.kernels.compiled.math import exp_nonpositive, hold, inline, inline_always, sigmoid, tanh
+from rnnlab.kernels.compiled.math import (
+    exp_nonpositive,
+    hold,
+    inline,
+    inline_always,
+    one,
+    sigmoid,
+    tanh,
+    zero,
+)
 from rnnlab.kernels.compiled.products import blas_product_add, product_add
 from rnnlab.kernels.registry import ACTIVATION_CODES, LOSS_CODES
 
@@ -24,17 +33,17 @@ def activate(act, z):
         return sigmoid(z)
     if act == TANH:
         return tanh(z)
-    return max(z, 0.0)
+    return max(z, zero(z))
 
 
 @inline
 def activation_derivative(act, a):
     """The activation's derivative, from its output ``a``."""
     if act == SIGMOID:
-        return a * (1.0 - a)
+        return a * (one(a) - a)
     if act == TANH:
-        return 1.0 - a * a
-    return 1.0 if a > 0.0 else 0.0
+        return one(a) - a * a
+    return one(a) if a > zero(a) else zero(a)
 
 
 # -- the losses -------------------------------------------------------------------------------

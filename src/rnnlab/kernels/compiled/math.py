@@ -25,15 +25,20 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 #: the decorator of every compiled loop: cached on disk, and numpy's error model (see above)
 kernel = partial(njit, cache=True, error_model="numpy")
 #: the same, for small helpers of the loops. LLVM inlines them where it pays (the loops
 #: still vectorize).
 inline = partial(njit, cache=True, error_model="numpy")
+#: :data:`inline`, for sums over the lanes of a block: reassociated, so that they
+#: vectorize (a sum in order is one serial chain of additions; the order changes only
+#: the rounding, and the same code always sums in the same order)
+summing = partial(njit, cache=True, error_model="numpy", fastmath={"reassoc"})
 #: numba's own inlining, for the step functions the time loops call with arrays (the
 #: cells' steps, the loss): LLVM leaves those large bodies as calls, and numba takes and
 #: drops a reference to every array argument around each call. Inlined, and ending in
@@ -117,7 +122,7 @@ def _expm1_parts(x):
 
 
 @inline
-def exp_nonpositive(x):
+def _exp_nonpositive64(x):
     """``exp(x)`` for ``x <= 0`` (or NaN), as a float64."""
     x = float(x)
     q, s1, s2 = _expm1_parts(x)
@@ -126,7 +131,7 @@ def exp_nonpositive(x):
 
 
 @inline
-def expm1_nonpositive(x):
+def _expm1_nonpositive64(x):
     """``exp(x) - 1`` for ``x <= 0`` (or NaN), accurate near 0, as a float64."""
     x = float(x)
     q, s1, s2 = _expm1_parts(x)
@@ -136,18 +141,148 @@ def expm1_nonpositive(x):
 
 
 @inline
-def sigmoid(z):
-    """``1 / (1 + exp(-z))`` without overflow: exp only sees ``-|z|``."""
-    e = exp_nonpositive(-abs(z))
+def _sigmoid64(z):
+    e = _exp_nonpositive64(-abs(z))
     top = 1.0 if z >= 0.0 else e
     return top / (1.0 + e)
 
 
 @inline
-def tanh(z):
-    """``tanh(z) = sign(z) (1 - e) / (1 + e)`` with ``e = exp(-2|z|)``, through expm1."""
-    d = expm1_nonpositive(-2.0 * abs(z))  # e - 1, in (-1, 0]
+def _tanh64(z):
+    d = _expm1_nonpositive64(-2.0 * abs(z))  # e - 1, in (-1, 0]
     return math.copysign(d / (2.0 + d), z)
+
+
+# -- float32: the same method in float32 arithmetic ------------------------------------------
+#
+# Twice the lanes of float64 per instruction, a degree-6 polynomial (Cephes' expf)
+# instead of 13, and no conversions: float32 loops run these instead (see the dispatch
+# below). Constants are float32 scalars, so nothing is promoted to float64.
+
+_F = np.float32
+_LOG2E_32 = _F(1.4426950408889634)
+_LN2_HI_32 = _F(0.693359375)  # 9 bits: n * _LN2_HI_32 is exact for |n| < 2**15
+_LN2_LO_32 = _F(-2.12194440e-4)
+_ROUND_32 = _F(12582912.0)  # 1.5 * 2**23
+_SMALLEST_32 = _F(-104.0)  # exp of anything below rounds to 0.0 in float32
+_EXPM1_32 = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))  # fmt: skip
+_ZERO_32, _ONE_32, _TWO_32 = _F(0.0), _F(1.0), _F(2.0)
+
+
+@intrinsic
+def _powers_of_two_32(typingctx, shifted):
+    """(s1, s2), float32 with ``s1 s2 = 2**n`` where ``n`` sits in the low bits of
+    ``shifted = x / ln2 + 1.5 * 2**23`` (each factor half of ``n``: both stay normal)."""
+    if shifted != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        n = builder.sub(builder.bitcast(args[0], i32), i32(0x4B400000))
+        half = builder.ashr(n, i32(1))
+        factors = []
+        for k in (half, builder.sub(n, half)):
+            bits = builder.shl(builder.add(k, i32(127)), i32(23))
+            factors.append(builder.bitcast(bits, ir.FloatType()))
+        return context.make_tuple(builder, signature.return_type, factors)
+
+    return types.UniTuple(types.float32, 2)(types.float32), codegen
+
+
+@inline
+def _expm1_parts_32(x):
+    """:func:`_expm1_parts` in float32."""
+    x = max(x, _SMALLEST_32)
+    shifted = x * _LOG2E_32 + _ROUND_32
+    n = shifted - _ROUND_32
+    r = (x - n * _LN2_HI_32) - n * _LN2_LO_32  # |r| <= ln2 / 2
+    p = _EXPM1_32[0]
+    for c in _EXPM1_32[1:]:
+        p = p * r + c
+    q = r + r * r * p
+    s1, s2 = _powers_of_two_32(shifted)
+    return q, s1, s2
+
+
+@inline
+def _exp_nonpositive32(x):
+    q, s1, s2 = _expm1_parts_32(x)
+    value = ((_ONE_32 + q) * s1) * s2
+    return value if x == x else x
+
+
+@inline
+def _expm1_nonpositive32(x):
+    q, s1, s2 = _expm1_parts_32(x)
+    s = s1 * s2
+    value = s * q + (s - _ONE_32)
+    return value if x == x and x != _ZERO_32 else x
+
+
+@inline
+def _sigmoid32(z):
+    e = _exp_nonpositive32(-abs(z))
+    top = _ONE_32 if z >= _ZERO_32 else e
+    return top / (_ONE_32 + e)
+
+
+@inline
+def _tanh32(z):
+    d = _expm1_nonpositive32(-_TWO_32 * abs(z))
+    return math.copysign(d / (_TWO_32 + d), z)
+
+
+# -- by type: float32 arguments take the float32 code, anything else float64's ------------
+
+
+def _by_type(float32, float64, doc):
+    def function(x):
+        raise TypeError("compiled code only")
+
+    function.__doc__ = doc
+
+    @overload(function, jit_options={"error_model": "numpy"})
+    def _typed(x):
+        if x == types.float32:
+            return lambda x: float32(x)
+        return lambda x: float64(x)
+
+    return function
+
+
+def _constant(value, doc):
+    def function(x):
+        raise TypeError("compiled code only")
+
+    function.__doc__ = doc
+    as32 = np.float32(value)
+
+    @overload(function)
+    def _typed(x):
+        if x == types.float32:
+            return lambda x: as32
+        return lambda x: value
+
+    return function
+
+
+one = _constant(1.0, "1 in ``x``'s precision (a literal 1.0 makes float32 math float64).")
+zero = _constant(0.0, "0 in ``x``'s precision.")
+exp_nonpositive = _by_type(
+    _exp_nonpositive32, _exp_nonpositive64, "``exp(x)`` for ``x <= 0`` (or NaN)."
+)
+expm1_nonpositive = _by_type(
+    _expm1_nonpositive32,
+    _expm1_nonpositive64,
+    "``exp(x) - 1`` for ``x <= 0`` (or NaN), accurate near 0.",
+)
+sigmoid = _by_type(
+    _sigmoid32, _sigmoid64, "``1 / (1 + exp(-z))`` without overflow: exp only sees ``-|z|``."
+)
+tanh = _by_type(
+    _tanh32, _tanh64, "``sign(z) (1 - e) / (1 + e)``, ``e = exp(-2|z|)``, through expm1."
+)
 
 
 # -- for loops that do not vectorize ---------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.kernels.compiled.math import hold, inline
+from rnnlab.kernels.compiled.math import hold, inline, summing
 from rnnlab.kernels.compiled.views import view
 
 #: columns (steps x sequences) a BLAS sweep gathers before one weight-gradient product
@@ -84,18 +84,18 @@ def blas_product_add(A, V, out, to, n, tmp):
             out[to, j, b] += t[j, b]
 
 
-@inline
+@summing
 def outer_accumulate(u, tu, v, tv, acc, offset, n, summed):
     """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) v[tv] (K, n)^T: per
     lane (``acc (P, m)``), or ``summed`` over lanes into column 0 (BLAS blocks)."""
     J, K = u.shape[1], v.shape[1]
-    if summed:  # lanes outside the units: a sum over lanes inside would not vectorize
+    if summed:
         for j in range(J):
-            row = offset + j * K
-            for b in range(n):
-                uj = u[tu, j, b]
-                for k in range(K):
-                    acc[row + k, 0] += uj * v[tv, k, b]
+            for k in range(K):
+                total = 0.0
+                for b in range(n):
+                    total += u[tu, j, b] * v[tv, k, b]
+                acc[offset + j * K + k, 0] += total
     elif n < FEW:
         for b in range(n):
             for j in range(J):
@@ -131,14 +131,16 @@ def gather_step(src, dst, g, n):
             dst[j, g * n + b] = src[j, b]
 
 
-@inline
+@summing
 def rows_accumulate(u, tu, acc, offset, n, summed):
     """The gradient of a (J,) vector at ``offset`` += u[tu] (J, n): per lane, or
     ``summed`` over lanes into column 0 (BLAS blocks)."""
-    if summed:  # lanes outside: a sum over lanes inside would not vectorize
-        for b in range(n):
-            for j in range(u.shape[1]):
-                acc[offset + j, 0] += u[tu, j, b]
+    if summed:
+        for j in range(u.shape[1]):
+            total = 0.0
+            for b in range(n):
+                total += u[tu, j, b]
+            acc[offset + j, 0] += total
     else:
         for j in range(u.shape[1]):
             for b in range(n):
