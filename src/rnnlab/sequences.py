@@ -97,7 +97,10 @@ def make_batch(
         What the targets must be: 0/1 values, class indices (or one-hot
         rows), or any finite reals.
     """
-    as_list = not isinstance(X, np.ndarray)
+    arrays = isinstance(X, np.ndarray)
+    if arrays and all(a is None or isinstance(a, np.ndarray) for a in (Y, mask)):
+        return _padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype)
+    as_list = not arrays
     xs = _sequences(X, "X", input_size, lengths, dtype)
     seq_lengths = np.array([len(s) for s in xs], dtype=np.int64)
     x = _pad(xs, input_size, dtype)
@@ -121,6 +124,98 @@ def make_batch(
             raise ValueError("mask values must be non-negative (1 scores a step, 0 skips it)")
         valid = valid * _pad(ms, 1, dtype)[..., 0]
     return Batch(x=x, y=y, mask=valid, lengths=seq_lengths, as_list=as_list)
+
+
+def _padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype) -> Batch:
+    """:func:`make_batch` for padded arrays: the same checks and messages, on whole arrays
+    (no per-sequence Python), the same :class:`Batch`."""
+    x, steps = _padded(X, "X", input_size, lengths, dtype)  # (the given lengths, or T)
+    T, B = x.shape[0], x.shape[1]
+    valid = np.arange(T)[:, None] < steps[None, :]  # (T, B)
+    y = None
+    if Y is not None:
+        if targets == "class":
+            y = _padded_classes(Y, output_size, lengths, valid, dtype)
+        else:
+            y, _ = _padded(Y, "Y", output_size, lengths, dtype, follows=(T, B))
+            if targets == "binary":
+                bad = (y != 0) & (y != 1)  # (padding is zero)
+                if bad.any():
+                    b = int(np.argmax(bad.any(axis=(0, 2))))
+                    raise ValueError(f"targets must be 0 or 1, but Y[{b}] holds "
+                                     f"{y[:, b][bad[:, b]][0]:g}")  # fmt: skip
+    weights = valid.astype(dtype)
+    if mask is not None:
+        m, _ = _padded(mask, "mask", 1, lengths, dtype, follows=(T, B))
+        if (m < 0).any():
+            raise ValueError("mask values must be non-negative (1 scores a step, 0 skips it)")
+        weights *= m[..., 0]
+    return Batch(x=x, y=y, mask=weights, lengths=steps, as_list=False)
+
+
+def _padded(X, name, features, lengths, dtype, follows=None):
+    """A padded batch-first array as time-major ``(T, B, features)`` of ``dtype``, zero
+    after each sequence's length, and the lengths; ``T`` is the longest length, or X's
+    for the arrays that must match X (``follows``: X's ``(T, B)``). Checked with the
+    messages of the list path."""
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if X.ndim == 2 and features == 1:
+        X = X[..., None]
+    if X.ndim != 3 or X.shape[2] != features:
+        raise ValueError(
+            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), got {X.shape}"
+        )
+    B, T = X.shape[:2]
+    if B == 0 or T == 0:
+        raise ValueError(f"{name} holds no sequences (shape {X.shape})")
+    if follows is not None and B != follows[1]:
+        raise ValueError(f"{name} has {B} sequences but X has {follows[1]}")
+    if lengths is None:
+        if follows is not None and T != follows[0]:  # each sequence is a whole row
+            raise ValueError(f"sequence 0: X has {follows[0]} steps but {name} has {T}")
+        lengths = np.full(B, T, dtype=np.int64)
+    else:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
+            raise ValueError(f"lengths must be {B} integers, one per sequence, got {lengths!r}")
+        if np.any(lengths < 1) or np.any(lengths > T):
+            raise ValueError(
+                f"lengths must lie in 1..{T} (the padded length), got {lengths.tolist()}"
+            )
+        lengths = lengths.astype(np.int64)
+    T = int(lengths.max()) if follows is None else follows[0]
+    x = np.ascontiguousarray(np.swapaxes(X[:, :T], 0, 1), dtype=dtype)  # (T, B, F)
+    if lengths.min() < T:
+        padding = np.arange(T)[:, None, None] >= lengths[None, :, None]  # (T, B, 1)
+        np.copyto(x, 0.0, where=padding)
+    finite = np.isfinite(x)
+    if not finite.all():
+        b = int(np.argmax(~finite.all(axis=(0, 2))))
+        raise ValueError(f"{name}[{b}] contains NaN or infinite values")
+    return x, lengths
+
+
+def _padded_classes(Y, classes, lengths, valid, dtype) -> np.ndarray:
+    """Class targets as a padded array: indices ``(B, T)`` or one-hot ``(B, T, C)``, as
+    one-hot ``(T, B, C)`` (zero on padding)."""
+    follows = valid.shape
+    if Y.ndim != 2:
+        y, _ = _padded(Y, "Y", classes, lengths, dtype, follows=follows)
+        bad = ((y != 0) & (y != 1)).any(axis=2) | (valid & (y.sum(axis=2) != 1))
+        if bad.any():
+            raise ValueError(f"Y[{int(np.argmax(bad.any(axis=0)))}] must hold one-hot rows "
+                             "for class targets")  # fmt: skip
+        return y
+    k, _ = _padded(Y, "Y", 1, lengths, np.float64, follows=follows)
+    k = k[..., 0]  # (T, B), zero on padding
+    bad = (k != np.round(k)) | (k < 0) | (k >= classes)
+    if bad.any():
+        b = int(np.argmax(bad.any(axis=0)))
+        raise ValueError(f"Y[{b}] must hold class indices in 0..{classes - 1}")
+    y = np.eye(classes, dtype=dtype)[k.astype(np.int64)]  # (T, B, C)
+    y[~valid] = 0.0
+    return y
 
 
 def unbatch(values: np.ndarray, batch: Batch):

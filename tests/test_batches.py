@@ -1,0 +1,97 @@
+"""Padded arrays take a path of whole-array checks: the same Batch, and the same errors,
+as the same sequences given as lists (the per-sequence path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnlab.sequences import make_batch
+
+TARGETS = {"binary": 1, "real": 2, "class": 3, "one-hot": 3}
+
+
+def _problem(seed: int, B: int, T: int, I: int, kind: str, with_mask: bool):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, T + 1, size=B)
+    X = rng.normal(size=(B, T, I))
+    O = TARGETS[kind]
+    if kind == "binary":
+        Y = rng.integers(0, 2, size=(B, T, 1)).astype(float)
+    elif kind == "real":
+        Y = rng.normal(size=(B, T, O))
+    elif kind == "class":
+        Y = rng.integers(0, O, size=(B, T))
+    else:
+        Y = np.eye(O)[rng.integers(0, O, size=(B, T))]
+    mask = rng.integers(0, 2, size=(B, T)).astype(float) if with_mask else None
+    return X, Y, mask, lengths, O
+
+
+def _lists(a, lengths):
+    return None if a is None else [a[b, : lengths[b]].tolist() for b in range(len(lengths))]
+
+
+def _both(X, Y, mask, lengths, I, O, kind, dtype=np.float64):
+    targets = "class" if kind in ("class", "one-hot") else kind
+    options = dict(input_size=I, output_size=O, targets=targets, dtype=dtype)
+    arrays = make_batch(X, Y, lengths=lengths, mask=mask, **options)
+    lists = make_batch(_lists(X, lengths), _lists(Y, lengths), mask=_lists(mask, lengths),
+                       **options)  # fmt: skip
+    return arrays, lists
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 6), T=st.integers(1, 7),
+       I=st.integers(1, 3), kind=st.sampled_from(list(TARGETS)), with_mask=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]))  # fmt: skip
+def test_arrays_give_the_batch_lists_give(seed, B, T, I, kind, with_mask, dtype):
+    X, Y, mask, lengths, O = _problem(seed, B, T, I, kind, with_mask)
+    X[0, lengths[0] :] = np.nan  # padding is never read
+    arrays, lists = _both(X, Y, mask, lengths, I, O, kind, dtype)
+    assert not arrays.as_list and lists.as_list
+    for name in ("x", "y", "mask", "lengths"):
+        a, b = getattr(arrays, name), getattr(lists, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert arrays.x.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    ("kind", "corrupt", "message"),
+    [
+        ("binary", lambda X, Y, m: X.__setitem__((2, 0, 0), np.inf), r"X\[2\] contains NaN"),
+        ("real", lambda X, Y, m: Y.__setitem__((3, 0, 1), np.nan), r"Y\[3\] contains NaN"),
+        ("binary", lambda X, Y, m: Y.__setitem__((1, 0, 0), 0.5), r"Y\[1\] holds 0.5"),
+        ("class", lambda X, Y, m: Y.__setitem__((2, 0), 3), r"Y\[2\] must hold class indices"),
+        ("class", lambda X, Y, m: Y.__setitem__((0, 0), -1), r"Y\[0\] must hold class indices"),
+        ("one-hot", lambda X, Y, m: Y.__setitem__((1, 0, 0), 2.0), r"Y\[1\] must hold one-hot"),
+        ("binary", lambda X, Y, m: m.__setitem__((2, 0), -1.0), "mask values must be non-neg"),
+    ],
+)
+def test_arrays_refuse_what_lists_refuse_with_the_same_message(kind, corrupt, message):
+    X, Y, mask, lengths, O = _problem(0, 4, 5, 2, kind, True)
+    if kind == "class":
+        Y = Y.astype(float)
+    corrupt(X, Y, mask)
+    targets = "class" if kind in ("class", "one-hot") else kind
+    options = dict(input_size=2, output_size=O, targets=targets)
+    with pytest.raises(ValueError, match=message):
+        make_batch(X, Y, lengths=lengths, mask=mask, **options)
+    with pytest.raises(ValueError, match=message):
+        make_batch(_lists(X, lengths), _lists(Y, lengths), mask=_lists(mask, lengths), **options)
+
+
+def test_arrays_that_do_not_match_x_are_named():
+    X = np.zeros((3, 4))
+    options = dict(input_size=1, output_size=1)
+    with pytest.raises(ValueError, match="Y has 2 sequences but X has 3"):
+        make_batch(X, np.zeros((2, 4)), **options)
+    with pytest.raises(ValueError, match="X has 4 steps but Y has 5"):
+        make_batch(X, np.zeros((3, 5)), **options)
+    with pytest.raises(ValueError, match="mask has 2 sequences but X has 3"):
+        make_batch(X, np.zeros((3, 4)), mask=np.ones((2, 4)), **options)
+    with pytest.raises(ValueError, match=r"lengths must lie in 1\.\.3"):
+        make_batch(X, np.zeros((3, 3)), lengths=[4, 1, 1], **options)
