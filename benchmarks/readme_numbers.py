@@ -16,6 +16,7 @@ summary compares the grid with the previous backend's (``git show
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,8 @@ def run_all(out: Path, only: set[str] | None = None) -> None:
         if only is not None and name not in only:
             continue
         command = [part.format(out=out) for part in command]
+        if name.endswith(".md"):  # a sweep from scratch: a rerun would keep finished runs
+            shutil.rmtree(out / "sweeps" / name.removesuffix(".md"), ignore_errors=True)
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         if not name.endswith(".md"):  # (a sweep writes its own table)
             (out / name).write_text(result.stdout)
@@ -133,9 +136,13 @@ def rewrite(out: Path) -> None:
     prose = (
         f"Over the whole grid (72 configurations) rnnlab is ahead of single-threaded PyTorch in "
         f"{sum(v > 1 for v in t1)} (up to {small:.0f}x at H <= 16) and of the faster PyTorch in "
-        f"{sum(v > 1 for v in best)}; behind one-thread PyTorch (cell H/B/T): "
-        f"{', '.join(behind)}.\n"
-        "`python benchmarks/speed.py --compare BEFORE AFTER` compares two saved grids; "
+        f"{sum(v > 1 for v in best)}; "
+        + (
+            f"behind one-thread PyTorch (cell H/B/T): {', '.join(behind)}.\n"
+            if behind
+            else "behind one-thread PyTorch in none.\n"
+        )
+        + "`python benchmarks/speed.py --compare BEFORE AFTER` compares two saved grids; "
         "against the\n"
         f"grid of the previous backend (one hand-written kernel per cell and size) this one is\n"
         f"within 0.8-1.25x in {within} configurations, faster in {faster} and slower in {slower}\n"
