@@ -57,6 +57,7 @@ RUNS = {
         "{out}/inspect",
     ],
     "examples.txt": [sys.executable, "benchmarks/inspect_examples.py"],
+    "notebook.txt": [sys.executable, "benchmarks/notebook_cell.py"],
 }
 
 
@@ -97,6 +98,9 @@ def rewrite(out: Path) -> None:
     # sweeps: each table between <!-- sweep NAME --> and <!-- /sweep --> (docs_check.py)
     tables = {name: open(out / f"{name}.md").read() for name in SWEEPS}
     s = BLOCK.sub(lambda m: f"<!-- sweep {m.group(1)} -->\n{tables[m.group(1)]}<!-- /sweep -->", s)
+    cell = "```text\n" + open(out / "notebook.txt").read() + "```\n"
+    block = re.compile(r"(<!-- notebook-cell -->\n).*?(<!-- /notebook-cell -->)", re.S)
+    s = block.sub(lambda g: g.group(1) + cell + g.group(2), s, count=1)
     scaling = open(out / "scaling.txt").read()
     block = re.compile(r"(<!-- sweep-scaling -->\n).*?(<!-- /sweep-scaling -->)", re.S)
     s = block.sub(lambda g: g.group(1) + scaling + g.group(2), s, count=1)

@@ -18,6 +18,6 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
         exec(compile(block, str(README), "exec"), {})
     out = capsys.readouterr().out
     assert "[[0, 0, 1, 0, 1, 1, 1, 1]]" in out
-    assert "logistic loss 0.0143570292578835" in out
+    assert "logistic loss 0.014357029257883496" in out
     error = float(out.splitlines()[1])
     assert error < 1e-6
