@@ -31,15 +31,16 @@ def test_same_seed_same_training_bit_for_bit():
         np.testing.assert_array_equal(a.params[name], b.params[name])
 
 
-def _nan_on_call_5(model, calls, snapshot):
+def _nan_on_update_5(model, calls, snapshot):
     """A backend (the protocol: name, forward, loss_and_grad, train_step) that runs the
-    model's own, except that its 5th training call returns a NaN loss, changing nothing."""
+    model's own, except that the 5th update's training call returns a NaN loss, changing
+    nothing. (Call 1 is fit's warm-up, on copies of the weights: calls are counted from 0.)"""
     real = model.kernels
 
     def training(kernel):
         def call(net, theta, *args, **kwargs):
             calls.append(1)
-            if len(calls) == 5:
+            if len(calls) == 6:
                 snapshot.update({n: p.copy() for n, p in model.params.items()})
                 return math.nan, (0.0 if kernel is real.train_step else np.zeros_like(theta))
             return kernel(net, theta, *args, **kwargs)
@@ -59,9 +60,9 @@ def _nan_on_call_5(model, calls, snapshot):
 def test_nan_loss_stops_and_returns_to_the_last_evaluated_weights(backend, optimizer):
     model = rnnlab.RNN(seed=0, backend=backend)
     calls, snapshot = [], {}
-    model.kernels = _nan_on_call_5(model, calls, snapshot)
+    model.kernels = _nan_on_update_5(model, calls, snapshot)
     history = fit(model, "shift", optimizer=optimizer, restore_best=False, eval_every=4)
-    assert not history.solved and history.steps == 4 and len(calls) == 5
+    assert not history.solved and history.steps == 4 and len(calls) == 6
     assert "loss became nan at step 5" in history.stop_reason
     assert "returned to the weights evaluated at step 4" in history.stop_reason
     assert history.diverged and history.trained
@@ -75,7 +76,7 @@ def test_nan_loss_before_any_evaluation_leaves_the_weights_as_they_started(backe
     model = rnnlab.RNN(seed=0, backend=backend)
     start = model.params.flat.copy()
     calls, snapshot = [], {}
-    model.kernels = _nan_on_call_5(model, calls, snapshot)
+    model.kernels = _nan_on_update_5(model, calls, snapshot)
     history = fit(model, "shift", restore_best=False, eval_every=10)
     assert history.diverged and not history.trained and "nothing trained" in history.stop_reason
     np.testing.assert_array_equal(model.params.flat, start)
@@ -253,3 +254,41 @@ def test_fit_refuses_unknown_settings():
     model = rnnlab.RNN(seed=0)
     with pytest.raises(ValueError, match="unknown fit setting"):
         fit(model, "shift", max_step=3)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_warm_up_changes_nothing(optimizer):
+    """fit loads (or compiles) its kernels before its clock starts, on copies."""
+    from rnnlab.optim import make_optimizer
+    from rnnlab.tasks import get_task
+    from rnnlab.train import TrainStep
+
+    model = rnnlab.RNN(seed=0, backend="numba")
+    step = TrainStep(model, make_optimizer(optimizer, lr=0.1))
+    batch = model.batch(get_task("shift").generate(8, np.random.default_rng(0)))
+    step(batch)  # (optimizer state exists)
+    weights = model.params.flat.copy()
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+             for k, v in step.optimizer.state["flat"].items()}  # fmt: skip
+    step.warm(batch)
+    np.testing.assert_array_equal(model.params.flat, weights)
+    for key, value in step.optimizer.state["flat"].items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+
+
+def test_compiling_notice_shows_only_when_loading_is_slow():
+    import threading
+
+    from rnnlab.train import _CompilingNotice
+
+    shown = threading.Event()
+    with _CompilingNotice(enabled=True, after=0.01) as notice:
+        for _ in range(500):  # (up to 5 s for the timer's thread to run)
+            if notice._status is not None:
+                shown.set()
+                break
+            shown.wait(0.01)
+    assert shown.is_set() and notice._status is None
+    with _CompilingNotice(enabled=True, after=60) as notice:
+        pass
+    assert notice._status is None and notice._timer is None

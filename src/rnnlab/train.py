@@ -167,6 +167,23 @@ class TrainStep:
             return loss, float(np.linalg.norm(grad))
         return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)
 
+    def warm(self, batch: Batch) -> None:
+        """Run the backend call :meth:`__call__` makes for ``batch`` on copies of the
+        weights and the optimizer's state: its kernels are loaded (or compiled, on a
+        first run) and nothing changes."""
+        model = self.model
+        backend, net, theta = model.kernels, model.network, model.params.flat.copy()
+        batch = model.batch(batch)
+        update = self.optimizer.flat_update(model.params.flat, self.clip)
+        if update is not None:
+            update = update._replace(first=update.first.copy(), second=update.second.copy())
+            backend.train_step(net, theta, batch.x, batch.y, batch.mask, loss=self._loss,
+                               reduction=self.reduction, truncate=self.truncate,
+                               update=update)  # fmt: skip
+        else:
+            backend.loss_and_grad(net, theta, batch.x, batch.y, batch.mask, loss=self._loss,
+                                  reduction=self.reduction, truncate=self.truncate)  # fmt: skip
+
 
 def fit(
     model: RNN,
@@ -248,6 +265,9 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     good_params, good_step = None, None
     initial_params = model.params.flat.copy()
     running_loss, seen = 0.0, 0
+    with _CompilingNotice(enabled=progress):  # (the clock starts once the kernels are in)
+        train_step.warm(train.take(np.arange(min(batch_size, train.size))))
+        evaluate(model, val, task)
     start = time.perf_counter()
     bar = _ProgressBar(max_steps, enabled=progress)
     step = 0
@@ -406,6 +426,42 @@ def _as_batch(model: RNN, data) -> Batch:
         X, Y, *rest = data
         return model.batch(X, Y, mask=rest[0] if rest else None)
     raise ValueError("data must be a task, a task name, (X, Y), (X, Y, mask) or a Batch")
+
+
+class _CompilingNotice:
+    """Says that kernels are being compiled when loading them takes longer than
+    ``after`` seconds (a first run: numba compiles, then caches on disk), as a rich
+    status until they are in; says nothing otherwise."""
+
+    def __init__(self, *, enabled: bool, after: float = 1.0):
+        self.enabled, self.after, self._status, self._timer = enabled, after, None, None
+        self._lock = threading.Lock()
+
+    def _show(self) -> None:
+        from rich.console import Console
+
+        with self._lock:
+            if self._timer is not None:
+                self._status = Console(stderr=True).status(
+                    "compiling kernels for this network (first run only: they are cached)"
+                )
+                self._status.start()
+
+    def __enter__(self):
+        if self.enabled:
+            self._timer = threading.Timer(self.after, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
 
 
 class _ProgressBar:
