@@ -113,7 +113,7 @@ def _notebook_gradient_sum(model, xs, ys):
     for x, y in zip(xs, ys, strict=True):
         grads, a1, a2, _ = nb.forward_pass(x, y, a1, a2)
         total += grads
-    return dict(zip(notebook._GRADIENT_ORDER, total, strict=True))
+    return dict(zip(notebook.steps.WEIGHTS[: notebook.steps.GRADIENTS], total, strict=True))
 
 
 def test_truncate_1_is_the_notebooks_gradient_and_full_bptt_is_not():
