@@ -158,17 +158,8 @@ def _padded(X, name, features, lengths, dtype, follows=None):
     after each sequence's length, and the lengths; ``T`` is the longest length, or X's
     for the arrays that must match X (``follows``: X's ``(T, B)``). Checked with the
     messages of the list path."""
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if X.ndim == 2 and features == 1:
-        X = X[..., None]
-    if X.ndim != 3 or X.shape[2] != features:
-        raise ValueError(
-            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), got {X.shape}"
-        )
+    X = _three_axes(X, name, features)
     B, T = X.shape[:2]
-    if B == 0 or T == 0:
-        raise ValueError(f"{name} holds no sequences (shape {X.shape})")
     if follows is not None and B != follows[1]:
         raise ValueError(f"{name} has {B} sequences but X has {follows[1]}")
     if lengths is None:
@@ -272,17 +263,8 @@ def _sequences(X, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
 
 
 def _from_padded(X: np.ndarray, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if X.ndim == 2 and features == 1:
-        X = X[..., None]
-    if X.ndim != 3 or X.shape[2] != features:
-        raise ValueError(
-            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), got {X.shape}"
-        )
+    X = _three_axes(X, name, features)
     B, T = X.shape[:2]
-    if B == 0 or T == 0:
-        raise ValueError(f"{name} holds no sequences (shape {X.shape})")
     if lengths is None:
         lengths = np.full(B, T)
     lengths = np.asarray(lengths)
@@ -294,6 +276,21 @@ def _from_padded(X: np.ndarray, name: str, features: int, lengths, dtype) -> lis
     for b, arr in enumerate(out):
         _check_finite(arr, f"{name}[{b}]")
     return out
+
+
+def _three_axes(X: np.ndarray, name: str, features: int) -> np.ndarray:
+    """A padded array of numbers as ``(B, T, features)``, or a ValueError naming ``name``."""
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if X.ndim == 2 and features == 1:
+        X = X[..., None]
+    if X.ndim != 3 or X.shape[2] != features:
+        raise ValueError(
+            f"{name} should be a padded array of shape (B, T) or (B, T, {features}), got {X.shape}"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} holds no sequences (shape {X.shape})")
+    return X
 
 
 def _class_sequences(Y, classes: int, lengths, dtype) -> list[np.ndarray]:
