@@ -176,7 +176,7 @@ def _padded(X, name, features, lengths, dtype, follows=None):
             )
         lengths = lengths.astype(np.int64)
     T = int(lengths.max()) if follows is None else follows[0]
-    x = np.ascontiguousarray(np.swapaxes(X[:, :T], 0, 1), dtype=dtype)  # (T, B, F)
+    x = np.array(np.swapaxes(X[:, :T], 0, 1), dtype=dtype, order="C")  # (T, B, F), a copy
     if lengths.min() < T:
         padding = np.arange(T)[:, None, None] >= lengths[None, :, None]  # (T, B, 1)
         np.copyto(x, 0.0, where=padding)

@@ -170,7 +170,8 @@ class TrainStep:
     def warm(self, batch: Batch) -> None:
         """Run the backend call :meth:`__call__` makes for ``batch`` on copies of the
         weights and the optimizer's state: its kernels are loaded (or compiled, on a
-        first run) and nothing changes."""
+        first run) and nothing changes (the optimizer's state arrays are made, zero, as
+        its first step would make them)."""
         model = self.model
         backend, net, theta = model.kernels, model.network, model.params.flat.copy()
         batch = model.batch(batch)
@@ -265,9 +266,10 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     good_params, good_step = None, None
     initial_params = model.params.flat.copy()
     running_loss, seen = 0.0, 0
-    with _CompilingNotice(enabled=progress):  # (the clock starts once the kernels are in)
-        train_step.warm(train.take(np.arange(min(batch_size, train.size))))
-        evaluate(model, val, task)
+    if model.kernels.name != "numpy":  # (the clock starts once the kernels are in)
+        with _CompilingNotice(enabled=progress):
+            train_step.warm(train.take(np.resize(np.arange(train.size), batch_size)))
+            evaluate(model, val, task)
     start = time.perf_counter()
     bar = _ProgressBar(max_steps, enabled=progress)
     step = 0

@@ -66,7 +66,7 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
                     net.hidden_size, net.output_size, spec.gates, spec.tape,
                     spec.recurrent_bias is not None, spec.cell_state]  # fmt: skip
         plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
-        p = path or sizes.choose(net.cell, net.hidden_size, B)
+        p = path or sizes.choose(net.cell, net.hidden_size, B, training=training)
         size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
                                      training)  # fmt: skip
         if B < FEW and net.num_layers == 1 and truncate == 0 and not p.use_blas:

@@ -1,12 +1,12 @@
 """The seed notebook's own arithmetic, compiled: its 2-unit sigmoid RNN with the one-step
 gradients it derived, operation for operation in its order, so every number it prints
 comes out digit for digit (``1 / (1 + e**-z)`` and left-to-right products, as its
-cells write them), about 10x faster than its Python.
+cells write them), about 6x faster than its Python (``benchmarks/notebook_cell.py``).
 
 The weights stay in the core model's flat vector ``theta``; ``at (13,)`` holds the
 index in ``theta`` of each of :data:`WEIGHTS`. Where the notebook's Python failed
-(``e**-z`` overflowing, ``log(0)``) this saturates: ``sigmoid`` gives 0 and the loss
-clips as :func:`rnnlab.functional.log_loss` does.
+(``e**-z`` overflowing, ``log(0)``) this saturates: ``sigmoid`` gives 0 and ``log(0)``
+becomes ``log`` of :data:`rnnlab.functional.LOG_LOSS_EPS`.
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def predict(theta, at, xs, out):
 @kernel
 def update_weights(theta, at, xs, ys, learning_rate):
     """One SGD step on one sequence with the summed one-step gradients; returns its loss,
-    or -1 (and changes nothing) when an input is not finite or a target not 0 or 1."""
+    or -1 (and changes nothing) when an input is not finite."""
     for t in range(xs.shape[0]):
-        if not (math.isfinite(xs[t]) and (ys[t] == 0 or ys[t] == 1)):
+        if not math.isfinite(xs[t]):
             return -1.0
     sums = np.zeros(GRADIENTS)
     grads = np.empty(GRADIENTS)
@@ -83,7 +83,7 @@ def update_weights(theta, at, xs, ys, learning_rate):
         for k in range(GRADIENTS):
             sums[k] += grads[k]
         p = y_hat if y == 1 else 1 - y_hat
-        loss += -math.log(min(max(p, LOG_LOSS_EPS), 1.0 - LOG_LOSS_EPS))
+        loss += -math.log(p) if p > 0.0 else -math.log(LOG_LOSS_EPS)  # (its log(0) failed)
     for k in range(GRADIENTS):
         theta[at[k]] = theta[at[k]] - learning_rate * sums[k]
     return loss

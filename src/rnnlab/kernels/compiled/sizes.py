@@ -51,10 +51,14 @@ _SERIAL_LANES, _PARALLEL_LANES, _BLAS = Path(LANES, False, False), Path(LANES, F
     Path(LANES, True, False)  # fmt: skip
 
 
-def choose(cell: str, hidden: int, batch: int, threads: int | None = None) -> Path:
-    """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units."""
+def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
+           training: bool = True) -> Path:  # fmt: skip
+    """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units (a
+    forward pass runs on one thread: BLAS wherever it runs BLAS)."""
     limits = TABLE[cell]
-    many = batch >= limits.parallel_min_batch and hidden < limits.parallel_max_hidden
+    many = batch >= limits.parallel_min_batch and (
+        hidden < limits.parallel_max_hidden if training else hidden < limits.blas_min_hidden
+    )
     if many and (numba.get_num_threads() if threads is None else threads) > 1:
         return _PARALLEL_LANES
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
