@@ -58,6 +58,7 @@ RUNS = {
     ],
     "examples.txt": [sys.executable, "benchmarks/inspect_examples.py"],
     "notebook.txt": [sys.executable, "benchmarks/notebook_cell.py"],
+    "api.txt": [sys.executable, "benchmarks/speed.py", "--api", "--repeats", "3"],
 }
 
 
@@ -155,9 +156,19 @@ def rewrite(out: Path) -> None:
         f"pause: OpenMP threads keep spinning after their last parallel region, and without the\n"
         f"pause they slowed whichever implementation ran next.\n\n"
     )
+    api = (
+        "The paths a user takes, on padded batch-first float32 arrays with lengths\n"
+        "(`python benchmarks/speed.py --api`): `fit` per update (its own clock, Adam on random\n"
+        "mini-batches, as a PyTorch loop does), `model.loss_and_grad(X, Y, lengths=L)` against "
+        "a\nPyTorch forward and backward, `model.predict_proba(X, lengths=L)` against a "
+        "`no_grad`\nforward; rnnlab's speed over PyTorch's with one thread (`t1`) and its "
+        "default threads\n(`tN`, at H = 256), and `lg/step`, what the array path costs over "
+        "the training pass on a\nprepared batch:\n\n"
+        "```text\n" + open(out / "api.txt").read() + "```\n\n"
+    )
     a = s.index("Over the whole grid")
     b = s.index("How (the whole design")
-    s = s[:a] + prose + s[b:]
+    s = s[:a] + prose + api + s[b:]
     # solve
     solve = open(out / "solve.txt").read().strip()
     a = s.index("```text\n# shift, task defaults")
