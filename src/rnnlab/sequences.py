@@ -46,12 +46,13 @@ class Batch:
 
     def take(self, index: np.ndarray) -> Batch:
         """The sequences at ``index`` as a batch, padding trimmed to the longest of them."""
-        T = int(self.lengths[index].max())
-        return Batch(
-            x=self.x[:T, index],
-            y=None if self.y is None else self.y[:T, index],
-            mask=self.mask[:T, index],
-            lengths=self.lengths[index],
+        lengths = self.lengths[index]
+        T = int(lengths.max())
+        return Batch(  # (np.take: C-contiguous, as the kernels take them; x[:T, index] is not)
+            x=np.take(self.x[:T], index, axis=1),
+            y=None if self.y is None else np.take(self.y[:T], index, axis=1),
+            mask=np.take(self.mask[:T], index, axis=1),
+            lengths=lengths,
             as_list=self.as_list,
         )
 
