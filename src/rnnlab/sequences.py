@@ -171,7 +171,7 @@ def _padded(X, name, features, lengths, dtype, follows=None):
         lengths = np.asarray(lengths)
         if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
             raise ValueError(f"lengths must be {B} integers, one per sequence, got {lengths!r}")
-        if np.any(lengths < 1) or np.any(lengths > T):
+        if lengths.min() < 1 or lengths.max() > T:  # (methods: np.any costs 3 us a call)
             raise ValueError(
                 f"lengths must lie in 1..{T} (the padded length), got {lengths.tolist()}"
             )
