@@ -74,6 +74,12 @@ def run_all(out: Path, only: set[str] | None = None) -> None:
             (out / name).write_text(result.stdout)
 
 
+def between(s: str, marker: str, text: str) -> str:
+    """``s`` with ``text`` between its ``<!-- MARKER -->`` and ``<!-- /MARKER -->`` lines."""
+    block = re.compile(rf"(<!-- {marker} -->\n).*?(<!-- /{marker} -->)", re.S)
+    return block.sub(lambda g: g.group(1) + text + g.group(2), s, count=1)
+
+
 def rewrite(out: Path) -> None:
     before = out / "grid_before.txt"
     before.write_text(subprocess.run(["git", "show", f"{BEFORE_COMMIT}:docs/speed_grid.txt"],
@@ -99,12 +105,8 @@ def rewrite(out: Path) -> None:
     # sweeps: each table between <!-- sweep NAME --> and <!-- /sweep --> (docs_check.py)
     tables = {name: open(out / f"{name}.md").read() for name in SWEEPS}
     s = BLOCK.sub(lambda m: f"<!-- sweep {m.group(1)} -->\n{tables[m.group(1)]}<!-- /sweep -->", s)
-    cell = "```text\n" + open(out / "notebook.txt").read() + "```\n"
-    block = re.compile(r"(<!-- notebook-cell -->\n).*?(<!-- /notebook-cell -->)", re.S)
-    s = block.sub(lambda g: g.group(1) + cell + g.group(2), s, count=1)
-    scaling = open(out / "scaling.txt").read()
-    block = re.compile(r"(<!-- sweep-scaling -->\n).*?(<!-- /sweep-scaling -->)", re.S)
-    s = block.sub(lambda g: g.group(1) + scaling + g.group(2), s, count=1)
+    s = between(s, "notebook-cell", "```text\n" + open(out / "notebook.txt").read() + "```\n")
+    s = between(s, "sweep-scaling", open(out / "scaling.txt").read())
     # grid
     open(ROOT / "docs/speed_grid.txt", "w").write(open(out / "grid.txt").read())
     grid = open(out / "grid.txt").read().splitlines()

@@ -264,19 +264,9 @@ def _sequences(X, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
 
 
 def _from_padded(X: np.ndarray, name: str, features: int, lengths, dtype) -> list[np.ndarray]:
-    X = _three_axes(X, name, features)
-    B, T = X.shape[:2]
-    if lengths is None:
-        lengths = np.full(B, T)
-    lengths = np.asarray(lengths)
-    if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
-        raise ValueError(f"lengths must be {B} integers, one per sequence, got {lengths!r}")
-    if np.any(lengths < 1) or np.any(lengths > T):
-        raise ValueError(f"lengths must lie in 1..{T} (the padded length), got {lengths.tolist()}")
-    out = [np.asarray(X[b, : lengths[b]], dtype=dtype) for b in range(B)]
-    for b, arr in enumerate(out):
-        _check_finite(arr, f"{name}[{b}]")
-    return out
+    """A padded array as one ``(T_i, features)`` array per sequence (the list path's form)."""
+    x, lengths = _padded(X, name, features, lengths, dtype)
+    return [x[: lengths[b], b] for b in range(x.shape[1])]
 
 
 def _three_axes(X: np.ndarray, name: str, features: int) -> np.ndarray:

@@ -56,6 +56,11 @@ class SpecError(ValueError):
     """A spec that cannot run: the message names the line it comes from."""
 
 
+def canonical(value) -> str:
+    """``value`` as canonical JSON (sorted keys): how settings and runs are keyed."""
+    return json.dumps(value, sort_keys=True)
+
+
 @dataclass(frozen=True)
 class Run:
     """One run of a sweep: its setting (options and task parameters) and seed."""
@@ -66,12 +71,12 @@ class Run:
     @property
     def setting_key(self) -> str:
         """The setting as canonical JSON (sorted keys): a sweep's unit of summary."""
-        return json.dumps(self.setting, sort_keys=True)
+        return canonical(self.setting)
 
     @property
     def key(self) -> str:
         """Setting and seed as canonical JSON: a run's identity in the results."""
-        return json.dumps({"setting": self.setting, "seed": self.seed}, sort_keys=True)
+        return canonical({"setting": self.setting, "seed": self.seed})
 
 
 @dataclass(frozen=True)
@@ -133,9 +138,9 @@ def parse_spec(text: str, *, default_name: str = "sweep", source: str = "spec") 
             setting = {**fixed, **entry, **dict(zip(names, combo, strict=True))}
             setting = {k: _value(k, v, lambda k, m: fail(k, m)) for k, v in setting.items()}
             setting = {k: v for k, v in setting.items() if v is not None}
-            canonical = json.dumps(setting, sort_keys=True)
-            if canonical not in seen:
-                seen.add(canonical)
+            key = canonical(setting)
+            if key not in seen:
+                seen.add(key)
                 settings.append(setting)
     for setting in settings:
         check_setting(setting, lambda key, message: fail(key, message))

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from rnnlab.sweeps.spec import canonical
 
 #: the columns of the summary tables (CSV and Markdown); "seconds" is a measurement,
 #: the rest follows from the code and the seeds
@@ -33,14 +34,13 @@ def summarize(rows: list[dict]) -> list[dict]:
     (see :func:`rnnlab.sweeps.store.read`)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(json.dumps(row["setting"], sort_keys=True), []).append(row)
-    settings = [json.loads(k) for k in groups]
+        groups.setdefault(canonical(row["setting"]), []).append(row)
+    settings = [runs[0]["setting"] for runs in groups.values()]
     varying = sorted(
         {k for s in settings for k in s if any(t.get(k) != s.get(k) for t in settings)}
     )
     out = []
-    for key, runs in groups.items():
-        setting = json.loads(key)
+    for setting, runs in zip(settings, groups.values(), strict=True):
         shown = varying or sorted(setting)
         solved = sum(r["solved"] for r in runs)
         low, high = wilson(solved, len(runs))
@@ -117,7 +117,7 @@ def to_csv(summaries: list[dict]) -> str:
                      "held_out", "test", "test_set"])  # fmt: skip
     for s in summaries:
         updates, seconds = s["updates"] or (None,) * 3, s["seconds"] or (None,) * 3
-        writer.writerow([json.dumps(s["setting"], sort_keys=True), s["runs"], s["solved"],
+        writer.writerow([canonical(s["setting"]), s["runs"], s["solved"],
                          s["solved"] / s["runs"], *s["interval"], *updates, *seconds,
                          s["held_out"], s["test"], s["test_set"]])  # fmt: skip
     return out.getvalue()

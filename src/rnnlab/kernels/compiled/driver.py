@@ -141,6 +141,13 @@ def gather_steps(T, m, training, use_blas):
 
 
 @inline
+def _gathered(net, T, m, training, use_blas):
+    """Numbers of a block's ``gather`` (``dax``, ``dah`` and both inputs of each step)."""
+    GH, H = net.gates * net.hidden, net.hidden
+    return (2 * GH + max(net.inputs, H) + H) * gather_steps(T, m, training, use_blas) * m
+
+
+@inline
 def block_size(net, T, m, training, use_blas):
     """How many numbers :func:`make_block` carves for ``T`` steps and ``m`` lanes."""
     L, I, H, O = net.layers, net.inputs, net.hidden, net.outputs
@@ -150,7 +157,7 @@ def block_size(net, T, m, training, use_blas):
     Tt, Td = (T, T) if training else (1, 0)
     rows = max(GH, max(H, O))
     wide = max(GH * max(I, H), O * H)
-    gathered = (2 * GH + max(I, H) + H) * gather_steps(T, m, training, use_blas) * m
+    gathered = _gathered(net, T, m, training, use_blas)
     return (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
             + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + rows * m + wide
             + gathered)  # fmt: skip
@@ -167,7 +174,7 @@ def make_block(net, T, m, training, use_blas, buffer):
     Tt, Td = (T, T) if training else (1, 0)
     rows = max(GH, max(H, O))
     wide = max(GH * max(I, H), O * H)
-    gathered = (2 * GH + max(I, H) + H) * gather_steps(T, m, training, use_blas) * m
+    gathered = _gathered(net, T, m, training, use_blas)
     xs, at = carve(buffer, 0, (T, I, m))
     ys, at = carve(buffer, at, (T, O, m))
     ws, at = carve(buffer, at, (T, m))

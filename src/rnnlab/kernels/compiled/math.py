@@ -240,6 +240,9 @@ def _tanh32(z):
 
 
 def _by_type(float32, float64, doc):
+    """A function for compiled code only: ``float32(x)`` for a float32 ``x``, else
+    ``float64(x)`` (plain functions of ``x``, compiled where they are called)."""
+
     def function(x):
         raise TypeError("compiled code only")
 
@@ -247,44 +250,36 @@ def _by_type(float32, float64, doc):
 
     @overload(function, jit_options={"error_model": "numpy"})
     def _typed(x):
-        if x == types.float32:
-            return lambda x: float32(x)
-        return lambda x: float64(x)
+        return float32 if x == types.float32 else float64
 
     return function
 
 
-def _constant(value, doc):
-    def function(x):
-        raise TypeError("compiled code only")
-
-    function.__doc__ = doc
-    as32 = np.float32(value)
-
-    @overload(function)
-    def _typed(x):
-        if x == types.float32:
-            return lambda x: as32
-        return lambda x: value
-
-    return function
-
-
-one = _constant(1.0, "1 in ``x``'s precision (a literal 1.0 makes float32 math float64).")
-zero = _constant(0.0, "0 in ``x``'s precision.")
+one = _by_type(
+    lambda x: _ONE_32,
+    lambda x: 1.0,
+    "1 in ``x``'s precision (a literal 1.0 makes float32 math float64).",
+)
+zero = _by_type(lambda x: _ZERO_32, lambda x: 0.0, "0 in ``x``'s precision.")
 exp_nonpositive = _by_type(
-    _exp_nonpositive32, _exp_nonpositive64, "``exp(x)`` for ``x <= 0`` (or NaN)."
+    lambda x: _exp_nonpositive32(x),
+    lambda x: _exp_nonpositive64(x),
+    "``exp(x)`` for ``x <= 0`` (or NaN).",
 )
 expm1_nonpositive = _by_type(
-    _expm1_nonpositive32,
-    _expm1_nonpositive64,
+    lambda x: _expm1_nonpositive32(x),
+    lambda x: _expm1_nonpositive64(x),
     "``exp(x) - 1`` for ``x <= 0`` (or NaN), accurate near 0.",
 )
 sigmoid = _by_type(
-    _sigmoid32, _sigmoid64, "``1 / (1 + exp(-z))`` without overflow: exp only sees ``-|z|``."
+    lambda x: _sigmoid32(x),
+    lambda x: _sigmoid64(x),
+    "``1 / (1 + exp(-z))`` without overflow: exp only sees ``-|z|``.",
 )
 tanh = _by_type(
-    _tanh32, _tanh64, "``sign(z) (1 - e) / (1 + e)``, ``e = exp(-2|z|)``, through expm1."
+    lambda x: _tanh32(x),
+    lambda x: _tanh64(x),
+    "``sign(z) (1 - e) / (1 + e)``, ``e = exp(-2|z|)``, through expm1.",
 )
 
 
