@@ -119,6 +119,25 @@ def test_one_sequence_at_a_time_matches_reference(rng, cell, activation, loss, B
     assert (c is None) == (ref_c is None) and (c is None or relative_error(c, ref_c) <= 1e-12)
 
 
+@pytest.mark.skipif(not compiled.blas.available, reason="numba's BLAS here is not OpenBLAS")
+@pytest.mark.parametrize(("B", "H"), [(1, 64), (8, 32)], ids=["one sequence at a time",
+                                                              "blas block"])  # fmt: skip
+def test_small_blas_products_on_one_thread_give_the_same_numbers(rng, B, H):
+    """Calls whose BLAS products are small run them on one thread; the numbers are
+    the reference's and the thread's own BLAS setting is back afterwards."""
+    assert sizes.one_blas_thread(3, H, B)  # (the sizes below take that way)
+    net, theta, x, y, mask = make_problem(rng, "gru", "sigmoid", T=5, B=B, I=2, H=H, O=3,
+                                          L=1, loss="bce", scale=0.2)  # fmt: skip
+    previous = compiled.blas.limit(2)  # a setting to find again afterwards
+    try:
+        assert_same(net, theta, x, y, mask, tol=1e-12, path=None, loss="bce")
+        logits, _, _ = compiled.forward(net, theta, x)
+        assert relative_error(logits, reference.forward(net, theta, x)[0]) <= 1e-12
+        assert compiled.blas.limit(2) == 2
+    finally:
+        compiled.blas.limit(previous)
+
+
 @pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
 @pytest.mark.parametrize(("cell", "activation"), CELLS)
 @pytest.mark.parametrize("truncate", [1, 2, 4])
@@ -204,7 +223,9 @@ def test_train_step_is_the_pass_then_the_update(rng, rule, path):
     for backend in (reference, compiled):
         weights = theta.copy()
         first, second = np.zeros_like(weights), np.zeros_like(weights)
-        update = Update(rule, 1, 0.05, 0.9, 0.999, 1e-8, 0.01, 0.5, True, 0.5, first, second)
+        update = Update.make(rule, 1, 0.05, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                             momentum=0.5, nesterov=True, max_norm=0.5, first=first,
+                             second=second)  # fmt: skip
         kw = {"path": path} if backend is compiled else {}
         loss, norm = backend.train_step(net, weights, x, y, mask, loss="bce", update=update, **kw)
         results.append((loss, norm, weights, first, second))
@@ -219,8 +240,8 @@ def test_train_step_leaves_weights_alone_when_the_loss_is_not_finite(rng):
     net, theta, x, y, mask = make_problem(rng, "elman", "tanh", T=4, B=3, I=1, H=2, O=1, L=1,
                                           loss="mse")  # fmt: skip
     y[0, 0, 0] = np.inf
-    update = Update(ADAM, 1, 0.05, 0.9, 0.999, 1e-8, 0.0, 0.0, False, 1.0,
-                    np.zeros_like(theta), np.zeros_like(theta))  # fmt: skip
+    update = Update.make(ADAM, 1, 0.05, beta1=0.9, beta2=0.999, eps=1e-8, max_norm=1.0,
+                         first=np.zeros_like(theta), second=np.zeros_like(theta))  # fmt: skip
     before = theta.copy()
     loss, _ = compiled.train_step(net, theta, x, y, mask, loss="mse", update=update)
     assert not np.isfinite(loss)

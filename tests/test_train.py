@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import rnnlab
+from rnnlab.kernels import Trainer
 from rnnlab.tasks import Task, get_task
 from rnnlab.train import fit
 
@@ -36,7 +37,7 @@ def warm_up_calls(model) -> int:
 
 
 def _nan_on_update_5(model, calls, snapshot):
-    """A backend (the protocol: name, forward, loss_and_grad, train_step) that runs the
+    """A backend (the protocol: name, forward, loss_and_grad, train_step, trainer) that runs the
     model's own, except that the 5th update's training call returns a NaN loss, changing
     nothing. (On compiled kernels call 1 is fit's warm-up, on copies of the weights.)"""
     real = model.kernels
@@ -52,12 +53,14 @@ def _nan_on_update_5(model, calls, snapshot):
 
         return call
 
-    return types.SimpleNamespace(
+    backend = types.SimpleNamespace(
         name=real.name,
         forward=real.forward,
         loss_and_grad=training(real.loss_and_grad),
         train_step=training(real.train_step),
     )
+    backend.trainer = lambda net, **options: Trainer(backend, net, **options)
+    return backend
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])

@@ -122,13 +122,15 @@ class TrainStep:
     >>> loss, norm = step(batch)  # doctest: +SKIP
 
     It works on the model's flat parameter vector (``model.params.flat``) through
-    the backend protocol (:mod:`rnnlab.kernels`) only. An optimizer with a flat rule
-    (Adam, SGD, Momentum) hands it over as an :class:`~rnnlab.optim.rules.Update`
-    and the backend's ``train_step`` computes the gradient and applies the update in
-    one call; otherwise (Adagrad, RMSprop) the backend's ``loss_and_grad`` gives the
-    flat gradient and ``optimizer.step_flat`` applies it. Returns the loss and the
-    gradient's global norm before clipping; when either is inf or NaN the weights
-    (and the optimizer's step count) are left as they were.
+    the backend protocol (:mod:`rnnlab.kernels`) only, with the backend's ``trainer``
+    for its options (made again when the model changes backend). An optimizer with a
+    flat rule (Adam, SGD, Momentum) hands it over as an
+    :class:`~rnnlab.optim.rules.Update` and the trainer's ``train_step`` computes the
+    gradient and applies the update in one call; otherwise (Adagrad, RMSprop) the
+    trainer's ``loss_and_grad`` gives the flat gradient and ``optimizer.step_flat``
+    applies it. Returns the loss and the gradient's global norm before clipping; when
+    either is inf or NaN the weights (and the optimizer's step count) are left as they
+    were.
     """
 
     def __init__(self, model: RNN, optimizer: Optimizer, *, truncate: int | None = None,
@@ -144,25 +146,32 @@ class TrainStep:
         self.model, self.optimizer = model, optimizer
         self.truncate, self.reduction = truncate, reduction
         self.clip = None if clip is None else float(clip)
-        self._loss = model.config.loss
+        self._for = self._trainer = None
+
+    def trainer(self):
+        """The model's backend's trainer for this step's options (kept while the
+        model's backend and network stay the same objects)."""
+        model = self.model
+        backend, net = model.kernels, model.network
+        if self._for is None or self._for[0] is not backend or self._for[1] is not net:
+            options = {"reduction": self.reduction, "truncate": self.truncate}
+            self._trainer = backend.trainer(net, loss=model.config.loss, **options)
+            self._for = (backend, net)
+        return self._trainer
 
     def __call__(self, batch: Batch) -> tuple[float, float]:
         model, optimizer = self.model, self.optimizer
-        backend, net, theta = model.kernels, model.network, model.params.flat
+        trainer, theta = self.trainer(), model.params.flat
         batch = model.batch(batch)  # (the model's dtype)
         if batch.y is None:
             raise ValueError("a training step needs a batch with targets")
         update = optimizer.flat_update(theta, self.clip)
         if update is not None:  # pass and update in one backend call
-            loss, norm = backend.train_step(net, theta, batch.x, batch.y, batch.mask,
-                                            loss=self._loss, reduction=self.reduction,
-                                            truncate=self.truncate, update=update)  # fmt: skip
+            loss, norm = trainer.train_step(theta, batch.x, batch.y, batch.mask, update)
             if math.isfinite(loss) and math.isfinite(norm):
                 optimizer.advance_flat()
             return loss, norm
-        loss, grad = backend.loss_and_grad(net, theta, batch.x, batch.y, batch.mask,
-                                           loss=self._loss, reduction=self.reduction,
-                                           truncate=self.truncate)  # fmt: skip
+        loss, grad = trainer.loss_and_grad(theta, batch.x, batch.y, batch.mask)
         if not math.isfinite(loss):
             return loss, float(np.linalg.norm(grad))
         return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)
@@ -172,18 +181,15 @@ class TrainStep:
         weights and the optimizer's state: its kernels are loaded (or compiled, on a
         first run) and nothing changes (the optimizer's state arrays are made, zero, as
         its first step would make them)."""
-        model = self.model
-        backend, net, theta = model.kernels, model.network, model.params.flat.copy()
+        model, trainer = self.model, self.trainer()
+        theta = model.params.flat.copy()
         batch = model.batch(batch)
         update = self.optimizer.flat_update(model.params.flat, self.clip)
         if update is not None:
             update = update._replace(first=update.first.copy(), second=update.second.copy())
-            backend.train_step(net, theta, batch.x, batch.y, batch.mask, loss=self._loss,
-                               reduction=self.reduction, truncate=self.truncate,
-                               update=update)  # fmt: skip
+            trainer.train_step(theta, batch.x, batch.y, batch.mask, update)
         else:
-            backend.loss_and_grad(net, theta, batch.x, batch.y, batch.mask, loss=self._loss,
-                                  reduction=self.reduction, truncate=self.truncate)  # fmt: skip
+            trainer.loss_and_grad(theta, batch.x, batch.y, batch.mask)
 
 
 def fit(

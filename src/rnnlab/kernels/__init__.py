@@ -2,7 +2,7 @@
 
 The backend protocol
 --------------------
-A backend is a module with a ``name`` and three functions. Each takes the
+A backend is a module with a ``name`` and four functions. Each takes the
 network (a :class:`~rnnlab.kernels.layout.Network`: cell, sizes, layout) and its
 parameters as one flat vector ``theta (P,)``, float32 or float64, with inputs of
 the same dtype, time-major:
@@ -25,6 +25,12 @@ the same dtype, time-major:
     clipping, rule, state arrays). Returns the loss and the gradient's norm
     before clipping; when either is not finite ``theta`` is unchanged.
 
+``trainer(net, *, loss, reduction="mean", truncate=None) -> Trainer``
+    The two calls above with the options fixed and checked once, as methods
+    ``loss_and_grad(theta, x, y, mask)`` and ``train_step(theta, x, y, mask, update)``:
+    what a training loop calls once per update (at ``H = 2`` the checks of each call
+    cost as much as the pass). :class:`Trainer` makes one from the two functions.
+
 Arguments are checked by the layers above (:mod:`rnnlab.model`,
 :mod:`rnnlab.train`); a backend need only refuse what it would misread (the compiled
 one checks shapes, as its kernels index unchecked). ``rnnlab.kernels.reference`` is the
@@ -37,6 +43,23 @@ import warnings
 from types import ModuleType
 
 BACKENDS = ("auto", "numpy", "numba")
+
+
+class Trainer:
+    """A backend's ``loss_and_grad`` and ``train_step`` for one network with the
+    options fixed (the protocol's ``trainer``, made from its two functions)."""
+
+    def __init__(self, backend, net, *, loss: str, reduction: str = "mean",
+                 truncate: int | None = None):  # fmt: skip
+        self.backend, self.net = backend, net
+        self.options = {"loss": loss, "reduction": reduction, "truncate": truncate}
+
+    def loss_and_grad(self, theta, x, y, mask):
+        return self.backend.loss_and_grad(self.net, theta, x, y, mask, **self.options)
+
+    def train_step(self, theta, x, y, mask, update):
+        return self.backend.train_step(self.net, theta, x, y, mask, update=update,
+                                       **self.options)  # fmt: skip
 
 
 def get_backend(name: str) -> ModuleType | _Auto:
@@ -122,6 +145,35 @@ class _Auto:
             return self._fall_back(err).train_step(net, theta, x, y, mask, loss=loss,
                                                    reduction=reduction, truncate=truncate,
                                                    update=update)  # fmt: skip
+
+    def trainer(self, net, *, loss, reduction="mean", truncate=None, **path):
+        return _AutoTrainer(self, net, dict(loss=loss, reduction=reduction, truncate=truncate),
+                            path)  # fmt: skip
+
+
+class _AutoTrainer:
+    """:meth:`_Auto.trainer`: the compiled trainer until a kernel fails to compile, then
+    the reference's."""
+
+    def __init__(self, auto: _Auto, net, options: dict, path: dict):
+        self._auto, self._net, self._options = auto, net, options
+        self._active = auto._active.trainer(net, **options, **path)
+
+    def _fall_back(self, err: Exception):
+        self._active = self._auto._fall_back(err).trainer(self._net, **self._options)
+        return self._active
+
+    def loss_and_grad(self, theta, x, y, mask):
+        try:
+            return self._active.loss_and_grad(theta, x, y, mask)
+        except self._auto._errors as err:
+            return self._fall_back(err).loss_and_grad(theta, x, y, mask)
+
+    def train_step(self, theta, x, y, mask, update):
+        try:
+            return self._active.train_step(theta, x, y, mask, update)
+        except self._auto._errors as err:
+            return self._fall_back(err).train_step(theta, x, y, mask, update)
 
 
 _AUTO: _Auto | None = None

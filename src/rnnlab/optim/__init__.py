@@ -104,7 +104,7 @@ class Optimizer:
         self.lr = lr
         self.weight_decay = _number("weight_decay", weight_decay, low=0.0)
         self.state: dict[str, dict] = {}
-        self._flat_cache = None  # (theta, state["flat"], its two arrays) for flat_update()
+        self._flat_cache = None  # [theta, state["flat"], Update, hyper] for flat_update()
         self._checked_max_norm = None
 
     @property
@@ -212,20 +212,33 @@ class Optimizer:
             self._checked_max_norm = _number("max_norm", max_norm, low=0.0, low_open=True)
         return self._checked_max_norm
 
-    def _flat_state(self, theta: np.ndarray, keys: tuple[str, ...]) -> tuple:
-        """``(theta, state, first, second)``: ``state["flat"]`` and its arrays ``keys``
-        (at most two; an empty array for each one missing) for ``theta``, made once with
-        :func:`_buffer` and remembered while ``theta``, the state dict and its arrays
-        stay the same objects (checked by identity: this runs once per update)."""
+    def _flat(self, theta: np.ndarray, keys: tuple[str, ...], hyper: tuple) -> Update:
+        """The :class:`~rnnlab.optim.rules.Update` for the next flat step of ``theta``:
+        state arrays ``keys`` of ``state["flat"]`` (at most two; empty for each one
+        missing), and ``hyper`` = (rule, lr, beta1, beta2, eps, weight_decay, momentum,
+        nesterov, max_norm). One Update is kept and rewritten in place while ``theta``,
+        the state dict and its arrays stay the same objects (checked by identity: this
+        runs once per update); its numbers only where they changed."""
         c = self._flat_cache
-        if (
+        if not (
             c is not None
             and c[0] is theta
             and self.state.get("flat") is c[1]
-            and (not keys or c[1].get(keys[0]) is c[2])
-            and (len(keys) < 2 or c[1].get(keys[1]) is c[3])
+            and (not keys or c[1].get(keys[0]) is c[2].first)
+            and (len(keys) < 2 or c[1].get(keys[1]) is c[2].second)
         ):
-            return c
+            c = self._flat_cache = self._new_flat_state(theta, keys)
+        state, update = c[1], c[2]
+        numbers = update.numbers
+        if hyper != c[3]:
+            numbers[rules.RULE], numbers[rules.LR :] = hyper[0], hyper[1:]
+            c[3] = hyper
+        numbers[rules.STEP] = state["step"] + 1
+        return update
+
+    def _new_flat_state(self, theta: np.ndarray, keys: tuple[str, ...]) -> list:
+        """``[theta, state["flat"], its Update, the hyperparameters written (none)]``,
+        the state arrays made with :func:`_buffer` where missing."""
         if theta.dtype.kind != "f":
             raise ValueError(f"parameters must be a float vector, got dtype {theta.dtype}")
         state = self.state.setdefault("flat", {"step": 0})
@@ -237,8 +250,7 @@ class Optimizer:
             arrays.append(array)
         empty = np.empty(0, dtype=theta.dtype)
         arrays += [empty] * (2 - len(arrays))
-        self._flat_cache = (theta, state, *arrays)
-        return self._flat_cache
+        return [theta, state, Update(np.zeros(10), *arrays), None]
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError
@@ -260,10 +272,9 @@ class SGD(Optimizer):
             raise ValueError("nesterov needs momentum > 0")
 
     def flat_update(self, theta, max_norm=None):
-        _, state, buf, unused = self._flat_state(theta, _MOMENTUM if self.momentum else ())
-        return Update(rules.SGD, state["step"] + 1, self._lr, 0.0, 0.0, 0.0, self.weight_decay,
-                      self.momentum, self.nesterov, self._max_norm(max_norm), buf,
-                      unused)  # fmt: skip
+        return self._flat(theta, _MOMENTUM if self.momentum else (), (
+            rules.SGD, self._lr, 0.0, 0.0, 0.0, self.weight_decay, self.momentum, self.nesterov,
+            self._max_norm(max_norm)))  # fmt: skip
 
     def _update(self, p, g, state):
         if self.momentum:
@@ -303,9 +314,9 @@ class Adam(Optimizer):
         self.eps = _number("eps", eps, low=0.0, low_open=True)
 
     def flat_update(self, theta, max_norm=None):
-        _, state, m, v = self._flat_state(theta, _MOMENTS)
-        return Update(rules.ADAM, state["step"] + 1, self._lr, self.beta1, self.beta2, self.eps,
-                      self.weight_decay, 0.0, False, self._max_norm(max_norm), m, v)  # fmt: skip
+        return self._flat(theta, _MOMENTS, (
+            rules.ADAM, self._lr, self.beta1, self.beta2, self.eps, self.weight_decay, 0.0, False,
+            self._max_norm(max_norm)))  # fmt: skip
 
     def _update(self, p, g, state):
         t, b1, b2 = state["step"], self.beta1, self.beta2

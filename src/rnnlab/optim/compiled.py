@@ -12,7 +12,20 @@ from __future__ import annotations
 import math
 
 from rnnlab.kernels.compiled.math import kernel
-from rnnlab.optim.rules import ADAM, SGD
+from rnnlab.optim.rules import (
+    ADAM,
+    BETA1,
+    BETA2,
+    EPS,
+    LR,
+    MAX_NORM,
+    MOMENTUM,
+    NESTEROV,
+    RULE,
+    SGD,
+    STEP,
+    WEIGHT_DECAY,
+)
 
 
 @kernel
@@ -32,31 +45,34 @@ def clip(grad, max_norm):
 
 
 @kernel
-def apply(update, theta, grad):
-    """Clip ``grad`` and apply ``update`` (an :class:`~rnnlab.optim.rules.Update`) to
-    ``theta (P,)`` in place; returns the norm before clipping (non-finite: no change)."""
-    u = update
-    norm = clip(grad, u.max_norm)
+def apply(numbers, first, second, theta, grad):
+    """Clip ``grad`` and apply the update of an :class:`~rnnlab.optim.rules.Update`
+    (``numbers``, ``first``, ``second``) to ``theta (P,)`` in place; returns the norm
+    before clipping (non-finite: no change)."""
+    norm = clip(grad, numbers[MAX_NORM])
     if not math.isfinite(norm):
         return norm
-    if u.rule == ADAM:
+    rule, step, lr, weight_decay = numbers[RULE], numbers[STEP], numbers[LR], numbers[WEIGHT_DECAY]
+    if rule == ADAM:
+        beta1, beta2, eps = numbers[BETA1], numbers[BETA2], numbers[EPS]
         # float powers: C's pow, as Python's ``beta1 ** float(step)``
-        step_size = u.lr / (1.0 - u.beta1 ** float(u.step))
-        root_correction = math.sqrt(1.0 - u.beta2 ** float(u.step))
-        m, v = u.first, u.second
+        step_size = lr / (1.0 - beta1**step)
+        root_correction = math.sqrt(1.0 - beta2**step)
+        m, v = first, second
         for i in range(theta.shape[0]):
-            g = grad[i] + u.weight_decay * theta[i] if u.weight_decay != 0.0 else grad[i]
-            m[i] += (1.0 - u.beta1) * (g - m[i])
-            v[i] = v[i] * u.beta2 + (1.0 - u.beta2) * g * g
-            theta[i] -= step_size * (m[i] / (math.sqrt(v[i]) / root_correction + u.eps))
-    elif u.rule == SGD:
-        buf = u.first
+            g = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
+            m[i] += (1.0 - beta1) * (g - m[i])
+            v[i] = v[i] * beta2 + (1.0 - beta2) * g * g
+            theta[i] -= step_size * (m[i] / (math.sqrt(v[i]) / root_correction + eps))
+    elif rule == SGD:
+        momentum, nesterov = numbers[MOMENTUM], numbers[NESTEROV] != 0.0
+        buf = first
         for i in range(theta.shape[0]):
-            g = grad[i] + u.weight_decay * theta[i] if u.weight_decay != 0.0 else grad[i]
-            if u.momentum != 0.0:
-                buf[i] = buf[i] * u.momentum + g
-                g = g + u.momentum * buf[i] if u.nesterov else buf[i]
-            theta[i] -= u.lr * g
+            g = grad[i] + weight_decay * theta[i] if weight_decay != 0.0 else grad[i]
+            if momentum != 0.0:
+                buf[i] = buf[i] * momentum + g
+                g = g + momentum * buf[i] if nesterov else buf[i]
+            theta[i] -= lr * g
     else:
         raise ValueError("unknown update rule")
     return norm

@@ -18,26 +18,50 @@ import numpy as np
 ADAM, SGD = 0, 1
 
 
+#: the numbers of an :class:`Update`, by index
+RULE, STEP, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAX_NORM = range(10)
+
+
+def _number(index: int, kind: type, doc: str) -> property:
+    return property(lambda update: kind(update.numbers[index]), doc=doc)
+
+
 class Update(NamedTuple):
     """Everything one flat step needs: ``theta -= rule(clip(grad))`` at step ``step``.
 
-    ``first`` / ``second`` are the optimizer's state arrays, the shape of ``theta``,
-    updated in place: Adam's ``exp_avg`` / ``exp_avg_sq``; SGD's momentum buffer as
-    ``first`` (``second`` unused; both empty without momentum).
+    ``numbers (10,)`` float64 holds the rule and its hyperparameters (indices
+    ``RULE, STEP, LR, BETA1, BETA2, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, MAX_NORM``;
+    read them by name: ``update.lr``); ``first`` / ``second`` are the optimizer's state
+    arrays, the shape of ``theta``, updated in place: Adam's ``exp_avg`` / ``exp_avg_sq``;
+    SGD's momentum buffer as ``first`` (``second`` unused; both empty without momentum).
+    Three arrays, so a compiled step takes it as three arguments (at ``H = 2`` each of
+    ten scalars cost a compiled call as much as an array).
     """
 
-    rule: int
-    step: int  # the update this is, counted from 1
-    lr: float
-    beta1: float
-    beta2: float
-    eps: float
-    weight_decay: float
-    momentum: float
-    nesterov: bool
-    max_norm: float  # clip the gradient's global L2 norm to this first; 0: never
+    numbers: np.ndarray
     first: np.ndarray
     second: np.ndarray
+
+    @classmethod
+    def make(cls, rule: int, step: int, lr: float, *, beta1: float = 0.0, beta2: float = 0.0,
+             eps: float = 0.0, weight_decay: float = 0.0, momentum: float = 0.0,
+             nesterov: bool = False, max_norm: float = 0.0, first: np.ndarray,
+             second: np.ndarray) -> Update:  # fmt: skip
+        """An Update from its fields by name (``max_norm`` 0: no clipping)."""
+        numbers = np.array([rule, step, lr, beta1, beta2, eps, weight_decay, momentum,
+                            nesterov, max_norm], np.float64)  # fmt: skip
+        return cls(numbers, first, second)
+
+    rule = _number(RULE, int, "ADAM or SGD")
+    step = _number(STEP, int, "the update this is, counted from 1")
+    lr = _number(LR, float, "the learning rate")
+    beta1 = _number(BETA1, float, "Adam's first-moment decay")
+    beta2 = _number(BETA2, float, "Adam's second-moment decay")
+    eps = _number(EPS, float, "Adam's epsilon")
+    weight_decay = _number(WEIGHT_DECAY, float, "L2 penalty added to the gradient")
+    momentum = _number(MOMENTUM, float, "SGD's momentum (0: none)")
+    nesterov = _number(NESTEROV, bool, "SGD's Nesterov momentum")
+    max_norm = _number(MAX_NORM, float, "clip the gradient's global L2 norm to this; 0: never")
 
 
 def clip(grad: np.ndarray, max_norm: float) -> float:

@@ -10,6 +10,7 @@ needs (through scipy).
 from __future__ import annotations
 
 import importlib.util
+import numbers
 import threading
 from typing import NamedTuple
 
@@ -20,7 +21,7 @@ if importlib.util.find_spec("scipy") is None:  # not imported: numba does when n
 
 # (``cache`` first: importing it points numba at a writable cache before any kernel
 # below is decorated)
-from rnnlab.kernels.compiled import cache, driver, sizes  # noqa: F401
+from rnnlab.kernels.compiled import blas, cache, driver, sizes  # noqa: F401
 from rnnlab.kernels.compiled.products import FEW
 from rnnlab.kernels.layout import Network
 from rnnlab.kernels.registry import LOSS_CODES
@@ -49,6 +50,7 @@ class _Call(NamedTuple):
     settings: np.ndarray  # how to run (see driver.SETTINGS)
     workspace: int  # numbers of scratch
     way: str  # "blocks", "threads" or "sequences": which entry points of the driver
+    one_blas_thread: bool  # run the call with BLAS on one thread (sizes.one_blas_thread)
 
 
 _CALLS: dict[tuple, _Call] = {}
@@ -76,7 +78,10 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         else:
             way = "threads" if p.parallel and training else "blocks"
         settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
-        call = _CALLS[key] = _Call(plan, settings, int(size), way)
+        columns = 1 if way == "sequences" else B  # (per BLAS product of a step)
+        one = p.use_blas and blas.available and sizes.one_blas_thread(spec.gates, net.hidden_size,
+                                                                     columns)  # fmt: skip
+        call = _CALLS[key] = _Call(plan, settings, int(size), way, one)
     return call
 
 
@@ -126,9 +131,22 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     if states:
         h = np.empty((net.num_layers, T, B, net.hidden_size), dtype)
         cs = np.empty_like(h) if net.spec.cell_state else None
-    run(x, theta, c.plan, c.settings, start, _workspace(dtype, c.workspace), logits,
-        empty if h is None else h, empty if cs is None else cs)  # fmt: skip
+    arguments = (x, theta, c.plan, c.settings, start, _workspace(dtype, c.workspace), logits,
+                 empty if h is None else h, empty if cs is None else cs)  # fmt: skip
+    if c.one_blas_thread:
+        _one_blas_thread(run, *arguments)
+    else:
+        run(*arguments)
     return logits, h, cs
+
+
+def _one_blas_thread(kernel, *arguments):
+    """``kernel(*arguments)`` with this thread's BLAS on one thread (:mod:`.blas`)."""
+    previous = blas.limit(1)
+    try:
+        return kernel(*arguments)
+    finally:
+        blas.limit(previous)
 
 
 #: an empty (0, 0, 0, 0) array per dtype, never written: the driver's "start from the
@@ -151,37 +169,95 @@ def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     return start
 
 
-#: the :class:`_Call` of a training call per network, dtype, shapes and options, whose
-#: checks passed once (the arrays' shapes, the loss, the reduction)
-_TRAINING: dict[tuple, _Call] = {}
-
-
-def _arguments(net, theta, x, y, mask, loss, reduction, truncate, path):
-    dtype = theta.dtype
-    x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
-    key = (net, theta.shape, dtype, x.shape, y.shape, mask.shape, loss, reduction, truncate, path)
-    try:
-        c = _TRAINING.get(key)
-    except TypeError:  # an unhashable option: the checks below say what is wrong
-        c = None
-    if c is None:
-        _check(net, theta, x, y, mask)
-        code = LOSS_CODES.get(loss) if isinstance(loss, str) else None
-        if code is None:
-            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSS_CODES)}")
-        check_reduction(reduction)
-        T, B = x.shape[0], x.shape[1]
-        k = 0 if truncate is None or truncate >= T else int(truncate)
-        if len(_TRAINING) >= 4096:  # (many batch shapes: start again rather than grow)
-            _TRAINING.clear()
-        c = _TRAINING[key] = _call(net, dtype, T, B, path, code, reduction == "mean", k, True)
-    return c.way, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace))
-
-
 _LOSS_AND_GRAD = {"blocks": driver.loss_and_grad_blocks, "threads": driver.loss_and_grad_threads,
                   "sequences": driver.loss_and_grad_sequences}  # fmt: skip
 _TRAIN_STEP = {"blocks": driver.train_step_blocks, "threads": driver.train_step_threads,
                "sequences": driver.train_step_sequences}  # fmt: skip
+
+_ARRAY = np.ndarray
+
+
+class _Trainer:
+    """The protocol's ``trainer``: loss, reduction and truncation checked once; each
+    batch shape's :class:`_Call` worked out (and its arrays' shapes checked) once."""
+
+    def __init__(self, net: Network, *, loss: str, reduction: str = "mean",
+                 truncate: int | None = None, path: sizes.Path | None = None):  # fmt: skip
+        code = LOSS_CODES.get(loss) if isinstance(loss, str) else None
+        if code is None:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSS_CODES)}")
+        check_reduction(reduction)
+        whole = isinstance(truncate, numbers.Integral) and not isinstance(truncate, bool)
+        if truncate is not None and not (whole and truncate >= 1):
+            raise ValueError(f"truncate must be a positive integer or None, got {truncate!r}")
+        self.net, self.path = net, path
+        self.truncate = None if truncate is None else int(truncate)
+        self._code, self._mean = code, reduction == "mean"
+        self._calls: dict[tuple, _Call] = {}  # per (dtype, shapes of theta, x, y, mask)
+
+    def _arguments(self, theta, x, y, mask) -> tuple[_Call, tuple]:
+        """The call for these arrays and its leading arguments (arrays converted to
+        ``theta``'s dtype and made contiguous where they are not)."""
+        dtype = theta.dtype
+        if not (type(x) is _ARRAY and x.dtype is dtype and x.flags.c_contiguous):
+            x = _as(x, dtype)
+        if not (type(y) is _ARRAY and y.dtype is dtype and y.flags.c_contiguous):
+            y = _as(y, dtype)
+        if not (type(mask) is _ARRAY and mask.dtype is dtype and mask.flags.c_contiguous):
+            mask = _as(mask, dtype)
+        key = (dtype, theta.shape, x.shape, y.shape, mask.shape)
+        c = self._calls.get(key)
+        if c is None:
+            net = self.net
+            _check(net, theta, x, y, mask)
+            T, B = x.shape[0], x.shape[1]
+            k = 0 if self.truncate is None or self.truncate >= T else self.truncate
+            if len(self._calls) >= 256:  # (many batch shapes: start again rather than grow)
+                self._calls.clear()
+            c = self._calls[key] = _call(net, dtype, T, B, self.path, self._code, self._mean,
+                                         k, True)  # fmt: skip
+        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace))
+
+    def loss_and_grad(self, theta, x, y, mask) -> tuple[float, np.ndarray]:
+        c, arguments = self._arguments(theta, x, y, mask)
+        kernel = _LOSS_AND_GRAD[c.way]
+        if c.one_blas_thread:
+            value, grad = _one_blas_thread(kernel, *arguments)
+        else:
+            value, grad = kernel(*arguments)
+        return float(value), grad
+
+    def train_step(self, theta, x, y, mask, update: Update) -> tuple[float, float]:
+        c, arguments = self._arguments(theta, x, y, mask)
+        kernel = _TRAIN_STEP[c.way]
+        if c.one_blas_thread:
+            return _one_blas_thread(kernel, *arguments, *update)
+        return kernel(*arguments, *update)  # (floats already)
+
+
+def trainer(net: Network, *, loss: str, reduction: str = "mean", truncate: int | None = None,
+            path: sizes.Path | None = None) -> _Trainer:  # fmt: skip
+    """See the protocol in :mod:`rnnlab.kernels` (``path`` as in :func:`forward`)."""
+    return _Trainer(net, loss=loss, reduction=reduction, truncate=truncate, path=path)
+
+
+#: the trainers that :func:`loss_and_grad` and :func:`train_step` made, per network and
+#: options
+_TRAINERS: dict[tuple, _Trainer] = {}
+
+
+def _trainer(net, loss, reduction, truncate, path) -> _Trainer:
+    key = (net, loss, reduction, truncate, path)
+    try:
+        found = _TRAINERS.get(key)
+    except TypeError:  # an unhashable option: the trainer says what is wrong with it
+        return trainer(net, loss=loss, reduction=reduction, truncate=truncate, path=path)
+    if found is None:
+        if len(_TRAINERS) >= 256:
+            _TRAINERS.clear()
+        found = _TRAINERS[key] = trainer(net, loss=loss, reduction=reduction,
+                                         truncate=truncate, path=path)  # fmt: skip
+    return found
 
 
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -189,9 +265,7 @@ def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                   truncate: int | None = None, path: sizes.Path | None = None,
                   ) -> tuple[float, np.ndarray]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels` (``path`` as in :func:`forward`)."""
-    way, arguments = _arguments(net, theta, x, y, mask, loss, reduction, truncate, path)
-    value, grad = _LOSS_AND_GRAD[way](*arguments)
-    return float(value), grad
+    return _trainer(net, loss, reduction, truncate, path).loss_and_grad(theta, x, y, mask)
 
 
 def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -199,7 +273,4 @@ def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                truncate: int | None = None, update: Update,
                path: sizes.Path | None = None) -> tuple[float, float]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`: pass and update in one compiled call."""
-    way, arguments = _arguments(net, theta, x, y, mask, loss, reduction, truncate, path)
-    x, y, mask, theta, plan, settings, work = arguments
-    value, norm = _TRAIN_STEP[way](x, y, mask, theta, plan, settings, work, *update)
-    return value, norm  # (floats already)
+    return _trainer(net, loss, reduction, truncate, path).train_step(theta, x, y, mask, update)

@@ -64,7 +64,6 @@ from rnnlab.kernels.compiled.products import (
 from rnnlab.kernels.compiled.views import borrow, carve, view
 from rnnlab.kernels.layout import B_H, B_X, C0, H0, W_HH, W_XH
 from rnnlab.optim import compiled as optimizer
-from rnnlab.optim.rules import Update
 
 #: the network's integers at the start of ``plan`` (then offsets (L, 6) and head (2,))
 PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
@@ -949,14 +948,11 @@ def _sequences_pass(x, y, mask, theta, plan, settings, work):
 
 
 @inline_always
-def _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay, momentum,
-           nesterov, max_norm, first, second):  # fmt: skip
-    """The optimizer's update of ``theta`` (the fields of an ``Update``) after a pass."""
+def _apply(theta, value, grad, numbers, first, second):
+    """The optimizer's update of ``theta`` (an ``Update``'s three arrays) after a pass."""
     if not math.isfinite(value):
         return value, math.sqrt(np.sum(grad * grad))
-    update = Update(rule, step, lr, beta1, beta2, eps, weight_decay, momentum, nesterov,
-                    max_norm, borrow(first), borrow(second))  # fmt: skip
-    return value, optimizer.apply(update, theta, grad)
+    return value, optimizer.apply(borrow(numbers), borrow(first), borrow(second), theta, grad)
 
 
 # -- entry points (called from Python) -------------------------------------------------------------
@@ -997,33 +993,26 @@ def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work):
 
 
 @kernel
-def train_step_blocks(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1, beta2,
-                      eps, weight_decay, momentum, nesterov, max_norm, first, second):  # fmt: skip
-    """:func:`loss_and_grad_blocks`, then the optimizer's update of ``theta`` in place (the
-    fields of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
+def train_step_blocks(x, y, mask, theta, plan, settings, work, numbers, first, second):
+    """:func:`loss_and_grad_blocks`, then the optimizer's update of ``theta`` in place (the three
+    arrays of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
     before clipping); when either is not finite ``theta`` is unchanged."""
     value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False)
-    return _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay,
-                  momentum, nesterov, max_norm, first, second)  # fmt: skip
+    return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel
-def train_step_threads(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1, beta2,
-                       eps, weight_decay, momentum, nesterov, max_norm, first, second):  # fmt: skip
+def train_step_threads(x, y, mask, theta, plan, settings, work, numbers, first, second):
     """:func:`train_step_blocks` with the blocks on all threads."""
     value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True)
-    return _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay,
-                  momentum, nesterov, max_norm, first, second)  # fmt: skip
+    return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel
-def train_step_sequences(x, y, mask, theta, plan, settings, work, rule, step, lr, beta1,
-                         beta2, eps, weight_decay, momentum, nesterov, max_norm, first,
-                         second):  # fmt: skip
+def train_step_sequences(x, y, mask, theta, plan, settings, work, numbers, first, second):
     """:func:`train_step_blocks` one sequence at a time."""
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
-    return _apply(theta, value, grad, rule, step, lr, beta1, beta2, eps, weight_decay,
-                  momentum, nesterov, max_norm, first, second)  # fmt: skip
+    return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel

@@ -15,6 +15,10 @@ import numba
 LANES = 32
 #: BLAS products need this many sequences to beat loops
 BLAS_MIN_BATCH = 8
+#: per-step recurrent products (G H x H times sequences, multiply-adds) in this range run
+#: BLAS on one thread (:mod:`.blas`): OpenBLAS threads them from about 2^13, and below
+#: 2^18 waking a second thread costs more than it saves (docs/architecture.md)
+ONE_BLAS_THREAD = (2**13, 2**18)
 
 
 class Thresholds(NamedTuple):
@@ -64,3 +68,10 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
         return _BLAS
     return _SERIAL_LANES
+
+
+def one_blas_thread(gates: int, hidden: int, sequences: int) -> bool:
+    """Whether BLAS products of ``sequences`` columns at a time by a network of ``gates``
+    gates and ``hidden`` units should run on one thread (:data:`ONE_BLAS_THREAD`)."""
+    low, high = ONE_BLAS_THREAD
+    return low <= gates * hidden * hidden * sequences <= high

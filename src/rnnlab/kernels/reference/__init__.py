@@ -14,9 +14,11 @@ window, receive its gradient. ``truncate=None`` (or ``k >= T``) is exact BPTT.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
+from rnnlab.kernels import Trainer
 from rnnlab.kernels.layout import Network
 from rnnlab.kernels.reference.elman import ElmanCell
 from rnnlab.kernels.reference.gru import GRUCell
@@ -160,6 +162,13 @@ def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
     if not math.isfinite(value):
         return value, float(np.linalg.norm(grad))
     return value, rules.apply(update, theta, grad)
+
+
+def trainer(net: Network, *, loss: str, reduction: str = "mean",
+            truncate: int | None = None) -> Trainer:  # fmt: skip
+    """:func:`loss_and_grad` and :func:`train_step` with the options fixed."""
+    return Trainer(sys.modules[__name__], net, loss=loss, reduction=reduction,
+                   truncate=truncate)  # fmt: skip
 
 
 def _backward_full(net, impl, layers, layer_grads, caches, dtop) -> None:

@@ -1,0 +1,51 @@
+"""How many threads BLAS runs on, for the calling thread only.
+
+numba's ``np.dot`` calls the OpenBLAS that scipy ships (``scipy_openblas``). OpenBLAS
+splits a matrix-vector product over its threads from about 9,000 multiply-adds, and
+waking the other thread of a 2-core machine for each of a sequence's small per-step
+products costs more than it saves (GRU H = 64, one sequence of 100 steps: 390 us on
+two threads, 300 us on one). :func:`limit` sets OpenBLAS's thread count for the
+calling thread alone (``openblas_set_num_threads_local``, OpenBLAS 0.3.27+), so no
+other thread and no process-wide setting changes; where that BLAS is not found (an
+MKL or Accelerate build of scipy) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import importlib.util
+import os
+
+#: the shared-library names scipy's wheels give OpenBLAS, per platform
+_PATTERNS = ("../scipy.libs/libscipy_openblas*.so", ".dylibs/libscipy_openblas*.dylib",
+             "../scipy.libs/libscipy_openblas*.dll")  # fmt: skip
+
+
+def _find_setter():
+    """OpenBLAS's ``openblas_set_num_threads_local`` as a ctypes function, or None."""
+    spec = importlib.util.find_spec("scipy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        for pattern in _PATTERNS:
+            for path in sorted(glob.glob(os.path.join(folder, pattern))):
+                try:
+                    setter = ctypes.CDLL(path).openblas_set_num_threads_local
+                except (OSError, AttributeError):
+                    continue
+                setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+                return setter
+    return None
+
+
+_SETTER = _find_setter()
+
+#: whether :func:`limit` can change anything here
+available = _SETTER is not None
+
+
+def limit(threads: int) -> int:
+    """Run this thread's BLAS calls on ``threads`` threads (0: OpenBLAS's own count);
+    returns the previous setting, for :func:`limit` to restore."""
+    return _SETTER(threads) if _SETTER is not None else 0
