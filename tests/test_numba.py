@@ -86,13 +86,15 @@ def test_every_cell_loss_depth_and_path_matches_reference(rng, cell, activation,
 @pytest.mark.parametrize(("cell", "activation"), CELLS)
 @pytest.mark.parametrize("truncate", [None, 3])
 def test_blas_weight_gradients_gathered_or_per_step(rng, cell, activation, truncate):
-    from rnnlab.kernels.compiled.products import GATHER, NARROW
+    from rnnlab.kernels.compiled.products import GATHER, NARROW, THIN
 
-    # two steps per weight-gradient product and a ragged last one; a product per step
-    cases = [(GATHER // 2 - 1, 2, 2), (GATHER // 2 + 1, NARROW, NARROW)]
-    for B, I, O in cases:  # (inputs and outputs: products as loops, then through BLAS)
-        lengths = rng.integers(1, 8, size=B)
-        net, theta, x, y, mask = make_problem(rng, cell, activation, T=7, B=B, I=I, H=4, O=O,
+    # gathered, several steps per weight-gradient product and a ragged last one; a
+    # product per step
+    steps = GATHER // (THIN - 1)
+    cases = [(THIN - 1, 2 * steps + 3, 2, 2), (THIN, 7, NARROW, NARROW)]
+    for B, T, I, O in cases:  # (inputs and outputs: products as loops, then through BLAS)
+        lengths = rng.integers(1, T + 1, size=B)
+        net, theta, x, y, mask = make_problem(rng, cell, activation, T=T, B=B, I=I, H=4, O=O,
                                               L=2, loss="bce", lengths=lengths)  # fmt: skip
         assert_same(net, theta, x, y, mask, tol=1e-12, path=PATHS["blas"], loss="bce",
                     truncate=truncate)  # fmt: skip

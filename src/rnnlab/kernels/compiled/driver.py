@@ -53,6 +53,7 @@ from rnnlab.kernels.compiled.math import inline, inline_always, kernel
 from rnnlab.kernels.compiled.products import (
     GATHER,
     NARROW,
+    THIN,
     blas_outer_accumulate,
     blas_product_add,
     gather_step,
@@ -109,8 +110,6 @@ class Block(NamedTuple):
     dax: np.ndarray  # (1, G H, m)
     dah: np.ndarray  # (1, G H, m)
     ltmp: np.ndarray  # (3, m) loss scratch
-    ptmp: np.ndarray  # (max(G H, H, O) m,) product scratch
-    gtmp: np.ndarray  # (max(G H max(I, H), O H),) gradient-product scratch
     gather: np.ndarray  # (gathered numbers,) BLAS sweeps: see :func:`gather_steps`
 
 
@@ -132,9 +131,10 @@ def make_net(plan):
 @inline
 def gather_steps(T, m, training, use_blas):
     """Steps whose gradient products a BLAS sweep gathers into one product: enough for
-    :data:`.products.GATHER` columns (a product per step, with ``m`` columns, runs BLAS
-    far below its speed and adds a whole weight matrix into the accumulator each time)."""
-    if not (training and use_blas) or GATHER // m < 2:  # (one step is wide enough)
+    :data:`.products.GATHER` columns when a step has fewer than :data:`.products.THIN`
+    (a product of so few columns runs BLAS far below its speed), else 0: a product per
+    step."""
+    if not (training and use_blas) or m >= THIN:
         return 0
     return min(T, GATHER // m)
 
@@ -154,12 +154,9 @@ def block_size(net, T, m, training, use_blas):
     C = H if net.cell_state else 0
     S = net.tape * H
     Tt, Td = (T, T) if training else (1, 0)
-    rows = max(GH, max(H, O))
-    wide = max(GH * max(I, H), O * H)
     gathered = _gathered(net, T, m, training, use_blas)
     return (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
-            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + rows * m + wide
-            + gathered)  # fmt: skip
+            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + gathered)  # fmt: skip
 
 
 @inline
@@ -171,8 +168,6 @@ def make_block(net, T, m, training, use_blas, buffer):
     C = H if net.cell_state else 0
     S = net.tape * H
     Tt, Td = (T, T) if training else (1, 0)
-    rows = max(GH, max(H, O))
-    wide = max(GH * max(I, H), O * H)
     gathered = _gathered(net, T, m, training, use_blas)
     xs, at = carve(buffer, 0, (T, I, m))
     ys, at = carve(buffer, at, (T, O, m))
@@ -190,11 +185,9 @@ def make_block(net, T, m, training, use_blas, buffer):
     dax, at = carve(buffer, at, (1, GH, m))
     dah, at = carve(buffer, at, (1, GH, m))
     ltmp, at = carve(buffer, at, (3, m))
-    ptmp, at = carve(buffer, at, (rows * m,))
-    gtmp, at = carve(buffer, at, (wide,))
     gather, at = carve(buffer, at, (gathered,))
     return Block(xs, ys, ws, hs, cs, tape, ax, ah, zs, dzs, flow, dh, dc, dax, dah, ltmp,
-                 ptmp, gtmp, gather)  # fmt: skip
+                 gather)  # fmt: skip
 
 
 @inline
@@ -314,7 +307,7 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     # (every array the time loop touches is named before it: a tuple field read inside
     # would take and drop a reference at every step)
     hs, cs, tape, ax, ah = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.ax, blk.ah
-    ptmp, cell, act, split = blk.ptmp, net.cell, net.act, net.split
+    cell, act, split = net.cell, net.act, net.split
     side = ah if split else ax  # where W_hh h_{t-1} goes
     narrow = below.shape[1] < NARROW
     for t in range(T):
@@ -329,8 +322,8 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
             if narrow:  # a product this small costs BLAS more in the call than the work
                 product_add(W_xh, below, t + shift, ax, 0, n)
             else:
-                blas_product_add(W_xh, below[t + shift], ax, 0, n, ptmp)
-            blas_product_add(W_hh, hs[t], side, 0, n, ptmp)
+                blas_product_add(W_xh, below[t + shift], ax, 0)
+            blas_product_add(W_hh, hs[t], side, 0)
         else:
             product_add(W_xh, below, t + shift, ax, 0, n)
             product_add(W_hh, hs, t, side, 0, n)
@@ -354,8 +347,7 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
     arriving, leaving = blk.flow[(L - 1 - layer) % 2], blk.flow[(L - layer) % 2]
     dax = blk.dax
     dah = blk.dah if net.split else blk.dax
-    ptmp, gtmp, gather, cell, act, split = blk.ptmp, blk.gtmp, blk.gather, net.cell, net.act, \
-        net.split  # fmt: skip
+    gather, cell, act, split = blk.gather, net.cell, net.act, net.split
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
     chunk = gather_steps(blk.xs.shape[0], dax.shape[2], True, use_blas)  # 0: one per step
     for j in range(H):
@@ -377,8 +369,8 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
                 for b in range(n):
                     leaving[s, j, b] = 0.0
         if use_blas and chunk == 0:
-            blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh, gtmp)
-            blas_outer_accumulate(dah[0], hs[s], acc, o_hh, gtmp)
+            blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh)
+            blas_outer_accumulate(dah[0], hs[s], acc, o_hh)
         elif use_blas:
             # the weight gradients sum da_s v_s^T over steps: gathered, one product each
             if g == 0:
@@ -395,16 +387,16 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
             gather_step(hs[s], vh, g, n)
             g += 1
             if g == k:
-                blas_outer_accumulate(gx, vx, acc, o_xh, gtmp)
-                blas_outer_accumulate(gh, vh, acc, o_hh, gtmp)
+                blas_outer_accumulate(gx, vx, acc, o_xh)
+                blas_outer_accumulate(gh, vh, acc, o_hh)
                 g = 0
         else:
             outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, False)
             outer_accumulate(dah, 0, hs, s, acc, o_hh, n, False)
         if use_blas:
-            blas_product_add(W_hh.T, dah[0], dh, 0, n, ptmp)  # dh is now dh_{s-1}
+            blas_product_add(W_hh.T, dah[0], dh, 0)  # dh is now dh_{s-1}
             if layer > 0:
-                blas_product_add(W_xh.T, dax[0], leaving, s, n, ptmp)
+                blas_product_add(W_xh.T, dax[0], leaving, s)
         else:
             product_t_add(W_hh, dah, 0, dh, 0, n)
             if layer > 0:
@@ -426,14 +418,13 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
         layer_forward(theta, net, blk, layer, T, n, True, use_blas)
     W_hy, b_y = head_weights(theta, net)
     top, dtop = blk.hs[L - 1], blk.flow[0]  # the top layer reads flow[0]
-    zs, ys, ws, dzs, ltmp, ptmp, gtmp = blk.zs, blk.ys, blk.ws, blk.dzs, blk.ltmp, blk.ptmp, \
-        blk.gtmp  # fmt: skip
+    zs, ys, ws, dzs, ltmp = blk.zs, blk.ys, blk.ws, blk.dzs, blk.ltmp
     o_hy, o_by = net.head[0], net.head[1]
     blas_head = use_blas and net.outputs >= NARROW
     value = 0.0
     for t in range(T):
         if blas_head:
-            blas_head_forward(W_hy, b_y, top[t + 1], zs, n, ptmp)
+            blas_head_forward(W_hy, b_y, top[t + 1], zs, n)
         else:
             head_forward(W_hy, b_y, top, t + 1, zs, n)
         value += loss_block(loss, zs, ys, ws, t, scale, dzs, ltmp, n)
@@ -441,8 +432,8 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
             for b in range(n):
                 dtop[t, j, b] = 0.0
         if blas_head:
-            blas_product_add(W_hy.T, dzs[t], dtop, t, n, ptmp)  # W_hy^T dz_t
-            blas_outer_accumulate(dzs[t], top[t + 1], acc, o_hy, gtmp)
+            blas_product_add(W_hy.T, dzs[t], dtop, t)  # W_hy^T dz_t
+            blas_outer_accumulate(dzs[t], top[t + 1], acc, o_hy)
         else:
             product_t_add(W_hy, dzs, t, dtop, t, n)
             outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n, use_blas)
@@ -476,11 +467,11 @@ def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states,
     for layer in range(L):
         layer_forward(theta, net, blk, layer, T, n, False, use_blas)
     W_hy, b_y = head_weights(theta, net)
-    top, zs, ptmp = blk.hs[L - 1], blk.zs, blk.ptmp
+    top, zs = blk.hs[L - 1], blk.zs
     blas_head = use_blas and net.outputs >= NARROW
     for t in range(T):
         if blas_head:
-            blas_head_forward(W_hy, b_y, top[t + 1], zs, n, ptmp)
+            blas_head_forward(W_hy, b_y, top[t + 1], zs, n)
         else:
             head_forward(W_hy, b_y, top, t + 1, zs, n)
         for o in range(net.outputs):

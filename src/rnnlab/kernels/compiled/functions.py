@@ -130,10 +130,10 @@ def head_forward(W_hy, b_y, hs, t, z, n):
 
 
 @inline
-def blas_head_forward(W_hy, b_y, h, z, n, tmp):
-    """The same through BLAS, from ``h = hs[t]`` (H, m); ``tmp``: O n numbers."""
+def blas_head_forward(W_hy, b_y, h, z, n):
+    """The same through BLAS, from ``h = hs[t]`` (H, m)."""
     _head_bias(b_y, z, n)
-    blas_product_add(W_hy, h, z, 0, n, tmp)
+    blas_product_add(W_hy, h, z, 0)
 
 
 @inline

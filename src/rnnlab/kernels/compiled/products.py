@@ -5,27 +5,29 @@ Operands are addressed as ``v[t]`` of a 3-D array ``v (T, rows, m)`` (index
 ``H = 2`` a view costs as much as a step's arithmetic). Two ways: blocks of
 lanes (small ``H``) run plain loops with the sequence index innermost, which
 vectorize (or, for fewer than ``FEW`` sequences, units innermost); a whole
-batch at larger ``H`` calls BLAS (``np.dot``, the ``blas_`` functions, with
-``tmp`` as scratch). The driver picks one at each call: a function holding both
+batch at larger ``H`` calls BLAS (the ``blas_`` functions: :func:`.gemm.gemm`, which
+adds its product into the output). The driver picks one at each call: a function holding both
 would put a call into every step of the loops' way, and with it the reference
 counting of all its arrays (:func:`.math.hold`).
 
 Weight gradients are summed in an accumulator ``acc (P, m)`` laid out as the flat
 parameter vector: per lane (``m = n``: no reduction inside the time loop, which
 would serialize on one accumulator) for loops, or ``m = 1`` for BLAS, where the
-steps of a sweep are gathered (:func:`gather_step`) into products of about
-:data:`GATHER` columns.
+steps of a sweep of fewer than :data:`THIN` sequences are gathered
+(:func:`gather_step`) into products of about :data:`GATHER` columns.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from rnnlab.kernels.compiled.gemm import gemm
 from rnnlab.kernels.compiled.math import hold, inline, summing
 from rnnlab.kernels.compiled.views import view
 
 #: columns (steps x sequences) a BLAS sweep gathers before one weight-gradient product
 GATHER = 256
+#: ... when a step has fewer columns (sequences) than this; from here on a product per
+#: step, added into the accumulator by BLAS itself, costs less than gathering
+THIN = 16
 
 #: inputs (outputs) below which a BLAS block's input (output-layer) products run as loops
 NARROW = 8
@@ -74,14 +76,10 @@ def product_t_add(W, v, tv, out, to, n):
 
 
 @inline
-def blas_product_add(A, V, out, to, n, tmp):
-    """out[to, :, :n] += A (J, K) @ V (K, n) through BLAS (``tmp``: J n numbers)."""
-    J = A.shape[0]
-    t = view(tmp, 0, (J, n))
-    np.dot(A, V, t)
-    for j in range(J):
-        for b in range(n):
-            out[to, j, b] += t[j, b]
+def blas_product_add(A, V, out, to):
+    """out[to] (J, m) += A (J, K) @ V (K, m) through BLAS (a BLAS block is the whole
+    batch: all ``m`` lanes are in use)."""
+    gemm(A, V, out[to], 1.0)
 
 
 @summing
@@ -113,14 +111,9 @@ def outer_accumulate(u, tu, v, tv, acc, offset, n, summed):
 
 
 @inline
-def blas_outer_accumulate(U, V, acc, offset, tmp):
+def blas_outer_accumulate(U, V, acc, offset):
     """acc[offset:, 0] += U (J, n) V (K, n)^T, laid out row by row, through BLAS."""
-    J, K = U.shape[0], V.shape[0]
-    t = view(tmp, 0, (J, K))
-    np.dot(U, V.T, t)
-    for j in range(J):
-        for k in range(K):
-            acc[offset + j * K + k, 0] += t[j, k]
+    gemm(U, V.T, view(acc, offset, (U.shape[0], V.shape[0])), 1.0)
 
 
 @inline

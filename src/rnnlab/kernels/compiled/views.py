@@ -26,10 +26,10 @@ from rnnlab.kernels.compiled.math import inline
 
 @intrinsic
 def view(typingctx, buffer, at, shape):
-    """``buffer[at : at + prod(shape)]`` as a C-contiguous array of ``shape``, holding no
-    reference to ``buffer`` (1-D and contiguous; the caller keeps ``at + prod(shape)``
-    inside it, and the view inside the compiled call)."""
-    if not (isinstance(buffer, types.Array) and buffer.ndim == 1 and buffer.layout == "C"):
+    """``buffer.ravel()[at : at + prod(shape)]`` as a C-contiguous array of ``shape``,
+    holding no reference to ``buffer`` (C-contiguous; the caller keeps ``at +
+    prod(shape)`` inside it, and the view inside the compiled call)."""
+    if not (isinstance(buffer, types.Array) and buffer.layout == "C"):
         return None
     if not isinstance(shape, types.BaseTuple) or not all(
         isinstance(d, types.Integer) for d in shape
