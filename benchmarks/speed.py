@@ -320,30 +320,34 @@ def read_grid(path) -> dict[tuple, dict[str, float]]:
 
 
 def compare(before_path, after_path) -> int:
-    """nb32 after / before for every configuration both grids hold, and how many
-    configurations rnnlab leads PyTorch in, before and after."""
+    """For every configuration both grids hold: nb32 after / before, and the same for
+    nb32's ratio to one-thread PyTorch (each grid's PyTorch ran in its own run: the
+    ratio takes out how fast the machine was that day); and how many configurations
+    rnnlab leads PyTorch in, before and after."""
     before, after = read_grid(before_path), read_grid(after_path)
     shared = [key for key in after if key in before]
-    print(
-        f"{'cell':6} {'H':>4} {'B':>4} {'T':>4} {'before':>10} {'after':>10} {'after/before':>12}"
-    )
+    print(f"{'cell':6} {'H':>4} {'B':>4} {'T':>4} {'before':>10} {'after':>10} "
+          f"{'after/before':>12} {'vs torch1':>9}")  # fmt: skip
+    speed, normalized = [], []
     for key in shared:
         b, a = before[key]["nb32"], after[key]["nb32"]
-        print(f"{key[0]:6} {key[1]:4d} {key[2]:4d} {key[3]:4d} {b:10.3g} {a:10.3g} {a / b:12.2f}")
-    ratios = sorted(after[k]["nb32"] / before[k]["nb32"] for k in shared)
-    slower, faster = sum(r < 0.8 for r in ratios), sum(r > 1.25 for r in ratios)
-    print(f"# {len(shared)} configurations; after/before median {statistics.median(ratios):.2f}, "
-          f"range {ratios[0]:.2f}-{ratios[-1]:.2f}; within 0.8-1.25: "
-          f"{len(ratios) - slower - faster}, slower than 0.8: {slower}, faster than 1.25: "
-          f"{faster}")  # fmt: skip
+        n = after[key]["nb32/t1"] / before[key]["nb32/t1"]
+        speed.append(a / b)
+        normalized.append(n)
+        print(f"{key[0]:6} {key[1]:4d} {key[2]:4d} {key[3]:4d} {b:10.3g} {a:10.3g} {a / b:12.2f} "
+              f"{n:9.2f}")  # fmt: skip
+    for label, ratios in (("after/before", speed), ("vs torch1 after/before", normalized)):
+        ratios = sorted(ratios)
+        slower, faster = sum(r < 0.8 for r in ratios), sum(r > 1.25 for r in ratios)
+        print(f"# {len(shared)} configurations; {label} median "
+              f"{statistics.median(ratios):.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f}; within "
+              f"0.8-1.25: {len(ratios) - slower - faster}, slower than 0.8: {slower}, faster "
+              f"than 1.25: {faster}")  # fmt: skip
     for label, grid in (("before", before), ("after", after)):
-        keys = [k for k in shared]
-        t1 = sum(grid[k]["nb32/t1"] > 1 for k in keys)
-        best = sum(grid[k]["nb32/tbest"] > 1 for k in keys)
-        print(
-            f"# {label}: ahead of one-thread PyTorch in {t1}/{len(keys)}, of the faster "
-            f"PyTorch in {best}/{len(keys)}"
-        )
+        t1 = sum(grid[k]["nb32/t1"] > 1 for k in shared)
+        best = sum(grid[k]["nb32/tbest"] > 1 for k in shared)
+        print(f"# {label}: ahead of one-thread PyTorch in {t1}/{len(shared)}, of the faster "
+              f"PyTorch in {best}/{len(shared)}")  # fmt: skip
     return 0
 
 

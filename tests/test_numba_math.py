@@ -117,3 +117,28 @@ def test_float32_code_promotes_nothing():
     returned = {sig.args[0]: sig.return_type for sig in results.nopython_signatures}
     assert returned[types.float32] == types.UniTuple(types.float32, 3)
     assert returned[types.float64] == types.UniTuple(types.float64, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [0, 1, 5])
+def test_gemm_adds_its_product_in_place(dtype, k):
+    """gemm: C = A B + beta C, for C-contiguous operands and transposed ones (``W.T``)."""
+    from rnnlab.kernels.compiled.gemm import gemm
+
+    @njit
+    def plain(A, B, C, beta):
+        gemm(A, B, C, beta)
+
+    @njit
+    def transposed(At, Bt, C, beta):
+        gemm(At.T, Bt.T, C, beta)
+
+    rng = np.random.default_rng(k)
+    A, B = rng.normal(size=(4, k)).astype(dtype), rng.normal(size=(k, 3)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for beta in (1.0, 0.5, 0.0):
+        for run, a, b in ((plain, A, B), (transposed, A.T.copy(), B.T.copy())):
+            C = rng.normal(size=(4, 3)).astype(dtype)
+            expected = A.astype(np.float64) @ B + beta * C
+            run(a, b, C, beta)
+            np.testing.assert_allclose(C, expected, rtol=tol, atol=tol)
