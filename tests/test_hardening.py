@@ -432,6 +432,38 @@ def test_auto_falls_back_when_the_compiled_kernels_fail_to_compile():
     np.testing.assert_array_equal(logits, expected)
 
 
+def test_auto_trainer_falls_back_when_the_compiled_step_fails_to_compile():
+    import types
+
+    from numba.core.errors import LoweringError
+
+    from rnnlab import kernels
+    from rnnlab.kernels import reference
+    from rnnlab.optim import make_optimizer
+
+    def broken(*args, **kwargs):
+        raise LoweringError("no target for this step")
+
+    compiled_trainer = types.SimpleNamespace(loss_and_grad=broken, train_step=broken)
+    fake = types.SimpleNamespace(name="numba", trainer=lambda net, **options: compiled_trainer)
+    auto = kernels._Auto(fake, reference)
+    model = RNN(1, 3, 1, seed=0, backend="numpy")
+    x, y, mask = np.ones((4, 2, 1)), np.zeros((4, 2, 1)), np.ones((4, 2))
+    trainer = auto.trainer(model.network, loss="bce")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        theta = model.params.flat.copy()
+        update = make_optimizer("adam", lr=0.1).flat_update(theta)
+        loss, _ = trainer.train_step(theta, x, y, mask, update)
+    assert any("failed to compile (no target for this step" in str(w.message) for w in caught)
+    assert auto.name == "numpy"
+    expected, _ = reference.loss_and_grad(model.network, model.params.flat, x, y, mask,
+                                          loss="bce")  # fmt: skip
+    assert loss == expected and not np.array_equal(theta, model.params.flat)  # it stepped
+    value, _ = trainer.loss_and_grad(theta, x, y, mask)  # the reference's from now on
+    assert np.isfinite(value)
+
+
 def test_a_run_killed_while_saving_leaves_nothing_once_the_next_run_starts(tmp_path):
     from rnnlab.io import publish_run_dir, staging_dir
 
