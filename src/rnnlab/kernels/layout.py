@@ -132,6 +132,21 @@ def network(cell: str, activation: str, num_layers: int, input_size: int, hidden
     return Network(cell, activation, num_layers, input_size, hidden_size, output_size)
 
 
+#: bytes the start of a flat vector or a workspace is aligned to (a cache line)
+ALIGNMENT = 64
+
+
+def aligned_empty(size: int, dtype) -> np.ndarray:
+    """An uninitialized vector of ``size`` numbers starting on a cache line. numpy aligns
+    small arrays to 16 bytes only, and a weight matrix whose rows straddle cache lines
+    made a GRU training step (H = 64, one sequence) 13% slower, in some processes and
+    not others."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(size * dtype.itemsize + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start : start + size * dtype.itemsize].view(dtype)
+
+
 class FlatParams(dict):
     """A network's parameters: a dict of named views into one flat vector ``flat``.
 
@@ -152,7 +167,7 @@ class FlatParams(dict):
     @classmethod
     def pack(cls, net: Network, params: dict, dtype) -> FlatParams:
         """Copy named arrays (exactly the network's names and shapes) into a new vector."""
-        flat = np.empty(net.size, dtype=dtype)
+        flat = aligned_empty(net.size, dtype)
         out = cls(net, flat)
         out.update(params)
         return out
@@ -190,4 +205,6 @@ class FlatParams(dict):
         return FlatParams(self.net, self.flat)
 
     def __deepcopy__(self, memo):
-        return FlatParams(self.net, self.flat.copy())
+        flat = aligned_empty(self.net.size, self.flat.dtype)
+        flat[...] = self.flat
+        return FlatParams(self.net, flat)

@@ -23,7 +23,7 @@ if importlib.util.find_spec("scipy") is None:  # not imported: numba does when n
 # below is decorated)
 from rnnlab.kernels.compiled import blas, cache, driver, sizes  # noqa: F401
 from rnnlab.kernels.compiled.products import FEW
-from rnnlab.kernels.layout import Network
+from rnnlab.kernels.layout import Network, aligned_empty
 from rnnlab.kernels.registry import LOSS_CODES
 from rnnlab.losses import check_reduction
 from rnnlab.optim.rules import Update
@@ -92,7 +92,7 @@ def _workspace(dtype, size: int) -> np.ndarray:
     buffer = buffers.get(dtype)
     if buffer is None or buffer.size < size:
         grown = size if buffer is None else max(size, 2 * buffer.size)
-        buffer = buffers[dtype] = np.empty(grown, dtype)
+        buffer = buffers[dtype] = aligned_empty(grown, dtype)
     return buffer
 
 
