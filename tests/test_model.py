@@ -233,3 +233,18 @@ def test_predict_refuses_a_threshold_that_is_not_a_number():
     with pytest.raises(ValueError, match="threshold"):
         model.predict([[0, 1]], threshold="a")
     assert model.predict([[0, 1]], threshold=0.5) == model.predict([[0, 1]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_flat_vector_starts_on_a_cache_line(dtype):
+    import copy
+
+    from rnnlab.kernels.layout import ALIGNMENT, aligned_empty
+
+    for size in (1, 7, 1000):
+        assert aligned_empty(size, dtype).ctypes.data % ALIGNMENT == 0
+    model = rnnlab.RNN(1, 5, 1, seed=0, dtype=dtype)
+    clone = copy.deepcopy(model.params)
+    for flat in (model.params.flat, clone.flat):
+        assert flat.ctypes.data % ALIGNMENT == 0 and flat.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(clone.flat, model.params.flat)
