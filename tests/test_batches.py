@@ -95,3 +95,49 @@ def test_arrays_that_do_not_match_x_are_named():
         make_batch(X, np.zeros((3, 4)), mask=np.ones((2, 4)), **options)
     with pytest.raises(ValueError, match=r"lengths must lie in 1\.\.3"):
         make_batch(X, np.zeros((3, 3)), lengths=[4, 1, 1], **options)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 6), T=st.integers(1, 7),
+       I=st.integers(1, 3), kind=st.sampled_from(["binary", "real"]),
+       given_lengths=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       source=st.sampled_from([np.float32, np.float64]))  # fmt: skip
+def test_the_compiled_pass_gives_the_numpy_batch(seed, B, T, I, kind, given_lengths, dtype,
+                                                 source):  # fmt: skip
+    pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab.sequences import _compiled_padded_batch, _numpy_padded_batch
+
+    X, Y, _, lengths, O = _problem(seed, B, T, I, kind, False)
+    X, Y = X.astype(source), Y.astype(source)
+    if given_lengths:
+        X[0, lengths[0] :] = np.nan  # padding is never read
+    arguments = (X, Y, None, I, O, lengths if given_lengths else None, kind, dtype)
+    fast, numpy = _compiled_padded_batch(*arguments), _numpy_padded_batch(*arguments)
+    assert fast is not None
+    for name in ("x", "y", "mask", "lengths"):
+        a, b = getattr(fast, name), getattr(numpy, name)
+        assert a.dtype == b.dtype and a.shape == b.shape and a.flags.c_contiguous, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda X, Y, L: X.__setitem__((2, 0, 0), np.inf), r"X\[2\] contains NaN"),
+        (lambda X, Y, L: Y.__setitem__((3, 0, 0), np.nan), r"Y\[3\] contains NaN"),
+        (lambda X, Y, L: Y.__setitem__((1, 0, 0), 0.5), r"Y\[1\] holds 0.5"),
+        (lambda X, Y, L: L.__setitem__(1, 0), r"lengths must lie in 1\.\.5"),
+        (lambda X, Y, L: L.__setitem__(1, 6), r"lengths must lie in 1\.\.5"),
+    ],
+)
+def test_the_compiled_pass_leaves_bad_arrays_to_the_numpy_checks(corrupt, message):
+    pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab.sequences import _compiled_padded_batch
+
+    X, Y, _, lengths, _ = _problem(0, 4, 5, 2, "binary", False)
+    lengths[:] = 5
+    corrupt(X, Y, lengths)
+    arguments = (X, Y, None, 2, 1, lengths, "binary", np.float64)
+    assert _compiled_padded_batch(*arguments) is None
+    with pytest.raises(ValueError, match=message):
+        make_batch(X, Y, lengths=lengths, input_size=2, output_size=1)

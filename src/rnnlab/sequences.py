@@ -9,6 +9,7 @@ padded batch-first array ``(B, T)`` / ``(B, T, F)`` with ``lengths`` (PyTorch's
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +131,14 @@ def make_batch(
 def _padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype) -> Batch:
     """:func:`make_batch` for padded arrays: the same checks and messages, on whole arrays
     (no per-sequence Python), the same :class:`Batch`."""
+    fast = _compiled_padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype)
+    if fast is not None:
+        return fast
+    return _numpy_padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype)
+
+
+def _numpy_padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype) -> Batch:
+    """:func:`_padded_batch` in whole-array numpy calls: any arrays, every check's message."""
     x, steps = _padded(X, "X", input_size, lengths, dtype)  # (the given lengths, or T)
     T, B = x.shape[0], x.shape[1]
     valid = np.arange(T)[:, None] < steps[None, :]  # (T, B)
@@ -152,6 +161,49 @@ def _padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype) 
             raise ValueError("mask values must be non-negative (1 scores a step, 0 skips it)")
         weights *= m[..., 0]
     return Batch(x=x, y=y, mask=weights, lengths=steps, as_list=False)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled_padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype):
+    """:func:`_padded_batch`'s Batch in one compiled pass per array
+    (:func:`rnnlab.kernels.compiled.arrays.time_major`: 4 us instead of 25 at 32
+    sequences of 10 steps), once the compiled backend is loaded, for float arrays with
+    binary or real targets and no mask; None otherwise, and when anything is wrong (the
+    numpy way then says what)."""
+    if "rnnlab.kernels.compiled" not in sys.modules or mask is not None or targets == "class":
+        return None
+    from rnnlab.kernels.compiled.arrays import time_major
+
+    X = _three_axes(X, "X", input_size)
+    B, T = X.shape[0], X.shape[1]
+    if X.dtype not in _FLOATS:
+        return None
+    if lengths is None:
+        steps = np.full(B, T, dtype=np.int64)
+    else:
+        steps = np.array(lengths)  # (a copy: the Batch keeps it)
+        if steps.shape != (B,) or steps.dtype.kind not in "iu":
+            return None
+        steps = steps.astype(np.int64, copy=False)
+    x, valid = np.empty((T, B, input_size), dtype), np.empty((T, B), dtype)
+    n = time_major(X, steps, x, valid, False)
+    if n < 0:
+        return None
+    y = None
+    if Y is not None:
+        Y = _three_axes(Y, "Y", output_size)
+        if Y.dtype not in _FLOATS or Y.shape[0] != B or (lengths is None and Y.shape[1] != n):
+            return None
+        y = np.empty((n, B, output_size), dtype)
+        if time_major(Y, steps, y, _NO_VALID[y.dtype], targets == "binary") < 0:
+            return None
+    return Batch(x=x[:n], y=y, mask=valid[:n], lengths=steps, as_list=False)
+
+
+#: an empty (0, 0) array per dtype: "no valid marks wanted"
+_NO_VALID = {t: np.empty((0, 0), t) for t in _FLOATS}
 
 
 def _padded(X, name, features, lengths, dtype, follows=None):
