@@ -141,3 +141,12 @@ def test_the_compiled_pass_leaves_bad_arrays_to_the_numpy_checks(corrupt, messag
     assert _compiled_padded_batch(*arguments) is None
     with pytest.raises(ValueError, match=message):
         make_batch(X, Y, lengths=lengths, input_size=2, output_size=1)
+
+
+def test_strided_arrays_give_the_batch_of_their_copies():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(3, 8, 2)), rng.integers(0, 2, size=(3, 8, 1)).astype(float)
+    strided = make_batch(X[:, ::2], Y[:, ::2], input_size=2, output_size=1)
+    copied = make_batch(X[:, ::2].copy(), Y[:, ::2].copy(), input_size=2, output_size=1)
+    for name in ("x", "y", "mask", "lengths"):
+        np.testing.assert_array_equal(getattr(strided, name), getattr(copied, name))

@@ -178,7 +178,7 @@ def _compiled_padded_batch(X, Y, mask, input_size, output_size, lengths, targets
 
     X = _three_axes(X, "X", input_size)
     B, T = X.shape[0], X.shape[1]
-    if X.dtype not in _FLOATS:
+    if X.dtype not in _FLOATS or not X.flags.c_contiguous:  # (no other compiled variants)
         return None
     if lengths is None:
         steps = np.full(B, T, dtype=np.int64)
@@ -194,7 +194,8 @@ def _compiled_padded_batch(X, Y, mask, input_size, output_size, lengths, targets
     y = None
     if Y is not None:
         Y = _three_axes(Y, "Y", output_size)
-        if Y.dtype not in _FLOATS or Y.shape[0] != B or (lengths is None and Y.shape[1] != n):
+        if (Y.dtype not in _FLOATS or not Y.flags.c_contiguous or Y.shape[0] != B
+                or (lengths is None and Y.shape[1] != n)):  # fmt: skip
             return None
         y = np.empty((n, B, output_size), dtype)
         if time_major(Y, steps, y, _NO_VALID[y.dtype], targets == "binary") < 0:
