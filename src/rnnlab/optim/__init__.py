@@ -195,7 +195,9 @@ class Optimizer:
         ``state["flat"]``, updated in place by whoever applies it), or None when the
         optimizer has no flat rule (Adagrad, RMSprop: use :meth:`step_flat`). Once
         the update has been applied (a finite loss and norm), call
-        :meth:`advance_flat`. Cheap: at ``H = 2`` it runs once per few microseconds.
+        :meth:`advance_flat`. Cheap: at ``H = 2`` it runs once per few microseconds, so
+        each call returns the same Update for the same ``theta``, rewritten (copy its
+        ``numbers`` to keep one).
         """
         return None
 
