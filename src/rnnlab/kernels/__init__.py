@@ -26,10 +26,11 @@ the same dtype, time-major:
     before clipping; when either is not finite ``theta`` is unchanged.
 
 ``trainer(net, *, loss, reduction="mean", truncate=None) -> Trainer``
-    The two calls above with the options fixed and checked once, as methods
+    The two calls above with the options fixed, as methods
     ``loss_and_grad(theta, x, y, mask)`` and ``train_step(theta, x, y, mask, update)``:
-    what a training loop calls once per update (at ``H = 2`` the checks of each call
-    cost as much as the pass). :class:`Trainer` makes one from the two functions.
+    what a training loop calls once per update. The compiled backend checks the
+    options once and each batch shape once (at ``H = 2`` the checks of a call cost as
+    much as the pass); :class:`Trainer` makes one from the two functions.
 
 Arguments are checked by the layers above (:mod:`rnnlab.model`,
 :mod:`rnnlab.train`); a backend need only refuse what it would misread (the compiled
