@@ -83,3 +83,15 @@ def test_loss_derivatives_match_central_differences():
         p = F.sigmoid(z)
         num = (F.log_loss(p + eps, y) - F.log_loss(p - eps, y)) / (2 * eps)
         np.testing.assert_allclose(F.log_loss_derivative(p, y), num, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_takes_each_form_on_its_side(dtype):
+    """1 / (1 + e^-z) for z >= 0 and e^z / (1 + e^z) below, bit for bit, in z's dtype."""
+    z = (np.random.default_rng(0).normal(size=1000) * 30).astype(dtype)
+    z[:4] = [0.0, -0.0, np.inf, -np.inf]
+    e = np.exp(-np.abs(z))
+    expected = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    got = F.sigmoid(z)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)

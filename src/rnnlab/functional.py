@@ -23,7 +23,9 @@ def sigmoid(z):
     """
     z = _as_float(z)
     e = np.exp(-np.abs(z))  # in (0, 1]
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    out = np.where(z >= 0, 1.0, e)  # the numerator of either form, over the same 1 + e
+    out /= 1.0 + e
+    return out
 
 
 def sigmoid_derivative(s):
