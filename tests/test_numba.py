@@ -121,7 +121,7 @@ def test_one_sequence_at_a_time_matches_reference(rng, cell, activation, loss, B
     assert (c is None) == (ref_c is None) and (c is None or relative_error(c, ref_c) <= 1e-12)
 
 
-@pytest.mark.skipif(not compiled.blas.available, reason="numba's BLAS here is not OpenBLAS")
+@pytest.mark.skipif(not compiled.blas.available(), reason="numba's BLAS here is not OpenBLAS")
 @pytest.mark.parametrize(("B", "H"), [(1, 64), (8, 32)], ids=["one sequence at a time",
                                                               "blas block"])  # fmt: skip
 def test_small_blas_products_on_one_thread_give_the_same_numbers(rng, B, H):

@@ -168,10 +168,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _compiled_padded_batch(X, Y, mask, input_size, output_size, lengths, targets, dtype):
     """:func:`_padded_batch`'s Batch in one compiled pass per array
-    (:func:`rnnlab.kernels.compiled.arrays.time_major`: 4 us instead of 25 at 32
-    sequences of 10 steps), once the compiled backend is loaded, for float arrays with
-    binary or real targets and no mask; None otherwise, and when anything is wrong (the
-    numpy way then says what)."""
+    (:func:`rnnlab.kernels.compiled.arrays.time_major`: 32 sequences of 10 steps with
+    targets in 9 us instead of 25), once the compiled backend is loaded, for float
+    arrays with binary or real targets and no mask; None otherwise, and when anything is
+    wrong (the numpy way then says what)."""
     if "rnnlab.kernels.compiled" not in sys.modules or mask is not None or targets == "class":
         return None
     from rnnlab.kernels.compiled.arrays import time_major

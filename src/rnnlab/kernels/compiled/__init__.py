@@ -79,7 +79,7 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             way = "threads" if p.parallel and training else "blocks"
         settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
         columns = 1 if way == "sequences" else B  # (per BLAS product of a step)
-        one = p.use_blas and blas.available and sizes.one_blas_thread(spec.gates, net.hidden_size,
+        one = p.use_blas and blas.available() and sizes.one_blas_thread(spec.gates, net.hidden_size,
                                                                      columns)  # fmt: skip
         call = _CALLS[key] = _Call(plan, settings, int(size), way, one)
     return call
@@ -199,6 +199,7 @@ class _Trainer:
         """The call for these arrays and its leading arguments (arrays converted to
         ``theta``'s dtype and made contiguous where they are not)."""
         dtype = theta.dtype
+        # (:func:`_as`'s check, inline: three calls cost 0.25 us of a 6 us step at H = 2)
         if not (type(x) is _ARRAY and x.dtype is dtype and x.flags.c_contiguous):
             x = _as(x, dtype)
         if not (type(y) is _ARRAY and y.dtype is dtype and y.flags.c_contiguous):

@@ -39,13 +39,26 @@ def _find_setter():
     return None
 
 
-_SETTER = _find_setter()
+_SETTER = None
+_LOOKED = False
 
-#: whether :func:`limit` can change anything here
-available = _SETTER is not None
+
+def _setter():
+    """The setter, looked for on first use: loading OpenBLAS (its threads start) takes
+    35 ms, which a process whose networks never reach BLAS should not pay at import."""
+    global _SETTER, _LOOKED
+    if not _LOOKED:
+        _SETTER, _LOOKED = _find_setter(), True
+    return _SETTER
+
+
+def available() -> bool:
+    """Whether :func:`limit` can change anything here."""
+    return _setter() is not None
 
 
 def limit(threads: int) -> int:
     """Run this thread's BLAS calls on ``threads`` threads (0: OpenBLAS's own count);
     returns the previous setting, for :func:`limit` to restore."""
-    return _SETTER(threads) if _SETTER is not None else 0
+    setter = _setter()
+    return setter(threads) if setter is not None else 0
