@@ -16,7 +16,7 @@ import pytest
 
 import rnnlab
 from rnnlab.runs import train_task
-from rnnlab.sweeps import SpecError, load_spec, parse_spec, results_path, summarize
+from rnnlab.sweeps import SpecError, execute, load_spec, parse_spec, results_path, summarize
 from rnnlab.sweeps.summary import plot, to_csv, to_markdown, wilson
 from rnnlab.train import FitConfig
 
@@ -103,6 +103,44 @@ def test_sweep_equals_fit_run_for_run(tmp_path):
     workers = rnnlab.sweep(spec, out=tmp_path / "two", jobs=2, save=True)
     assert same(workers) == same(here)
     assert all(Path(r["run_dir"], "model.safetensors").is_file() for r in workers)
+
+
+def test_forked_workers_from_the_cli_and_loky_workers_give_the_same_runs(tmp_path, monkeypatch):
+    """A fresh ``rnnlab sweep --jobs 2`` forks its workers; a process whose numba
+    threads or other Python threads run uses loky's: both give the runs of one process."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    assert _cli("sweep", str(spec), "--out", str(tmp_path / "fork"), "--jobs", "2",
+                "--no-plots").returncode == 0  # fmt: skip
+    forked = rnnlab.sweep(spec, out=tmp_path / "fork", jobs=1)  # (read back: all done)
+    here = rnnlab.sweep(spec, out=tmp_path / "here", jobs=1, save=False)
+    assert same(forked) == same(here)
+    assert all(Path(r["run_dir"], "model.safetensors").is_file() for r in forked)
+    monkeypatch.setattr(execute, "fork_is_safe", lambda: False)
+    assert same(rnnlab.sweep(spec, out=tmp_path / "loky", jobs=2, save=False)) == same(here)
+
+
+def test_workers_are_forked_only_where_that_is_safe():
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not execute.fork_is_safe()  # (a thread would be copied mid-work)
+    finally:
+        stop.set()
+        other.join()
+    code = ("import numba; from rnnlab.sweeps.execute import fork_is_safe; a = fork_is_safe()\n"
+            "numba.config.THREADING_LAYER = 'omp'\n"
+            "from numba.np.ufunc import parallel; parallel._launch_threads()\n"
+            "print(a, fork_is_safe())")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    if result.returncode != 0:  # (no OpenMP here)
+        assert "omp" in result.stderr.lower() or "threading layer" in result.stderr.lower()
+        pytest.skip("numba's OpenMP layer is not available")
+    assert result.stdout.split() == ["True", "False"]
 
 
 def test_a_rerun_skips_finished_runs_and_a_grown_spec_runs_only_the_new(tmp_path):
@@ -206,6 +244,52 @@ def test_killed_sweeps_lose_no_run_and_double_none(tmp_path):
     assert sorted(keys) == sorted(r.key for r in load_spec(spec).runs)
 
 
+def _group(pgid: int) -> list[int]:
+    """The processes of a process group (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    found.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux")
+def test_workers_die_with_a_killed_sweep(tmp_path):
+    """SIGKILL to the sweep's process: its workers go at once, mid-run, silently."""
+    spec = tmp_path / "long.toml"
+    spec.write_text('name = "long"\nseeds = 4\n[fixed]\ntask = "shift"\nhidden = 64\n'
+                    'truncate = 1\nmax_steps = 100000\n')  # fmt: skip
+    command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
+               "--jobs", "2", "--no-plots", "--no-save", "--quiet"]  # fmt: skip
+    with open(tmp_path / "err.txt", "w") as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err,
+                                   start_new_session=True)  # fmt: skip
+        group = []
+        for _ in range(600):  # until both workers run
+            time.sleep(0.1)
+            group = _group(process.pid)
+            if len(group) == 3:
+                break
+        assert len(group) == 3
+        time.sleep(1.0)
+        process.kill()
+        process.wait()
+        for _ in range(20):
+            time.sleep(0.1)
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError("worker processes outlived the killed sweep")
+    assert "Traceback" not in (tmp_path / "err.txt").read_text()
+
+
 def test_same_results_on_a_dask_cluster(tmp_path):
     """A scheduler and two workers started here, as a user would: identical runs."""
     pytest.importorskip("distributed")
@@ -253,21 +337,27 @@ def test_the_readme_spec_and_the_benchmark_specs_are_valid():
         assert load_spec(path).runs, path
 
 
-def test_ctrl_c_keeps_finished_runs_and_says_how_to_continue(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_keeps_finished_runs_and_says_how_to_continue(tmp_path, jobs):
+    """Ctrl-C as a terminal sends it (to the whole process group, workers included)."""
     spec = tmp_path / "long.toml"
     spec.write_text('name = "long"\nseeds = 30\n[fixed]\ntask = "shift"\ntruncate = 1\n')
     command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
-               "--jobs", "1", "--no-plots", "--no-save"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               "--jobs", str(jobs), "--no-plots", "--no-save"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)  # fmt: skip
     db = tmp_path / "long" / "results.sqlite"
     for _ in range(600):  # until a run or two are recorded
         time.sleep(0.1)
         if db.exists() and sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0]:
             break
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130
     assert "every finished run is saved" in err and "continue with: rnnlab sweep" in err
     assert "Traceback" not in err
     kept = sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0]
     assert 1 <= kept < 60
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker left running
+        os.killpg(process.pid, 0)

@@ -1,5 +1,3 @@
-import sys
+from rnnlab.cli import run
 
-from rnnlab.cli import main
-
-sys.exit(main())
+run()

@@ -11,6 +11,7 @@ cluster (:mod:`.execute`); results go to one SQLite file per sweep as each run f
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 from rnnlab.sweeps import store
@@ -50,11 +51,14 @@ def sweep(spec: str | Path | Spec, *, out: str | Path = "sweeps", jobs: int | No
         todo = [run for run in spec.runs if run.key not in done]
         solved = sum(done.get(run.key, False) for run in spec.runs)
         runs_dir = str(path.parent / "runs") if save else None
-        if scheduler is not None or cluster:
-            rows = run_dask(todo, runs_dir, scheduler, jobs) if todo else iter(())
-        else:
-            rows = run_local(todo, runs_dir, jobs) if todo else iter(())
-        with Progress(len(spec.runs), len(spec.runs) - len(todo), solved, progress) as bar:
+        if not todo:
+            rows = (row for row in ())  # (closed like the others)
+        elif scheduler is not None or cluster:
+            rows = run_dask(todo, runs_dir, scheduler, jobs)
+        else:  # (its workers start now, before the progress bar's thread)
+            rows = run_local(todo, runs_dir, jobs)
+        bar = Progress(len(spec.runs), len(spec.runs) - len(todo), solved, progress)
+        with closing(rows), bar:
             for row in rows:
                 store.write(connection, row)
                 bar.advance(bool(row["solved"]))

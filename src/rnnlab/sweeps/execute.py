@@ -4,6 +4,7 @@ here, where they are written as each run finishes."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -84,18 +85,102 @@ WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 
 def run_local(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
     """Rows of ``runs`` as they finish: in this process for one job, else on ``jobs``
-    worker processes (joblib's loky: started once, reused by every run and by later
-    sweeps), each fed its next run the moment it finishes one."""
+    worker processes, each fed its next run the moment it finishes one. The workers are
+    forked from this process where that is safe (:func:`fork_is_safe`): they start in
+    milliseconds with its modules and kernels loaded; elsewhere they are joblib's loky
+    processes (started once, reused by later sweeps), which import everything anew. The
+    workers start now, before the caller starts a thread (a progress bar's)."""
     if jobs == 1 or len(runs) == 1:
-        for run in runs:
-            yield run_one(run.setting, run.seed, out)
-        return
-    import queue
+        return (run_one(run.setting, run.seed, out) for run in runs)
+    if fork_is_safe():
+        return _run_forked(runs, out, min(jobs, len(runs)))
+    return _run_loky(runs, out, jobs)
+
+
+def fork_is_safe() -> bool:
+    """Whether worker processes may be forked from this one: on Linux, from a process
+    with no other Python thread and no OpenMP pool of numba's running (neither survives a
+    fork); numba's other threading layers are fork-safe."""
+    import sys
     import threading
 
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return False
+    try:
+        import numba
+
+        return numba.threading_layer() != "omp"
+    except ValueError:  # no parallel kernel has run: no pool yet
+        return True
+    except ImportError:
+        return True
+
+
+def _run_forked(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
+    import multiprocessing
+
+    try:  # numba's compiler target, loaded once here rather than in every worker
+        from rnnlab.kernels import compiled
+
+        compiled.load()
+    except ImportError:
+        pass
+    gc.freeze()  # (the workers' collections leave this process's objects, and pages, alone)
+    try:
+        fork = multiprocessing.get_context("fork")
+        pool = fork.Pool(jobs, initializer=_forked_worker, initargs=(os.getpid(),))
+    finally:
+        gc.unfreeze()
+    return _pool_rows(pool, [(run.setting, run.seed, out) for run in runs])
+
+
+def _pool_rows(pool, arguments: list[tuple]) -> Iterator[dict]:
+    try:  # (a run at a time per worker: the next goes to whichever finishes first)
+        yield from pool.imap_unordered(_run_forked_one, arguments, chunksize=1)
+    finally:  # done, stopped (Ctrl-C) or failed: unfinished runs are dropped
+        pool.terminate()
+        pool.join()
+
+
+def _forked_worker(parent: int) -> None:
+    """A forked worker: it dies with the sweep's process, even one killed with SIGKILL
+    (else it would wait for work forever); Ctrl-C is the sweep's to handle (it stops the
+    workers); its one run at a time gets one BLAS thread (see :data:`WORKER_ENV`)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # (gone before the line above)
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from rnnlab.kernels.compiled import blas
+
+        blas.limit(1)  # (this thread's setting: the worker computes on it alone)
+    except ImportError:
+        pass
+
+
+#: Linux's prctl option: the signal a process gets when its parent dies
+_PR_SET_PDEATHSIG = 1
+
+
+def _run_forked_one(arguments: tuple) -> dict:
+    setting, seed, out = arguments
+    return run_one(setting, seed, out, threads=1)
+
+
+def _run_loky(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
     from joblib.externals.loky import get_reusable_executor
 
     executor = get_reusable_executor(max_workers=jobs, env=WORKER_ENV)
+    return _executor_rows(executor, runs, out, jobs)
+
+
+def _executor_rows(executor, runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
+    import queue
+    import threading
+
     pending, lock, done = deque(runs), threading.Lock(), queue.Queue()
     running = set()
 

@@ -275,3 +275,13 @@ def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                path: sizes.Path | None = None) -> tuple[float, float]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`: pass and update in one compiled call."""
     return _trainer(net, loss, reduction, truncate, path).train_step(theta, x, y, mask, update)
+
+
+def load() -> None:
+    """Load numba's compiler target (0.3-0.5 s that the first kernel a process calls
+    pays otherwise) by calling one small kernel. Processes forked afterwards (a sweep's
+    workers) start with it loaded."""
+    from rnnlab.kernels.compiled.arrays import time_major
+
+    x = np.zeros((1, 1, 1))
+    time_major(x, np.ones(1, np.int64), np.empty_like(x), np.empty((1, 1)), False)
