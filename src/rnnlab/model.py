@@ -410,6 +410,8 @@ class RNN:
         """
         batch = self.batch(X, lengths=lengths)
         logits, _, _ = self._forward(batch.x)
+        if self.config.loss == "bce":
+            return unbatch(logits, batch, sigmoid=True)
         return unbatch(LOSSES[self.config.loss].output(logits), batch)
 
     def predict(self, X, *, lengths=None, threshold: float = 0.5):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnlab import functional
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -203,6 +205,22 @@ def _compiled_padded_batch(X, Y, mask, input_size, output_size, lengths, targets
     return Batch(x=x[:n], y=y, mask=valid[:n], lengths=steps, as_list=False)
 
 
+def _compiled_batch_first(values, lengths, sigmoid):
+    """:func:`unbatch`'s array in one compiled pass
+    (:func:`rnnlab.kernels.compiled.arrays.batch_first`), once the compiled backend is
+    loaded, for float C-contiguous ``values``; None otherwise."""
+    if "rnnlab.kernels.compiled" not in sys.modules or values.dtype not in _FLOATS:
+        return None
+    if not values.flags.c_contiguous or lengths.dtype != np.int64:
+        return None
+    from rnnlab.kernels.compiled.arrays import batch_first
+
+    T, B, O = values.shape
+    out = np.empty((B, T, O), values.dtype)
+    batch_first(values, lengths, out, sigmoid)
+    return out
+
+
 #: an empty (0, 0) array per dtype: "no valid marks wanted"
 _NO_VALID = {t: np.empty((0, 0), t) for t in _FLOATS}
 
@@ -263,13 +281,20 @@ def _padded_classes(Y, classes, lengths, valid, dtype) -> np.ndarray:
     return y
 
 
-def unbatch(values: np.ndarray, batch: Batch):
-    """Time-major ``values (T, B, O)`` back into the user's layout.
+def unbatch(values: np.ndarray, batch: Batch, *, sigmoid: bool = False):
+    """Time-major ``values (T, B, O)`` back into the user's layout, through the sigmoid
+    first where ``sigmoid`` (a bce model's probabilities).
 
     Lists in, lists out: one list per sequence, one value per step when
     ``O == 1`` (else one row of ``O`` values per step). Arrays in, arrays out:
     ``(B, T)`` when ``O == 1`` else ``(B, T, O)``, padding set to 0.
     """
+    if not batch.as_list:
+        out = _compiled_batch_first(values, batch.lengths, sigmoid)
+        if out is not None:
+            return out[..., 0] if out.shape[-1] == 1 else out
+    if sigmoid:
+        values = functional.sigmoid(values)
     out = np.swapaxes(values, 0, 1) * batch.padding_mask.T[..., None]  # (B, T, O)
     if values.shape[-1] == 1:
         out = out[..., 0]

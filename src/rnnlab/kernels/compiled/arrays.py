@@ -5,14 +5,16 @@ The numpy way (:func:`rnnlab.sequences.make_batch`) takes a dozen whole-array ca
 0/1 checks), each a microsecond or two at small sizes: 25 us for a batch of 32
 sequences of 10 steps, more than the training pass. :func:`time_major` does it in
 one loop; when it finds something wrong it says only what kind, and the numpy way
-runs again to name it.
+runs again to name it. :func:`batch_first` is the way back, for outputs (a bce model's
+probabilities through the sigmoid on the way): 2 us where numpy's sigmoid, transpose
+and padding took 9.
 """
 
 from __future__ import annotations
 
 import math
 
-from rnnlab.kernels.compiled.math import kernel
+from rnnlab.kernels.compiled.math import kernel, sigmoid
 
 #: what :func:`time_major` returns when it finds a bad length, value or target
 BAD_LENGTH, NOT_FINITE, NOT_BINARY = -1, -2, -3
@@ -53,3 +55,19 @@ def time_major(X, lengths, out, valid, binary):
                 for f in range(F):
                     out[t, b, f] = 0.0
     return steps
+
+
+@kernel
+def batch_first(values, lengths, out, squash):
+    """``out (B, T, O)`` = time-major ``values (T, B, O)`` batch-first, through the
+    sigmoid where ``squash``, zero from each sequence's length (``lengths (B,)``) on."""
+    T, B, O = values.shape
+    for b in range(B):
+        n = min(max(lengths[b], 0), T)
+        for t in range(n):
+            for o in range(O):
+                v = values[t, b, o]
+                out[b, t, o] = sigmoid(v) if squash else v
+        for t in range(n, T):
+            for o in range(O):
+                out[b, t, o] = 0.0
