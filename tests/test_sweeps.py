@@ -76,6 +76,8 @@ def test_spec_expands_grid_list_and_seeds():
         ('[fixed]\noptimizer = "adamw"', 2, "unknown optimizer"),
         ('[fixed]\ntask = "shfit"', 2, "unknown task"),
         ("[[list]]\nhidden = -1", 2, "hidden"),
+        ('[fixed]\ntask = "adding"\n[grid]\ntrain_lengths = [50, 1]', 4, "at least 2"),
+        ('[fixed]\ntask = "parity"\ntest_lengths = "9-x"', 3, "a length or LO-HI"),
     ],
 )
 def test_bad_specs_name_their_line(body, line, words):
@@ -83,6 +85,14 @@ def test_bad_specs_name_their_line(body, line, words):
         parse_spec(body, source="spec.toml")
     assert f"spec.toml, line {line}:" in str(err.value)
     assert words in str(err.value)
+
+
+def test_a_spec_sets_the_tasks_lengths_and_set_sizes(tmp_path):
+    spec = parse_spec('name = "sized"\nseeds = 1\n[fixed]\ntask = "parity"\nmax_steps = 2\n'
+                      'train_lengths = "6-7"\ntest_lengths = 40\nn_test = 12\n')  # fmt: skip
+    (row,) = rnnlab.sweep(spec, out=tmp_path, jobs=1, save=False)
+    assert set(row["metrics"]) == {"lengths 6-7", "length 40"}
+    assert row["metrics"]["lengths 6-7"]["n"] == 12
 
 
 def test_sweep_equals_fit_run_for_run(tmp_path):

@@ -84,7 +84,7 @@ def test_unknown_task_names_the_known_ones():
         ("copy", {"alphabet": 1}, "alphabet must be at least 2"),
         ("adding", {"tolerance": 0}, "tolerance"),
         ("adding", {"solved_at": 1.5}, "solved_at"),
-        ("parity", {"delay": 1}, "no parameter delay; its parameters: none"),
+        ("parity", {"delay": 1}, "no parameter delay; its parameters: train_lengths, test_"),
         ("tomita3", {"grammar": 4}, "no parameter grammar"),
         ("dyck1", {"max_depth": 0}, "max_depth must be at least 1"),
     ],
@@ -101,6 +101,39 @@ def test_parameters_change_the_task():
     assert get_task("copy", symbols=2, delay=4).input_size == 4 + 2
     assert get_task("adding", tolerance=0.1).tolerance == 0.1
     assert get_task("dyck1", max_depth=7).max_depth == 7
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_task_takes_its_data_sizes(name):
+    """Lengths fixed or ranged, given as a length, a pair or text; set sizes; kept by
+    with_params; what generate draws by default; refused with the parameter's name."""
+    task = TASKS[name]
+    lo = max(task.min_length, 4)  # (tomita2 has strings of even lengths only)
+    sized = get_task(name, train_lengths=lo + 2, test_lengths=f"{lo + 4}-{lo + 9}", n_train=7,
+                     n_test=5)  # fmt: skip
+    d = sized.defaults
+    assert (d.train_lengths, d.test_lengths, d.n_train, d.n_test) == (
+        (lo + 2, lo + 2), (lo + 4, lo + 9), 7, 5)  # fmt: skip
+    unsized = {"train_lengths": None, "test_lengths": None, "n_train": None, "n_test": None}
+    assert dataclasses.replace(d, **unsized) == dataclasses.replace(task.defaults, **unsized)
+    assert get_task(name, train_lengths=[lo, lo + 1]).defaults.train_lengths == (lo, lo + 1)
+    batch = sized.generate(4, np.random.default_rng(0))
+    assert list(batch.lengths) == [lo + 2] * 4
+    again = get_task(name, **sized.params)  # (what config.json records, read back)
+    assert again.defaults == d and repr(again) == repr(sized)
+    assert TASKS[name].defaults == task.defaults  # the registry's task is untouched
+    for bad, message in [({"train_lengths": task.min_length - 1}, "train_lengths must be at"),
+                         ({"test_lengths": (lo + 3, lo)}, "the longest of test_lengths"),
+                         ({"train_lengths": "5-x"}, "a length or LO-HI"),
+                         ({"n_train": 0}, "n_train must be at least 1")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            get_task(name, **bad)
+
+
+def test_sizes_survive_other_parameter_changes():
+    task = get_task("copy", train_lengths=40, delay=3).with_params(alphabet=8)
+    assert task.defaults.train_lengths == (40, 40) and task.alphabet == 8
+    assert task.parameters()["delay"] == 3 and task.parameters()["n_test"] == 500
 
 
 # -- generate: shapes, masks, determinism ---------------------------------------------

@@ -74,6 +74,14 @@ def train(
         list[str] | None,
         typer.Option(help="A task parameter, KEY=VALUE (repeatable): --param delay=30."),
     ] = None,
+    length: Annotated[
+        str | None,
+        typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
+    ] = None,
+    test_length: Annotated[
+        str | None,
+        typer.Option(help="Test sequence lengths: N or LO-HI (default: the task's)."),
+    ] = None,
 ) -> None:
     """Train a model on a task, test it on longer sequences, and save the run.
 
@@ -88,12 +96,20 @@ def train(
         given = {"--hidden": hidden, "--activation": activation, "--cell": cell,
                  "--layers": layers, "--optimizer": optimizer, "--lr": lr,
                  "--batch-size": batch_size, "--max-steps": max_steps, "--truncate": truncate,
-                 "--patience": patience, "--param": param or None}  # fmt: skip
+                 "--patience": patience, "--param": param or None, "--length": length,
+                 "--test-length": test_length}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
                            f"{', '.join(clashing)}")  # fmt: skip
-    task_obj = get_task(task, **_task_params(param or []))
+    params = _task_params(param or [])
+    for key, value in (("train_lengths", length), ("test_lengths", test_length)):
+        if value is not None:
+            if key in params:
+                raise CliError(f"--{key.replace('_', '-').replace('train-', '').rstrip('s')} "
+                               f"and --param {key} give the same parameter; give one")  # fmt: skip
+            params[key] = value
+    task_obj = get_task(task, **params)
     fit_config = FitConfig(
         optimizer=optimizer,
         lr=lr,
@@ -438,12 +454,14 @@ def _print_inspection(report: dict) -> None:
 
 @app.command()
 def tasks() -> None:
-    """List the tasks and their default settings."""
+    """List the tasks: their parameters and default settings."""
     from rnnlab.runs import lengths_label, model_kind
     from rnnlab.tasks import TASKS
 
-    table = Table()
-    for column in ("task", "what it asks", "in", "out", "loss", "model", "train on", "test on"):
+    table = Table(caption="Every task also takes --length and --test-length (N or LO-HI), "
+                          "and --param n_train=N, --param n_test=N (set sizes).")  # fmt: skip
+    for column in ("task", "what it asks", "in", "out", "loss", "model", "parameters",
+                   "train on", "test on"):  # fmt: skip
         table.add_column(column)
     for task in TASKS.values():
         d = task.defaults
@@ -455,7 +473,8 @@ def tasks() -> None:
             str(task.output_size),
             task.loss,
             f"{d.hidden_size} {kind}",
-            lengths_label(d.train_lengths),
+            " ".join(f"{k}={v}" for k, v in task.params.items()) or "-",
+            f"{d.n_train} x {lengths_label(d.train_lengths)}",
             lengths_label(d.test_lengths),
         )
     console.print(table)

@@ -211,8 +211,8 @@ def check_setting(setting: dict, fail) -> None:
     params = task_params(setting)
     task = TASKS[name]
     for key in params:
-        if key not in task.params:
-            own = ", ".join(task.params) or "none"
+        if key not in task.parameters():
+            own = ", ".join(task.parameters())
             raise fail(key, f"unknown option {key!r}: not an `rnnlab train` option "
                             f"({', '.join(OPTIONS)}) nor a parameter of task {name!r} "
                             f"({own})")  # fmt: skip

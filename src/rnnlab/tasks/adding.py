@@ -45,8 +45,7 @@ class AddingTask(Task):
             f"sum the two marked values, answered at the last step (|error| < {self.tolerance:g})"
         )
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
             hidden_size=32,
             # ReLU, identity-initialised (the IRNN of Le et al. 2015, who test it on this

@@ -17,7 +17,7 @@ Metrics (one definition for every task, over scored steps only):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,12 +77,27 @@ class Task:
     solved_at: float = 1.0
     tolerance: float | None = None
 
+    #: the sizes of a task's data set by :data:`SIZES` parameters (the rest: its own)
+    _sizes: dict[str, Any] | None = None
+
     def __init__(self):
         self.params: dict[str, Any] = {}
 
+    def own_defaults(self) -> TrainDefaults:
+        """How the task trains with its own parameters (:attr:`defaults` adds the sizes)."""
+        raise NotImplementedError
+
     @property
     def defaults(self) -> TrainDefaults:
-        raise NotImplementedError
+        """How the task trains: :meth:`own_defaults`, with the lengths and set sizes that
+        were set (``get_task("adding", train_lengths=100)``)."""
+        own = self.own_defaults()
+        return replace(own, **self._sizes) if self._sizes else own
+
+    def parameters(self) -> dict[str, Any]:
+        """Every parameter the task takes, with its value: its own and :data:`SIZES`."""
+        d = self.defaults
+        return {**self.params, **{name: getattr(d, name) for name in SIZES}}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -90,16 +105,37 @@ class Task:
 
     def with_params(self, **params: Any) -> Task:
         """The same task with some parameters changed (a ``ValueError`` names the valid ones)."""
-        unknown = sorted(set(params) - set(self.params))
+        unknown = sorted(set(params) - set(self.parameters()))
         if unknown:
-            valid = ", ".join(self.params) or "none"
+            valid = ", ".join(self.parameters())
             raise ValueError(
                 f"task {self.name!r} has no parameter {', '.join(unknown)}; its parameters: {valid}"
             )
         return self._rebuild(**{**self.params, **params})
 
     def _rebuild(self, **params: Any) -> Task:
+        sizes = {name: params.pop(name) for name in SIZES if name in params}
+        task = self._make(**params)
+        if sizes:
+            task._sizes = task._check_sizes(sizes)
+            task.params = {**task.params, **task._sizes}
+        return task
+
+    def _make(self, **params: Any) -> Task:
         return type(self)(**params)
+
+    def _check_sizes(self, sizes: dict[str, Any]) -> dict[str, Any]:
+        """:data:`SIZES` parameters checked: lengths as ``(lo, hi)`` pairs (from a length,
+        a pair or ``"lo-hi"``), set sizes as positive integers."""
+        checked = {}
+        for name, value in sizes.items():
+            if name.endswith("lengths"):
+                lo, hi = parse_lengths(value)
+                lo = check_int(lo, name, minimum=self.min_length)
+                checked[name] = lo, check_int(hi, f"the longest of {name}", minimum=lo)
+            else:
+                checked[name] = check_int(value, name, minimum=1)
+        return checked
 
     # -- data ---------------------------------------------------------------------------
 
@@ -255,6 +291,27 @@ def step_correct(
 
 
 # -- helpers for task modules ---------------------------------------------------------
+
+
+#: the parameters every task takes: its data's lengths and set sizes (see TrainDefaults)
+SIZES = ("train_lengths", "test_lengths", "n_train", "n_test")
+
+
+def parse_lengths(value) -> tuple[int, int]:
+    """Sequence lengths as ``(lo, hi)``: a length ``n`` is ``(n, n)``; a pair stays; text
+    ``"lo-hi"`` or ``"n"`` is read (a ``ValueError`` for anything else)."""
+    if isinstance(value, str):
+        lo, sep, hi = value.strip().partition("-")
+        try:
+            return (int(lo), int(hi)) if sep else (int(lo), int(lo))
+        except ValueError:
+            raise ValueError(f"lengths are a length or LO-HI (e.g. 100 or 50-100), got "
+                             f"{value!r}") from None  # fmt: skip
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value), int(value)
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return value[0], value[1]
+    raise ValueError(f"lengths are a length or a pair (lo, hi), got {value!r}")
 
 
 def check_int(value, name: str, *, minimum: int) -> int:

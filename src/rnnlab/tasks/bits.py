@@ -24,8 +24,7 @@ class ParityTask(Task):
     output_size = 1
     loss = "bce"
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
             hidden_size=16,  # 8 units fail for about 1 seed in 10
             activation="tanh",
@@ -79,8 +78,7 @@ class BinaryAdditionTask(Task):
     loss = "bce"
     min_length = 2  # one bit each, and the carry-out step
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
             hidden_size=8,  # a carry bit and the sum's XOR
             activation="tanh",

@@ -39,8 +39,7 @@ class CopyTask(Task):
         self.min_length = 2 * S + 1  # delay 0
         self.description = f"recall {S} symbols (of {A}) after a blank delay and a delimiter"
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         base = 2 * self.symbols + 1  # T = base + delay
         lengths = (base + max(1, self.delay // 2), base + self.delay)  # delays delay/2..delay
         return TrainDefaults(

@@ -47,8 +47,7 @@ class DyckTask(Task):
             f"balanced parentheses, depth <= {self.max_depth}: may ')' or the end come next?"
         )
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
             hidden_size=16,  # a depth counter up to max_depth
             activation="tanh",

@@ -53,8 +53,7 @@ class ShiftTask(Task):
         steps = "1 step" if self.delay == 1 else f"{self.delay} steps"
         self.description = f"repeat the input bit {steps} later (the notebook's task)"
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         k = self.delay
         return TrainDefaults(
             hidden_size=2 if k == 1 else 2 * k + 2,  # the notebook's 2 units suffice for k=1

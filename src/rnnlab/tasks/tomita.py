@@ -61,13 +61,13 @@ class TomitaTask(Task):
         self.description = f"Tomita {grammar}, label at the end: {GRAMMARS[grammar][0]}"
 
     def __repr__(self) -> str:
-        return f"TomitaTask({self.grammar})"
+        sizes = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"TomitaTask({self.grammar}{sizes})"
 
-    def _rebuild(self, **params) -> Task:
+    def _make(self, **params) -> Task:
         return type(self)(self.grammar)
 
-    @property
-    def defaults(self) -> TrainDefaults:
+    def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
             hidden_size=32,  # 16 units fail on grammars 3, 5 and 6 for some seeds
             activation="tanh",
