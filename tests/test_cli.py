@@ -119,9 +119,19 @@ def test_train_at_given_lengths_and_set_sizes(capsys, tmp_path):
     assert "length 7" in out and "lengths 30-31" in out
     (run_dir,) = tmp_path.iterdir()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["task_params"] == {"train_lengths": [7, 7], "test_lengths": [30, 31],
-                                     "n_test": 16}  # fmt: skip
+    assert config["task_params"] == {"final": False, "train_lengths": [7, 7],
+                                     "test_lengths": [30, 31], "n_test": 16}  # fmt: skip
     assert config["metrics"]["length 7"]["n"] == 16 and "lengths 30-31" in config["metrics"]
+
+
+def test_eval_tests_on_the_runs_task_with_its_parameters(capsys, tmp_path):
+    args = ["train", "parity", "--param", "final=true", "--max-steps", 2, "--out", tmp_path,
+            "--no-plot", "--quiet"]  # fmt: skip
+    assert run(capsys, *args)[0] == 0
+    (run_dir,) = tmp_path.iterdir()
+    code, out, err = run(capsys, "eval", run_dir / "model.safetensors", "--n", 20)
+    assert code == 0, err
+    assert out.startswith("parity, 20 sequences of lengths 1-40")  # (final's lengths)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

@@ -84,7 +84,7 @@ def test_unknown_task_names_the_known_ones():
         ("copy", {"alphabet": 1}, "alphabet must be at least 2"),
         ("adding", {"tolerance": 0}, "tolerance"),
         ("adding", {"solved_at": 1.5}, "solved_at"),
-        ("parity", {"delay": 1}, "no parameter delay; its parameters: train_lengths, test_"),
+        ("parity", {"delay": 1}, "no parameter delay; its parameters: final, train_lengths"),
         ("tomita3", {"grammar": 4}, "no parameter grammar"),
         ("dyck1", {"max_depth": 0}, "max_depth must be at least 1"),
     ],
@@ -265,6 +265,19 @@ def test_parity_targets(seed, n):
 
 
 @given(seed=seeds, n=st.integers(1, 10))
+def test_parity_with_one_label_at_the_end(seed, n):
+    task = get_task("parity", final=True)
+    batch = task.generate(n, np.random.default_rng(seed), (1, 15))
+    for b in range(n):
+        x, y, mask = sequences(batch, b)
+        assert list(np.flatnonzero(mask)) == [len(x) - 1]
+        assert y[-1, 0] == sum(int(v) for v in x[:, 0]) % 2
+    assert task.defaults.train_lengths == (1, 40) and task.defaults.test_lengths == (41, 500)
+    every = task.every_string()  # labelled at the end too
+    assert every.mask.sum() == 2**11 - 2
+
+
+@given(seed=seeds, n=st.integers(1, 10))
 def test_binary_addition_targets(seed, n):
     batch = TASKS["binary_addition"].generate(n, np.random.default_rng(seed), (2, 40))
     for b in range(n):
@@ -289,6 +302,49 @@ def test_adding_targets(seed, n):
         assert np.all((x[:, 0] >= 0) & (x[:, 0] < 1))
         assert list(np.flatnonzero(mask)) == [T - 1]
         assert y[-1, 0] == x[marked[0], 0] + x[marked[1], 0]
+
+
+@given(seed=seeds, n=st.integers(1, 10))
+def test_adding_as_hochreiter_and_schmidhuber_scaled_it(seed, n):
+    task = get_task("adding", scaled=True)
+    batch = task.generate(n, np.random.default_rng(seed), (2, 30))
+    for b in range(n):
+        x, y, _ = sequences(batch, b)
+        marked = np.flatnonzero(x[:, 1])
+        assert np.all((x[:, 0] >= -1) & (x[:, 0] < 1))
+        assert y[-1, 0] == pytest.approx(0.5 + (x[marked[0], 0] + x[marked[1], 0]) / 4)
+        assert 0 <= y[-1, 0] < 1
+
+
+def test_adding_solved_by_mean_squared_error():
+    task = get_task("adding", solved_mse=0.01)
+    assert task.is_solved({"loss": 0.009, "sequence_accuracy": 0.2})
+    assert not task.is_solved({"loss": 0.011, "sequence_accuracy": 1.0})
+    assert TASKS["adding"].is_solved({"loss": 0.5, "sequence_accuracy": 0.995})
+    with pytest.raises(ValueError, match="solved_mse must be a positive number"):
+        get_task("adding", solved_mse=0)
+
+
+@given(seed=seeds, n=st.integers(1, 6))
+def test_copy_in_the_papers_form(seed, n):
+    """A blank class due before the recall, every step scored; the baseline S ln A / T."""
+    task = get_task("copy", symbols=4, alphabet=5, blank_class=True)
+    assert task.output_size == 6
+    batch = task.generate(n, np.random.default_rng(seed), (20, 30))
+    for b in range(n):
+        x, y, mask = sequences(batch, b)
+        T = len(x)
+        assert mask.all() and np.all(y.sum(axis=1) == 1)
+        assert list(y[: T - 4].argmax(axis=1)) == [5] * (T - 4)
+        assert list(y[T - 4 :].argmax(axis=1)) == list(x[:4].argmax(axis=1))
+    # the baseline's loss, computed: blank with certainty, then uniform over the symbols
+    T = 25
+    batch = task.generate(50, np.random.default_rng(seed), (T, T))
+    guess = np.where(batch.y[..., 5:6] == 1, 1.0, 0.0)  # (T, B, 1): blank where due
+    probs = np.concatenate([np.broadcast_to((1 - guess) / 5, (*guess.shape[:2], 5)), guess], -1)
+    loss = -(np.log(np.clip(probs, 1e-300, 1)) * batch.y).sum(-1).mean()
+    assert loss == pytest.approx(task.baseline_loss(T))
+    assert task.baseline_loss(T) == pytest.approx(4 * np.log(5) / T)
 
 
 # Weiss et al. (2018)'s definition of Tomita 3's complement: an odd run of 1s and,
@@ -372,6 +428,19 @@ def test_dyck_strings_and_targets_by_a_stack(seed, max_depth, n):
             assert len(stack) <= max_depth
             assert y[t].tolist() == [float(bool(stack)), float(not stack)]
         assert not stack
+
+
+def test_dyck_tested_beyond_its_trained_depth():
+    from rnnlab.runs import test_sets
+
+    task = get_task("dyck1", max_depth=3, test_depth=7)
+    (_, held, _), (label, deeper, lengths) = test_sets(task)
+    assert held is task and label == "lengths 22-50, max_depth=7" and lengths == (22, 50)
+    batch = deeper.generate(300, np.random.default_rng(0), lengths)
+    depth = np.cumsum(1 - 2 * batch.x[..., 1], axis=0) * batch.mask  # (T, B)
+    assert depth.max() == 7 and (depth.max(axis=0) > 3).mean() > 0.5
+    assert "tested to depth 7" in task.description
+    assert len(test_sets(get_task("dyck1"))) == 2  # (no deeper set: lengths only)
 
 
 # -- evaluate and is_solved -----------------------------------------------------------

@@ -364,7 +364,7 @@ def evaluate_model(
 
     _check_positive(length=length, n=n)
     model = load(model_path)
-    task_obj = get_task(task or _run_task(model_path))
+    task_obj = get_task(task) if task else _run_task(model_path)
     c = model.config
     if (task_obj.input_size, task_obj.output_size, task_obj.loss) != (
         c.input_size, c.output_size, c.loss
@@ -384,7 +384,8 @@ def evaluate_model(
     )
 
 
-def _run_task(model_path: Path) -> str:
+def _run_task(model_path: Path):
+    """The task (with its parameters) recorded in the run directory of ``model_path``."""
     from rnnlab.runs import recorded_task
 
     task = recorded_task(model_path.parent)

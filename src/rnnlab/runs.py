@@ -117,11 +117,11 @@ def train_task(
 
     tick = time.perf_counter()
     metrics = {}
-    tested = [d.train_lengths, d.test_lengths] if history.trained else []  # (else: no model)
-    for i, lengths in enumerate(dict.fromkeys(tested)):
+    for i, (label, source, lengths) in enumerate(test_sets(task) if history.trained else []):
         n = d.n_test if i == 0 else max(1, min(d.n_test, 200_000 // max(lengths)))
-        test = task.generate(n, np.random.default_rng([fit_config.seed, 2 + i]), lengths=lengths)
-        metrics[lengths_label(lengths)] = {"n": n, **evaluate(model, test, task)}
+        test = source.generate(n, np.random.default_rng([fit_config.seed, 2 + i]),
+                               lengths=lengths)  # fmt: skip
+        metrics[label] = {"n": n, **evaluate(model, test, task)}
     timings["evaluate"] = time.perf_counter() - tick
 
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
@@ -129,6 +129,21 @@ def train_task(
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
+
+
+def test_sets(task: Task) -> list[tuple[str, Task, tuple[int, int]]]:
+    """What a run is tested on, as ``(label, task that draws it, lengths)``: fresh data at
+    the training lengths, then the test lengths (from :meth:`Task.test_task`, which may
+    reach beyond the training distribution otherwise too: its parameters that differ
+    join the label)."""
+    d, beyond = task.defaults, task.test_task()
+    label = lengths_label(d.test_lengths) + "".join(
+        f", {k}={v}" for k, v in beyond.params.items() if task.params.get(k) != v
+    )
+    sets = [(lengths_label(d.train_lengths), task, d.train_lengths)]
+    if (label, beyond) != (sets[0][0], task):
+        sets.append((label, beyond, d.test_lengths))
+    return sets
 
 
 def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool = True,
@@ -176,13 +191,15 @@ def _title(result: RunResult) -> str:
     return f"{result.task.name}: {kind}{layers}, {c.hidden_size} hidden units"
 
 
-def recorded_task(folder: Path) -> str | None:
-    """The task a run directory's config.json names, or None (none, unreadable, not a name)."""
+def recorded_task(folder: Path) -> Task | None:
+    """The task a run directory's config.json names, with the parameters it records, or
+    None (none, unreadable, not a known task and parameters)."""
     try:
-        task = json.loads((Path(folder) / "config.json").read_text())["task"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = json.loads((Path(folder) / "config.json").read_text())
+        params = config.get("task_params") or {}
+        return get_task(config["task"], **params)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return task if isinstance(task, str) else None
 
 
 def strict_json(value):

@@ -24,16 +24,15 @@ def inspect_model(path: str | Path, *, method: str = "quantize", seed: int = 0) 
     ``inspect.json`` holds."""
     from rnnlab.model import load
     from rnnlab.runs import recorded_task
-    from rnnlab.tasks import get_task
 
     start = time.perf_counter()
     path = Path(path)
     model_path = path / "model.safetensors" if path.is_dir() else path
     model = load(model_path)
-    task = recorded_task(model_path.parent)
+    task_obj = recorded_task(model_path.parent)
+    task = task_obj.name if task_obj is not None else None
     I = model.config.input_size
     alphabet = [0, 1] if I == 1 else list(range(I))  # bits, or one-hot symbols
-    task_obj = get_task(task) if task else None
     length = task_obj.defaults.train_lengths[1] if task_obj else 20
     acceptor = getattr(task_obj, "dfa", None) if getattr(task_obj, "acceptor", False) else None
     machine = extract(model, alphabet, method=method, length=length, seed=seed,

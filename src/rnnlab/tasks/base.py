@@ -94,6 +94,11 @@ class Task:
         own = self.own_defaults()
         return replace(own, **self._sizes) if self._sizes else own
 
+    def test_task(self) -> Task:
+        """The task whose data tests at the test lengths: this one, unless the task
+        tests beyond its training distribution otherwise too (Dyck-1 at greater depth)."""
+        return self
+
     def parameters(self) -> dict[str, Any]:
         """Every parameter the task takes, with its value: its own and :data:`SIZES`."""
         d = self.defaults
@@ -312,6 +317,17 @@ def parse_lengths(value) -> tuple[int, int]:
     if isinstance(value, list | tuple) and len(value) == 2:
         return value[0], value[1]
     raise ValueError(f"lengths are a length or a pair (lo, hi), got {value!r}")
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a bool (``true``/``false`` as text too, as the CLI's --param gives
+    it), or a ``ValueError``."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    text = {"true": True, "false": False}.get(str(value).strip().lower())
+    if text is None:
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return text
 
 
 def check_int(value, name: str, *, minimum: int) -> int:

@@ -11,13 +11,22 @@ channel (``I = alphabet + 2``); targets are one-hot over the symbols
 only. The paper uses 10 symbols from an alphabet of 8 and delays of 100 and
 more; the defaults here (3 symbols from 4, delays 5–10) train in seconds.
 ``lengths`` are total lengths ``T``, so longer sequences mean longer delays.
+
+``blank_class=True`` is the paper's own form: the targets gain a blank class
+(``O = alphabet + 1``), due at every step before the recall, and every step is
+scored, so the loss of a net that answers blank and then guesses is the paper's
+baseline ``S ln(alphabet) / T`` (:meth:`CopyTask.baseline_loss`). The paper's ``T``
+is the delay plus one: ``rnnlab train copy --param symbols=10 --param alphabet=8
+--param blank_class=true --length 120`` is its ``T = 100``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from rnnlab.tasks.base import Task, TrainDefaults, check_int, draw_lengths, one_hot
+from rnnlab.tasks.base import Task, TrainDefaults, check_bool, check_int, draw_lengths, one_hot
 
 
 class CopyTask(Task):
@@ -26,18 +35,31 @@ class CopyTask(Task):
     name = "copy"
     loss = "softmax"
 
-    def __init__(self, *, symbols: int = 3, alphabet: int = 4, delay: int = 10):
+    def __init__(self, *, symbols: int = 3, alphabet: int = 4, delay: int = 10,
+                 blank_class: bool = False):  # fmt: skip
         self.params = {
             "symbols": check_int(symbols, "symbols", minimum=1),
             "alphabet": check_int(alphabet, "alphabet", minimum=2),
             "delay": check_int(delay, "delay", minimum=1),
+            "blank_class": check_bool(blank_class, "blank_class"),
         }
         S, A = self.symbols, self.alphabet = self.params["symbols"], self.params["alphabet"]
-        self.delay = self.params["delay"]
+        self.delay, self.blank_class = self.params["delay"], self.params["blank_class"]
         self.input_size = A + 2  # symbols, blank, delimiter
-        self.output_size = A
+        self.output_size = A + 1 if self.blank_class else A  # (+ blank, the last class)
         self.min_length = 2 * S + 1  # delay 0
         self.description = f"recall {S} symbols (of {A}) after a blank delay and a delimiter"
+        if self.blank_class:
+            self.description += "; blank due before, every step scored"
+
+    def baseline_loss(self, length: int) -> float:
+        """The mean loss per scored step, at sequences of ``length``, of a net that answers
+        blank until the recall and then guesses uniformly: the paper's baseline
+        ``S ln(A) / T`` with ``blank_class``; ``ln A`` (recall steps only) without."""
+        if not self.blank_class:
+            return math.log(self.alphabet)
+        length = check_int(length, "length", minimum=self.min_length)
+        return self.symbols * math.log(self.alphabet) / length
 
     def own_defaults(self) -> TrainDefaults:
         base = 2 * self.symbols + 1  # T = base + delay
@@ -65,9 +87,13 @@ class CopyTask(Task):
         tokens = np.full((T, n), A)  # (T, B) blank everywhere
         tokens[:S] = symbols
         tokens[delimiter_at, cols] = A + 1
-        y = np.zeros((T, n, A))  # (T, B, O)
+        y = np.zeros((T, n, self.output_size))  # (T, B, O)
         mask = np.zeros((T, n))  # (T, B)
+        if self.blank_class:  # blank due until the recall, every step scored
+            y[..., A] = 1.0
+            mask[...] = 1.0
         for j in range(S):
+            y[delimiter_at + 1 + j, cols] = 0.0
             y[delimiter_at + 1 + j, cols, symbols[j]] = 1.0
             mask[delimiter_at + 1 + j, cols] = 1.0
         return one_hot(tokens, A + 2), y, mask, lengths

@@ -39,13 +39,23 @@ class DyckTask(Task):
     loss = "bce"
     min_length = 2
 
-    def __init__(self, *, max_depth: int = 4):
-        self.params = {"max_depth": check_int(max_depth, "max_depth", minimum=1)}
-        self.max_depth = self.params["max_depth"]
+    def __init__(self, *, max_depth: int = 4, test_depth: int | None = None):
+        max_depth = check_int(max_depth, "max_depth", minimum=1)
+        test_depth = max_depth if test_depth is None else check_int(
+            test_depth, "test_depth", minimum=1)  # fmt: skip
+        self.params = {"max_depth": max_depth, "test_depth": test_depth}
+        self.max_depth, self.test_depth = max_depth, test_depth
         self.dfa = depth_automaton(self.max_depth)
+        deeper = f", tested to depth {test_depth}" if test_depth != max_depth else ""
         self.description = (
-            f"balanced parentheses, depth <= {self.max_depth}: may ')' or the end come next?"
+            f"balanced parentheses, depth <= {max_depth}: may ')' or the end come next?{deeper}"
         )
+
+    def test_task(self) -> Task:
+        """Strings of depth up to ``test_depth`` (counting beyond the trained depth)."""
+        if self.test_depth == self.max_depth:
+            return self
+        return self._rebuild(**{**self.params, "max_depth": self.test_depth})
 
     def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
@@ -55,7 +65,7 @@ class DyckTask(Task):
             batch_size=32,
             max_steps=3000,  # solved after 100-650 steps
             train_lengths=(2, 20),  # every step is scored, so short strings suffice
-            test_lengths=(22, 50),  # strictly longer, same depth bound
+            test_lengths=(22, 50),  # strictly longer; depth bound test_depth
             n_train=1000,
             n_test=200,
         )
