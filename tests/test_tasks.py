@@ -443,6 +443,31 @@ def test_dyck_tested_beyond_its_trained_depth():
     assert len(test_sets(get_task("dyck1"))) == 2  # (no deeper set: lengths only)
 
 
+@pytest.mark.parametrize("name", ["shift", "tomita3", "dyck1", "parity", "binary_addition"])
+def test_held_out_data_holds_no_training_string(name):
+    """What "solved" is judged on: fresh strings only (53-75% of them were training
+    strings for the Tomita tasks before), as many as asked."""
+    from rnnlab.tasks.base import _keys, input_keys
+    from rnnlab.train import held_out_set, training_set
+
+    task = TASKS[name]
+    train = training_set(task, 3)
+    held = held_out_set(task, 3, 1, train=train)
+    assert held.size == task.defaults.n_test
+    assert not set(_keys(held)) & input_keys(train)
+    usual = task.generate(task.defaults.n_test, np.random.default_rng([3, 1]))
+    assert set(_keys(usual)) & input_keys(train)  # (the draw it replaces overlapped)
+    assert held_out_set(task, 3, 1).x.tobytes() == held.x.tobytes()  # deterministic
+
+
+def test_held_out_data_where_every_string_was_trained_on():
+    """Copy's defaults: 384 strings, all in its 10,000 training sequences."""
+    from rnnlab.train import held_out_set
+
+    task = TASKS["copy"]
+    assert held_out_set(task, 0, 1, n=50).size == 50
+
+
 # -- evaluate and is_solved -----------------------------------------------------------
 
 

@@ -23,7 +23,15 @@ from rnnlab.kernels.registry import get_cell
 from rnnlab.model import RNN, RNNConfig, load
 from rnnlab.optim import Optimizer
 from rnnlab.tasks import Task, get_task
-from rnnlab.train import FitConfig, History, evaluate, fit, make_fit_optimizer
+from rnnlab.train import (
+    FitConfig,
+    History,
+    evaluate,
+    fit,
+    held_out_set,
+    make_fit_optimizer,
+    training_set,
+)
 
 
 @dataclass
@@ -117,11 +125,13 @@ def train_task(
 
     tick = time.perf_counter()
     metrics = {}
-    for i, (label, source, lengths) in enumerate(test_sets(task) if history.trained else []):
+    tests = test_sets(task) if history.trained else []
+    train = training_set(task, fit_config.seed) if tests else None  # (what is not held out)
+    for i, (label, source, lengths) in enumerate(tests):
         n = d.n_test if i == 0 else max(1, min(d.n_test, 200_000 // max(lengths)))
-        test = source.generate(n, np.random.default_rng([fit_config.seed, 2 + i]),
-                               lengths=lengths)  # fmt: skip
-        metrics[label] = {"n": n, **evaluate(model, test, task)}
+        test = held_out_set(task, fit_config.seed, 2 + i, n=n, lengths=lengths, train=train,
+                            source=source)  # fmt: skip
+        metrics[label] = {"n": len(test.lengths), **evaluate(model, test, task)}
     timings["evaluate"] = time.perf_counter() - tick
 
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,

@@ -22,7 +22,7 @@ from rnnlab.model import RNN
 from rnnlab.optim import Optimizer, make_optimizer, make_schedule
 from rnnlab.sequences import Batch
 from rnnlab.tasks import Task, get_task
-from rnnlab.tasks.base import evaluate_outputs
+from rnnlab.tasks.base import evaluate_outputs, input_keys
 
 HISTORY_FIELDS = (
     "step", "seconds", "lr", "train_loss", "val_loss", "val_step_accuracy",
@@ -410,21 +410,35 @@ def _prepare(model: RNN, data, validation, config: FitConfig):
                 f"output_size={task.output_size}, loss={task.loss!r}; the model has "
                 f"{model.config.input_size}, {model.config.output_size}, {model.config.loss!r}"
             )
-        d = task.defaults
-        train_rng, val_rng = (
-            np.random.default_rng([config.seed, 0]),
-            np.random.default_rng([config.seed, 1]),
-        )
-        train = task.generate(d.n_train, train_rng, lengths=d.train_lengths)
-        val = (
-            _as_batch(model, validation)
-            if validation is not None
-            else task.generate(d.n_test, val_rng, lengths=d.train_lengths)
-        )
+        train = training_set(task, config.seed)
+        if validation is not None:
+            val = _as_batch(model, validation)
+        else:
+            val = held_out_set(task, config.seed, 1, train=train)
         return task, model.batch(train), model.batch(val)  # in the model's dtype, cast once
     train = _as_batch(model, data)
     val = train if validation is None else _as_batch(model, validation)
     return DataTask(model.config.loss), train, val
+
+
+def training_set(task: Task, seed: int) -> Batch:
+    """The training set ``fit`` draws from ``task`` for a run of ``seed``."""
+    d = task.defaults
+    return task.generate(d.n_train, np.random.default_rng([seed, 0]), lengths=d.train_lengths)
+
+
+def held_out_set(task: Task, seed: int, stream: int, *, n: int | None = None,
+                 lengths: tuple[int, int] | None = None, train: Batch | None = None,
+                 source: Task | None = None) -> Batch:  # fmt: skip
+    """Fresh data of ``task`` for a run of ``seed`` (draws of random stream ``stream``:
+    1 is fit's validation, 2 and up the tests after it) with no sequence of its training
+    set (``train``, or drawn again) among them: ``n`` (default ``n_test``) sequences of
+    ``lengths`` (default the training lengths), drawn by ``source`` (default ``task``)."""
+    d = task.defaults
+    train = training_set(task, seed) if train is None else train
+    rng = np.random.default_rng([seed, stream])
+    return (source or task).held_out(d.n_test if n is None else n, rng,
+                                     lengths or d.train_lengths, input_keys(train))  # fmt: skip
 
 
 def _as_batch(model: RNN, data) -> Batch:

@@ -16,7 +16,7 @@ from rnnlab.sweeps.spec import canonical
 #: the columns of the summary tables (CSV and Markdown); "seconds" is a measurement,
 #: the rest follows from the code and the seeds
 COLUMNS = ("setting", "runs", "solved", "95% interval", "updates to solve", "seconds",
-           "held-out", "test")  # fmt: skip
+           "held-out", "test", "worst test")  # fmt: skip
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -55,6 +55,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "seconds": _quartiles([r["seconds"] for r in runs]),
             "held_out": _median_accuracy(runs, sets[0] if sets else None),
             "test": _median_accuracy(runs, sets[-1] if sets else None),
+            "test_worst": _worst_accuracy(runs, sets[-1] if sets else None),
             "test_set": sets[-1] if sets else None,
             "curves": [r["curve"] for r in runs],
         })  # fmt: skip
@@ -68,10 +69,19 @@ def _quartiles(values: list[float]) -> tuple[float, float, float] | None:
     return float(median), float(q1), float(q3)
 
 
+def _accuracies(runs: list[dict], label: str | None) -> list[float]:
+    return [r["metrics"][label]["sequence_accuracy"] for r in runs
+            if label is not None and label in r["metrics"]]  # fmt: skip
+
+
 def _median_accuracy(runs: list[dict], label: str | None) -> float | None:
-    values = [r["metrics"][label]["sequence_accuracy"] for r in runs
-              if label is not None and label in r["metrics"]]  # fmt: skip
+    values = _accuracies(runs, label)
     return float(np.median(values)) if values else None
+
+
+def _worst_accuracy(runs: list[dict], label: str | None) -> float | None:
+    values = _accuracies(runs, label)
+    return float(min(values)) if values else None
 
 
 def _number(value: float) -> str:
@@ -100,6 +110,7 @@ def cells(summary: dict) -> list[str]:
         _spread(summary["seconds"], seconds=True),
         "-" if summary["held_out"] is None else f"{summary['held_out']:.1%}",
         "-" if test is None else f"{test:.1%} ({summary['test_set']})",
+        "-" if summary["test_worst"] is None else f"{summary['test_worst']:.1%}",
     ]
 
 
@@ -114,12 +125,12 @@ def to_csv(summaries: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["setting", "runs", "solved", "rate", "low", "high", "updates_median",
                      "updates_q1", "updates_q3", "seconds_median", "seconds_q1", "seconds_q3",
-                     "held_out", "test", "test_set"])  # fmt: skip
+                     "held_out", "test", "test_set", "test_worst"])  # fmt: skip
     for s in summaries:
         updates, seconds = s["updates"] or (None,) * 3, s["seconds"] or (None,) * 3
         writer.writerow([canonical(s["setting"]), s["runs"], s["solved"],
                          s["solved"] / s["runs"], *s["interval"], *updates, *seconds,
-                         s["held_out"], s["test"], s["test_set"]])  # fmt: skip
+                         s["held_out"], s["test"], s["test_set"], s["test_worst"]])  # fmt: skip
     return out.getvalue()
 
 

@@ -183,6 +183,30 @@ class Task:
             as_list=True,
         )
 
+    def held_out(self, n: int, rng: np.random.Generator, lengths: tuple[int, int],
+                 training: frozenset[bytes]) -> Batch:  # fmt: skip
+        """``n`` fresh sequences of ``lengths``, none of them a training sequence (its
+        inputs are not in ``training``, from :func:`input_keys`): the data "solved" and
+        the held-out test are judged on. It draws again for the ones it dropped, up to
+        eight times, and stops at a draw with none fresh: lengths with too few strings
+        outside the training set give a smaller set, and lengths with none (every string
+        trained on: copy's defaults, 384 strings) the usual draw."""
+        found, kept, m = [], 0, n
+        for _ in range(8):
+            batch = self.generate(m, rng, lengths)
+            fresh = np.flatnonzero([key not in training for key in _keys(batch)])
+            if not len(fresh):  # (what is left to draw is all but exhausted)
+                break
+            found.append(batch.take(fresh[: n - kept]))
+            kept += min(len(fresh), n - kept)
+            if kept == n:
+                break
+            m = int(np.ceil((n - kept) * m / len(fresh) * 1.25))  # (the expected need)
+            m = min(m, 64 * n)
+        if not found:
+            return self.generate(n, rng, lengths)
+        return found[0] if len(found) == 1 else join(found)
+
     #: a regular language's task: "solved" also needs every string up to this length right
     exhaustive_length: int | None = None
     #: scored at the end only, on whether the string is in a language (read out as a DFA)
@@ -296,6 +320,32 @@ def step_correct(
 
 
 # -- helpers for task modules ---------------------------------------------------------
+
+
+def input_keys(batch: Batch) -> frozenset[bytes]:
+    """The input strings a batch holds, as bytes (to tell data sets apart)."""
+    return frozenset(_keys(batch))
+
+
+def _keys(batch: Batch) -> list[bytes]:
+    x = batch.x  # (T, B, I)
+    return [x[:length, b].tobytes() for b, length in enumerate(batch.lengths.tolist())]
+
+
+def join(batches: list[Batch]) -> Batch:
+    """Batches of one task as one (padded to the longest)."""
+    T = max(b.x.shape[0] for b in batches)
+
+    def padded(a):  # (T_i, B_i, ...) -> (T, B_i, ...)
+        return np.concatenate([a, np.zeros((T - a.shape[0], *a.shape[1:]), a.dtype)])
+
+    return Batch(
+        x=np.concatenate([padded(b.x) for b in batches], axis=1),
+        y=np.concatenate([padded(b.y) for b in batches], axis=1),
+        mask=np.concatenate([padded(b.mask) for b in batches], axis=1),
+        lengths=np.concatenate([b.lengths for b in batches]),
+        as_list=batches[0].as_list,
+    )
 
 
 #: the parameters every task takes: its data's lengths and set sizes (see TrainDefaults)

@@ -29,7 +29,7 @@ def shift_data(
     X, y = [], []
     for _ in range(n):
         length = int(rng.integers(lo, hi + 1))
-        bits = [int(b) for b in rng.integers(0, 2, size=length)]
+        bits = rng.integers(0, 2, size=length).tolist()
         X.append(bits)
         y.append(([0] * delay + bits)[:length])
     return X, y
