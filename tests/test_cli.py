@@ -92,6 +92,7 @@ def test_train_shift_solves_and_saves_a_run(capsys, tmp_path):
         (["train", "adding", "--length", "1"], "train_lengths must be at least 2"),
         (["train", "parity", "--test-length", "9-3"], "the longest of test_lengths"),
         (["train", "parity", "--length", "ten"], "a length or LO-HI"),
+        (["train", "shift", "--init", "xavier"], "unknown init 'xavier'"),
         (["train", "parity", "--length", "5", "--param", "train_lengths=6"], "give one"),
         (["frobnicate"], "No such command"),
     ],
@@ -114,7 +115,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, shift_model, args, m
 def test_train_at_given_lengths_and_set_sizes(capsys, tmp_path):
     args = ["train", "parity", "--length", 7, "--test-length", "30-31", "--param", "n_test=16",
             "--max-steps", 3, "--out", tmp_path, "--no-plot", "--quiet"]  # fmt: skip
-    code, out, err = run(capsys, *args)
+    code, out, err = run(capsys, *args, "--init", "irnn")
     assert code == 0, err
     assert "length 7" in out and "lengths 30-31" in out
     (run_dir,) = tmp_path.iterdir()
@@ -122,6 +123,7 @@ def test_train_at_given_lengths_and_set_sizes(capsys, tmp_path):
     assert config["task_params"] == {"final": False, "train_lengths": [7, 7],
                                      "test_lengths": [30, 31], "n_test": 16}  # fmt: skip
     assert config["metrics"]["length 7"]["n"] == 16 and "lengths 30-31" in config["metrics"]
+    assert config["init"] == "irnn"
 
 
 def test_eval_tests_on_the_runs_task_with_its_parameters(capsys, tmp_path):

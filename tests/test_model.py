@@ -8,6 +8,7 @@ import pytest
 import rnnlab
 from rnnlab.functional import sigmoid
 from rnnlab.kernels.layout import FlatParams
+from rnnlab.model import RNN
 from rnnlab.train import FitConfig, evaluate
 
 # -- backends and parameters --------------------------------------------------------------
@@ -248,3 +249,24 @@ def test_the_flat_vector_starts_on_a_cache_line(dtype):
     for flat in (model.params.flat, clone.flat):
         assert flat.ctypes.data % ALIGNMENT == 0 and flat.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(clone.flat, model.params.flat)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_initialisation_schemes(cell):
+    """irnn: identity recurrence, inputs N(0, 0.001) (Le et al. 2015); orthogonal: an
+    orthogonal block per gate; default: the activation's scheme, as before."""
+    kind = {"activation": "relu"} if cell == "elman" else {}
+    irnn = RNN(3, 64, 1, cell=cell, init="irnn", **kind).params
+    gates = irnn["W_hh"].shape[0] // 64
+    for g in range(gates):
+        np.testing.assert_array_equal(irnn["W_hh"][64 * g : 64 * (g + 1)], np.eye(64))
+    assert irnn["W_xh"].std() == pytest.approx(0.001, rel=0.1)
+    ortho = RNN(3, 16, 1, cell=cell, init="orthogonal", **kind).params["W_hh"]
+    for g in range(gates):
+        block = ortho[16 * g : 16 * (g + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(16), atol=1e-12)
+    default = RNN(3, 16, 1, cell=cell, **kind).params
+    again = RNN(3, 16, 1, cell=cell, init="default", **kind).params
+    assert all(np.array_equal(default[k], again[k]) for k in default)
+    with pytest.raises(ValueError, match="unknown init 'xavier'; choose one of default, irnn"):
+        RNN(3, 16, 1, cell=cell, init="xavier", **kind)

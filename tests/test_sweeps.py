@@ -78,6 +78,7 @@ def test_spec_expands_grid_list_and_seeds():
         ("[[list]]\nhidden = -1", 2, "hidden"),
         ('[fixed]\ntask = "adding"\n[grid]\ntrain_lengths = [50, 1]', 4, "at least 2"),
         ('[fixed]\ntask = "parity"\ntest_lengths = "9-x"', 3, "a length or LO-HI"),
+        ('[grid]\ninit = ["irnn", "he"]', 2, "unknown init 'he'"),
     ],
 )
 def test_bad_specs_name_their_line(body, line, words):

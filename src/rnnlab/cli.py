@@ -74,6 +74,9 @@ def train(
         list[str] | None,
         typer.Option(help="A task parameter, KEY=VALUE (repeatable): --param delay=30."),
     ] = None,
+    init: Annotated[
+        str, typer.Option(help="Initial weights: default (per activation), irnn or orthogonal.")
+    ] = "default",
     length: Annotated[
         str | None,
         typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
@@ -97,7 +100,8 @@ def train(
                  "--layers": layers, "--optimizer": optimizer, "--lr": lr,
                  "--batch-size": batch_size, "--max-steps": max_steps, "--truncate": truncate,
                  "--patience": patience, "--param": param or None, "--length": length,
-                 "--test-length": test_length}  # fmt: skip
+                 "--test-length": test_length,
+                 "--init": None if init == "default" else init}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
@@ -129,6 +133,7 @@ def train(
             activation=activation,
             cell=cell,
             num_layers=layers,
+            init=init,
             seed=seed,
             backend=backend,
             out=out,

@@ -188,6 +188,9 @@ class RNN:
     backend : {"auto", "numpy", "numba"}
         Kernels to run on (``"auto"``: the compiled ones when numba works).
     dtype : float64 or float32, as ``np.float32``, ``"float32"`` or ``np.dtype(...)``
+    init : {"default", "irnn", "orthogonal"}
+        How the initial weights are drawn (see :mod:`rnnlab.initializers`): the scheme
+        of the activation, Le et al.'s IRNN, or orthogonal recurrent weights.
 
     Attributes
     ----------
@@ -223,6 +226,7 @@ class RNN:
         seed: int = 0,
         backend: str = "auto",
         dtype="float64",
+        init: str = "default",
     ):
         config = RNNConfig(
             input_size, hidden_size, output_size, cell, activation, num_layers, loss, dtype
@@ -238,6 +242,7 @@ class RNN:
             num_layers=config.num_layers,
             rng=np.random.default_rng(seed),
             dtype=DTYPES[config.dtype],
+            init=init,
         )
         self._setup(config, params, backend)
 

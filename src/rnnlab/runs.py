@@ -46,6 +46,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     optimizer: Optimizer | None = None  # its state is saved beside the model
     fit_config: FitConfig | None = None  # the settings it trained with
+    init: str | None = "default"  # how its initial weights were drawn (None: resumed)
 
 
 def lengths_label(lengths: tuple[int, int]) -> str:
@@ -84,6 +85,7 @@ def train_task(
     activation: str | None = None,
     cell: str | None = None,
     num_layers: int | None = None,
+    init: str = "default",
     seed: int = 0,
     backend: str = "auto",
     out: str | Path | None = "runs",
@@ -96,7 +98,8 @@ def train_task(
     """Train a fresh model on ``task`` (its defaults unless given) and save the run.
 
     The model is tested on held-out data at the training lengths and at the
-    task's longer test lengths. With ``out=None`` nothing is written. ``resume``:
+    task's longer test lengths. ``init``: how its weights are drawn (see
+    :mod:`rnnlab.initializers`). With ``out=None`` nothing is written. ``resume``:
     a run directory (saved by an interrupted run) whose model, optimizer state and
     settings continue for the steps it had left (its task and sizes; the other
     arguments must be left unset).
@@ -111,7 +114,7 @@ def train_task(
                          num_layers=num_layers)  # fmt: skip
         model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
                     cell=c.cell, num_layers=c.num_layers, loss=c.loss, seed=seed,
-                    backend=backend)  # fmt: skip
+                    backend=backend, init=init)  # fmt: skip
         fit_config = fit_config or FitConfig(seed=seed)
         optimizer = make_fit_optimizer(fit_config, task)
     d = task.defaults
@@ -135,7 +138,8 @@ def train_task(
     timings["evaluate"] = time.perf_counter() - tick
 
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
-                       fit_config=fit_config)  # fmt: skip
+                       fit_config=fit_config,
+                       init=None if resume is not None else init)  # fmt: skip
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
@@ -171,6 +175,7 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         "task": result.task.name,
         "task_params": result.task.params,
         "model": result.model.config.to_dict(),
+        "init": result.init,
         "fit": asdict(fit_config),
         "solved": history.solved,
         "trained": history.trained,

@@ -35,6 +35,7 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
         activation=setting.get("activation"),
         cell=setting.get("cell"),
         num_layers=setting.get("layers"),
+        init=setting.get("init", "default"),
         seed=seed,
         backend=setting.get("backend", "auto"),
         out=out,

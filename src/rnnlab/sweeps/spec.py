@@ -37,6 +37,7 @@ OPTIONS: dict[str, type] = {
     "activation": str,
     "cell": str,
     "layers": int,
+    "init": str,
     "optimizer": str,
     "lr": float,
     "batch_size": int,
@@ -232,6 +233,13 @@ def check_setting(setting: dict, fail) -> None:
     except (TypeError, ValueError) as err:
         key = next((k for k in OPTIONS if k in str(err)), "fixed")
         raise fail(key, str(err)) from None
+    if "init" in setting:
+        from rnnlab.initializers import check_init
+
+        try:
+            check_init(setting["init"])
+        except ValueError as err:
+            raise fail("init", str(err)) from None
     if "optimizer" in setting:
         from rnnlab.optim import OPTIMIZERS
 
