@@ -146,12 +146,13 @@ def solve_shift_torch(seed, *, threads=1):
     import rnnlab
     from rnnlab.interop import to_torch
     from rnnlab.tasks import get_task
+    from rnnlab.train import held_out_set, training_set
 
     torch.set_num_threads(threads)
     task = get_task("shift")
     d = task.defaults
-    train = task.generate(d.n_train, np.random.default_rng([seed, 0]), lengths=d.train_lengths)
-    val = task.generate(d.n_test, np.random.default_rng([seed, 1]), lengths=d.train_lengths)
+    train = training_set(task, seed)  # (fit's own sets: none of val's strings trained on)
+    val = held_out_set(task, seed, 1, train=train)
     module = to_torch(rnnlab.RNN(seed=seed, dtype="float32"))
     opt = torch.optim.Adam(module.parameters(), lr=d.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")

@@ -134,6 +134,9 @@ def test_sizes_survive_other_parameter_changes():
     task = get_task("copy", train_lengths=40, delay=3).with_params(alphabet=8)
     assert task.defaults.train_lengths == (40, 40) and task.alphabet == 8
     assert task.parameters()["delay"] == 3 and task.parameters()["n_test"] == 500
+    # a task that tests at its training lengths keeps doing so; others keep their tests
+    assert get_task("adding", train_lengths=100).defaults.test_lengths == (100, 100)
+    assert get_task("parity", train_lengths=10).defaults.test_lengths == (21, 50)
 
 
 # -- generate: shapes, masks, determinism ---------------------------------------------

@@ -77,6 +77,7 @@ def train(
     init: Annotated[
         str, typer.Option(help="Initial weights: default (per activation), irnn or orthogonal.")
     ] = "default",
+    dtype: Annotated[str, typer.Option(help="float64 or float32.")] = "float64",
     length: Annotated[
         str | None,
         typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
@@ -101,7 +102,8 @@ def train(
                  "--batch-size": batch_size, "--max-steps": max_steps, "--truncate": truncate,
                  "--patience": patience, "--param": param or None, "--length": length,
                  "--test-length": test_length,
-                 "--init": None if init == "default" else init}  # fmt: skip
+                 "--init": None if init == "default" else init,
+                 "--dtype": None if dtype == "float64" else dtype}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
@@ -134,6 +136,7 @@ def train(
             cell=cell,
             num_layers=layers,
             init=init,
+            dtype=dtype,
             seed=seed,
             backend=backend,
             out=out,

@@ -86,6 +86,7 @@ def train_task(
     cell: str | None = None,
     num_layers: int | None = None,
     init: str = "default",
+    dtype: str = "float64",
     seed: int = 0,
     backend: str = "auto",
     out: str | Path | None = "runs",
@@ -99,10 +100,10 @@ def train_task(
 
     The model is tested on held-out data at the training lengths and at the
     task's longer test lengths. ``init``: how its weights are drawn (see
-    :mod:`rnnlab.initializers`). With ``out=None`` nothing is written. ``resume``:
-    a run directory (saved by an interrupted run) whose model, optimizer state and
-    settings continue for the steps it had left (its task and sizes; the other
-    arguments must be left unset).
+    :mod:`rnnlab.initializers`); ``dtype``: float64 or float32. With ``out=None``
+    nothing is written. ``resume``: a run directory (saved by an interrupted run) whose
+    model, optimizer state and settings continue for the steps it had left (its task
+    and sizes; the other arguments must be left unset).
     """
     timings = {}
     tick = time.perf_counter()
@@ -114,7 +115,7 @@ def train_task(
                          num_layers=num_layers)  # fmt: skip
         model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
                     cell=c.cell, num_layers=c.num_layers, loss=c.loss, seed=seed,
-                    backend=backend, init=init)  # fmt: skip
+                    backend=backend, init=init, dtype=dtype)  # fmt: skip
         fit_config = fit_config or FitConfig(seed=seed)
         optimizer = make_fit_optimizer(fit_config, task)
     d = task.defaults

@@ -36,6 +36,7 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
         cell=setting.get("cell"),
         num_layers=setting.get("layers"),
         init=setting.get("init", "default"),
+        dtype=setting.get("dtype", "float64"),
         seed=seed,
         backend=setting.get("backend", "auto"),
         out=out,

@@ -38,6 +38,7 @@ OPTIONS: dict[str, type] = {
     "cell": str,
     "layers": int,
     "init": str,
+    "dtype": str,
     "optimizer": str,
     "lr": float,
     "batch_size": int,
@@ -233,6 +234,8 @@ def check_setting(setting: dict, fail) -> None:
     except (TypeError, ValueError) as err:
         key = next((k for k in OPTIONS if k in str(err)), "fixed")
         raise fail(key, str(err)) from None
+    if "dtype" in setting and setting["dtype"] not in ("float32", "float64"):
+        raise fail("dtype", f"dtype must be float32 or float64, got {setting['dtype']!r}")
     if "init" in setting:
         from rnnlab.initializers import check_init
 

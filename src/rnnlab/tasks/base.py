@@ -90,9 +90,15 @@ class Task:
     @property
     def defaults(self) -> TrainDefaults:
         """How the task trains: :meth:`own_defaults`, with the lengths and set sizes that
-        were set (``get_task("adding", train_lengths=100)``)."""
+        were set (``get_task("adding", train_lengths=100)``); a task that tests at its
+        training lengths (copy, adding) keeps doing so when only those are set."""
         own = self.own_defaults()
-        return replace(own, **self._sizes) if self._sizes else own
+        if not self._sizes:
+            return own
+        sizes = dict(self._sizes)
+        if own.test_lengths == own.train_lengths and "test_lengths" not in sizes:
+            sizes.setdefault("test_lengths", sizes.get("train_lengths", own.train_lengths))
+        return replace(own, **sizes)
 
     def test_task(self) -> Task:
         """The task whose data tests at the test lengths: this one, unless the task
