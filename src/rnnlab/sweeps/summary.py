@@ -47,7 +47,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         sets = list(runs[0]["metrics"]) if runs[0]["metrics"] else []
         out.append({
             "setting": setting,
-            "label": ", ".join(f"{k}={setting.get(k, 'none')}" for k in shown),
+            "label": _label(setting, shown),
             "runs": len(runs),
             "solved": solved,
             "interval": (low, high),
@@ -60,6 +60,13 @@ def summarize(rows: list[dict]) -> list[dict]:
             "curves": [r["curve"] for r in runs],
         })  # fmt: skip
     return out
+
+
+def _label(setting: dict, shown: list[str]) -> str:
+    """``key=value`` of the keys that tell settings apart: the ones this setting has, or
+    (where it has none of them: the defaults) each as ``key=none``."""
+    own = [k for k in shown if k in setting]
+    return ", ".join(f"{k}={setting.get(k, 'none')}" for k in own or shown)
 
 
 def _quartiles(values: list[float]) -> tuple[float, float, float] | None:

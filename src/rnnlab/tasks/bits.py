@@ -42,7 +42,10 @@ class ParityTask(Task):
         if self.final:
             return TrainDefaults(
                 hidden_size=16,
-                activation="tanh",
+                # one label a string: an Elman net found it from 4 of 10 seeds in 5000
+                # updates, a GRU from every seed tried in about 300
+                cell="gru",
+                activation="sigmoid",
                 lr=0.01,
                 batch_size=32,
                 max_steps=5000,
