@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench numbers docs-check clean
+.PHONY: demo test lint format bench numbers docs-check docs-check-all papers clean
 
 $(BIN)/rnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ numbers: $(VENV)/.dev
 
 docs-check: $(VENV)/.dev
 	$(BIN)/python benchmarks/docs_check.py
+
+docs-check-all: $(VENV)/.dev
+	$(BIN)/python benchmarks/docs_check.py --all
+
+papers: $(VENV)/.dev
+	$(BIN)/python benchmarks/papers.py runs/numbers
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -6,6 +6,7 @@ Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README qu
 (``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
 ``speed.py --repeats 3`` (also written to docs/speed_grid.txt), ``speed.py --startup``,
 ``rnnlab train shift --inspect`` and ``inspect_examples.py`` (the README's pictures),
+``papers.py`` (the paper-scale sweeps: half an hour on two cores),
 keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there;
 ``--only``: rerun these outputs, e.g. ``tasks.md,scaling.txt``, and reuse the rest),
 then replaces the README's tables, grid excerpt, summary and timings with them. The
@@ -28,7 +29,7 @@ README = ROOT / "README.md"
 BEFORE_COMMIT = "8a806a5"
 
 #: the sweeps whose summaries the README quotes (between <!-- sweep NAME --> markers)
-SWEEPS = ("shift_seeds", "tasks", "copy_delay")
+SWEEPS = ("shift_seeds", "tasks", "copy_delay", "regular", "adding_le")
 
 
 def sweep_command(name: str) -> list[str]:
@@ -59,6 +60,7 @@ RUNS = {
     "examples.txt": [sys.executable, "benchmarks/inspect_examples.py"],
     "notebook.txt": [sys.executable, "benchmarks/notebook_cell.py"],
     "api.txt": [sys.executable, "benchmarks/speed.py", "--api", "--repeats", "3"],
+    "papers.txt": [sys.executable, "benchmarks/papers.py", "{out}"],
 }
 
 
@@ -107,6 +109,7 @@ def rewrite(out: Path) -> None:
     s = BLOCK.sub(lambda m: f"<!-- sweep {m.group(1)} -->\n{tables[m.group(1)]}<!-- /sweep -->", s)
     s = between(s, "notebook-cell", "```text\n" + open(out / "notebook.txt").read() + "```\n")
     s = between(s, "sweep-scaling", open(out / "scaling.txt").read())
+    s = between(s, "papers", open(out / "papers.txt").read())
     # grid
     open(ROOT / "docs/speed_grid.txt", "w").write(open(out / "grid.txt").read())
     grid = open(out / "grid.txt").read().splitlines()
