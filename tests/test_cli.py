@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import rnnlab
 from rnnlab.cli import main
 from rnnlab.model import RNN, RNNConfig
 from rnnlab.tasks import get_task
@@ -124,6 +125,10 @@ def test_train_at_given_lengths_and_set_sizes(capsys, tmp_path):
                                      "test_lengths": [30, 31], "n_test": 16}  # fmt: skip
     assert config["metrics"]["length 7"]["n"] == 16 and "lengths 30-31" in config["metrics"]
     assert config["init"] == "irnn"
+    # what it trained with, the task's defaults filled in, and which rnnlab
+    assert (config["fit"]["optimizer"], config["fit"]["lr"], config["fit"]["batch_size"],
+            config["fit"]["max_steps"]) == ("adam", 0.02, 32, 3)  # fmt: skip
+    assert config["rnnlab_version"] == rnnlab.__version__
 
 
 def test_eval_tests_on_the_runs_task_with_its_parameters(capsys, tmp_path):

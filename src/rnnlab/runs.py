@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab import __version__
 from rnnlab.io import (
     ModelFileError,
     atomic_write_text,
@@ -177,7 +178,8 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         "task_params": result.task.params,
         "model": result.model.config.to_dict(),
         "init": result.init,
-        "fit": asdict(fit_config),
+        "fit": asdict(fit_config.resolved(result.task)),  # (what it trained with)
+        "rnnlab_version": __version__,
         "solved": history.solved,
         "trained": history.trained,
         "interrupted": history.interrupted,

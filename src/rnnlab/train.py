@@ -65,6 +65,18 @@ class FitConfig:
             ):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
 
+    def resolved(self, task=None) -> FitConfig:
+        """The settings ``fit`` trains with: unset ones from ``task``'s defaults (user
+        data: Adam, lr 0.01, batch 32, 1000 updates)."""
+        d = getattr(task, "defaults", None)
+        return replace(
+            self,
+            optimizer=self.optimizer or getattr(d, "optimizer", "adam"),
+            lr=self.lr or getattr(d, "lr", 0.01),
+            batch_size=self.batch_size or getattr(d, "batch_size", 32),
+            max_steps=self.max_steps or getattr(d, "max_steps", 1000),
+        )
+
 
 @dataclass
 class History:
@@ -246,20 +258,17 @@ def fit(
 
 def make_fit_optimizer(config: FitConfig, task=None) -> Optimizer:
     """The optimizer :func:`fit` makes for ``config`` (the task's defaults where unset)."""
-    defaults = getattr(task, "defaults", None)
-    lr = config.lr or getattr(defaults, "lr", 0.01)
-    return make_optimizer(config.optimizer or getattr(defaults, "optimizer", "adam"), lr=lr)
+    config = config.resolved(task)
+    return make_optimizer(config.optimizer, lr=config.lr)
 
 
 def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
          optimizer: Optimizer | None) -> History:  # fmt: skip
     task, train, val = _prepare(model, data, validation, config)
-    defaults = getattr(task, "defaults", None)
-    batch_size = config.batch_size or getattr(defaults, "batch_size", 32)
-    max_steps = config.max_steps or getattr(defaults, "max_steps", 1000)
+    settings = config.resolved(task)
+    batch_size, max_steps = settings.batch_size, settings.max_steps
     optimizer = optimizer or make_fit_optimizer(config, task)
-    lr = config.lr or getattr(defaults, "lr", 0.01)  # the schedule's base
-    schedule = make_schedule(config.schedule, lr, max_steps)
+    schedule = make_schedule(config.schedule, settings.lr, max_steps)  # (lr: its base)
     train_step = TrainStep(model, optimizer, truncate=config.truncate,
                            reduction=config.reduction, clip=config.clip)  # fmt: skip
 
