@@ -94,6 +94,9 @@ def test_train_shift_solves_and_saves_a_run(capsys, tmp_path):
         (["train", "parity", "--test-length", "9-3"], "the longest of test_lengths"),
         (["train", "parity", "--length", "ten"], "a length or LO-HI"),
         (["train", "shift", "--init", "xavier"], "unknown init 'xavier'"),
+        (["train", "shift", "--clip", "zero"], "--clip takes a positive number or none"),
+        (["train", "shift", "--epochs", "2", "--max-steps", "3"], "give epochs or max_steps"),
+        (["train", "shift", "--monitor", "acc"], "unknown monitor 'acc'"),
         (["train", "parity", "--length", "5", "--param", "train_lengths=6"], "give one"),
         (["frobnicate"], "No such command"),
     ],
@@ -116,7 +119,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, shift_model, args, m
 def test_train_at_given_lengths_and_set_sizes(capsys, tmp_path):
     args = ["train", "parity", "--length", 7, "--test-length", "30-31", "--param", "n_test=16",
             "--max-steps", 3, "--out", tmp_path, "--no-plot", "--quiet"]  # fmt: skip
-    code, out, err = run(capsys, *args, "--init", "irnn")
+    code, out, err = run(capsys, *args, "--init", "irnn", "--clip", "none", "--warmup", 1)
     assert code == 0, err
     assert "length 7" in out and "lengths 30-31" in out
     (run_dir,) = tmp_path.iterdir()
@@ -128,6 +131,7 @@ def test_train_at_given_lengths_and_set_sizes(capsys, tmp_path):
     # what it trained with, the task's defaults filled in, and which rnnlab
     assert (config["fit"]["optimizer"], config["fit"]["lr"], config["fit"]["batch_size"],
             config["fit"]["max_steps"]) == ("adam", 0.02, 32, 3)  # fmt: skip
+    assert config["fit"]["clip"] is None and config["fit"]["warmup"] == 1
     assert config["rnnlab_version"] == rnnlab.__version__
 
 

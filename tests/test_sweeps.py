@@ -255,6 +255,16 @@ def test_killed_sweeps_lose_no_run_and_double_none(tmp_path):
     assert sorted(keys) == sorted(r.key for r in load_spec(spec).runs)
 
 
+def _recorded(db: Path) -> int:
+    """Runs recorded in a results file so far (0 while it is being made)."""
+    if not db.exists():  # (connecting would make it)
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.OperationalError:  # (not there yet, or its table not yet made)
+        return 0
+
+
 def _group(pgid: int) -> list[int]:
     """The processes of a process group (Linux's /proc)."""
     found = []
@@ -360,7 +370,7 @@ def test_ctrl_c_keeps_finished_runs_and_says_how_to_continue(tmp_path, jobs):
     db = tmp_path / "long" / "results.sqlite"
     for _ in range(600):  # until a run or two are recorded
         time.sleep(0.1)
-        if db.exists() and sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0]:
+        if _recorded(db):
             break
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=120)

@@ -300,3 +300,65 @@ def test_compiling_notice_shows_only_when_loading_is_slow():
     with _CompilingNotice(enabled=True, after=60) as notice:
         pass
     assert notice._status is None and notice._timer is None
+
+
+# -- fit as people expect: epochs, warmup, weight decay, monitor, callbacks ----------------
+
+
+def test_epochs_and_not_stopping_when_solved():
+    model = rnnlab.RNN(seed=0)
+    history = fit(model, "shift", epochs=2, stop_when_solved=False)
+    assert history.steps == math.ceil(2 * 1000 / 32)  # passes over the 1000 strings
+    assert history.solved and history.stop_reason.startswith("reached max_steps")
+    with pytest.raises(ValueError, match="give epochs or max_steps, not both"):
+        fit(model, "shift", epochs=2, max_steps=10)
+
+
+def test_warmup_and_weight_decay_reach_the_optimizer():
+    history = fit(rnnlab.RNN(seed=0), "shift", warmup=40, max_steps=60,
+                  stop_when_solved=False)  # fmt: skip
+    lrs = {row["step"]: row["lr"] for row in history.rows}
+    assert lrs[10] == pytest.approx(0.05 * 10 / 40) and lrs[60] == pytest.approx(0.05)
+    from rnnlab.train import FitConfig, make_fit_optimizer
+
+    assert make_fit_optimizer(FitConfig(weight_decay=0.1), get_task("shift")).weight_decay == 0.1
+    plain, decayed = rnnlab.RNN(seed=1), rnnlab.RNN(seed=1)
+    fit(plain, "shift", max_steps=50, stop_when_solved=False, restore_best=False)
+    fit(decayed, "shift", max_steps=50, stop_when_solved=False, restore_best=False,
+        weight_decay=1.0)  # fmt: skip
+    assert np.linalg.norm(decayed.params.flat) < np.linalg.norm(plain.params.flat)
+
+
+def test_monitor_val_loss_keeps_the_lowest_loss():
+    model = rnnlab.RNN(seed=3)
+    history = fit(model, "parity", max_steps=200, monitor="val_loss", stop_when_solved=False)
+    assert history.best["loss"] == min(row["val_loss"] for row in history.rows)
+
+
+def test_callbacks_log_checkpoint_and_see_every_step(tmp_path):
+    from rnnlab.callbacks import Checkpoint, CSVLogger
+
+    class Counter:
+        steps, ends = 0, 0
+
+        def on_step(self, step, loss, norm):
+            assert math.isfinite(loss) and norm >= 0
+            self.steps += 1
+
+        def on_end(self, history, model):
+            self.ends += 1
+
+    counter, log = Counter(), CSVLogger(tmp_path / "log.csv")
+    best = Checkpoint(tmp_path / "best.safetensors", monitor="val_loss")
+    model = rnnlab.RNN(seed=2)
+    history = fit(model, "shift", max_steps=80, stop_when_solved=False,
+                  callbacks=[counter, log, best])  # fmt: skip
+    assert counter.steps == 80 and counter.ends == 1
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,seconds,lr") and len(lines) == 1 + len(history.rows)
+    assert best.best == min(row["val_loss"] for row in history.rows)
+    saved = rnnlab.load(tmp_path / "best.safetensors")
+    assert best.step in [row["step"] for row in history.rows]
+    assert saved.config == model.config
+    with pytest.raises(ValueError, match="unknown monitor"):
+        Checkpoint(tmp_path / "x.safetensors", monitor="loss")

@@ -52,10 +52,27 @@ def train(
     truncate: Annotated[
         int | None, typer.Option(help="Truncate BPTT to this many steps (1: the notebook's).")
     ] = None,
-    clip: Annotated[float, typer.Option(help="Clip the gradient's global norm to this.")] = 1.0,
+    clip: Annotated[
+        str, typer.Option(help="Clip the gradient's global norm to this (none: no clipping).")
+    ] = "1.0",
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many evaluations without improvement.")
     ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the training set (instead of --max-steps).")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Updates of linear learning-rate warmup.")] = 0,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
+    monitor: Annotated[
+        str,
+        typer.Option(
+            help="What picks the best weights: auto, val_loss, "
+            "val_sequence_accuracy or val_step_accuracy."
+        ),
+    ] = "auto",
+    stop_when_solved: Annotated[
+        bool, typer.Option(help="Stop once the held-out data is solved.")
+    ] = True,
     seed: Annotated[int, typer.Option(help="Seed for weights, data and batch order.")] = 0,
     backend: Annotated[str, typer.Option(help="auto, numpy or numba.")] = "auto",
     out: Annotated[Path, typer.Option(help="Directory that receives the run directory.")] = Path(
@@ -101,6 +118,11 @@ def train(
                  "--layers": layers, "--optimizer": optimizer, "--lr": lr,
                  "--batch-size": batch_size, "--max-steps": max_steps, "--truncate": truncate,
                  "--patience": patience, "--param": param or None, "--length": length,
+                 "--epochs": epochs, "--warmup": warmup or None,
+                 "--weight-decay": weight_decay or None,
+                 "--monitor": None if monitor == "auto" else monitor,
+                 "--no-stop-when-solved": None if stop_when_solved else True,
+                 "--clip": None if clip == "1.0" else clip,
                  "--test-length": test_length,
                  "--init": None if init == "default" else init,
                  "--dtype": None if dtype == "float64" else dtype}  # fmt: skip
@@ -122,9 +144,14 @@ def train(
         batch_size=batch_size,
         max_steps=max_steps,
         truncate=truncate,
-        clip=clip,
+        clip=_clip(clip),
         patience=patience,
         seed=seed,
+        epochs=epochs,
+        warmup=warmup,
+        weight_decay=weight_decay,
+        monitor=monitor,
+        stop_when_solved=stop_when_solved,
     )
     _check_positive(hidden=hidden, layers=layers)
     # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
@@ -162,6 +189,16 @@ def train(
         _print_inspection(inspect_model(result.run_dir))
 
 
+def _clip(text: str) -> float | None:
+    """``--clip``: a positive number, or ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"--clip takes a positive number or none, got {text!r}") from None
+
+
 def _task_params(pairs: list[str]) -> dict:
     """``["delay=30", ...]`` as task parameters (integers, numbers or text)."""
     params = {}
@@ -193,7 +230,8 @@ def _print_run(result, fit_config) -> None:
         f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
     )
     verdict = "[green]solved[/]" if history.solved else "[red]not solved[/]"
-    reason = "" if history.solved else f" ({history.stop_reason})"
+    solved_then = history.solved and history.stop_reason.startswith("solved")
+    reason = "" if solved_then else f" ({history.stop_reason})"
     console.print(f"{verdict} after {history.steps} updates in {history.seconds:.2f} s{reason}")
     table = Table(title="held-out accuracy", title_justify="left")
     for column in ("test set", "sequences", "bits/steps", "whole sequences", "loss"):

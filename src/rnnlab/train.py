@@ -30,6 +30,11 @@ HISTORY_FIELDS = (
 )  # fmt: skip
 
 
+#: what ranks held-out evaluations (the best weights kept, patience): "auto" is
+#: (sequence accuracy, step accuracy, -loss) in that order; the others one of them
+MONITORS = ("auto", "val_loss", "val_sequence_accuracy", "val_step_accuracy")
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """How to train. ``None`` fields take the task's defaults."""
@@ -46,6 +51,11 @@ class FitConfig:
     patience: int | None = None  # evaluations without improvement before stopping; None: never
     restore_best: bool = True  # end with the best held-out weights, not the last
     seed: int = 0  # data order and task data
+    epochs: int | None = None  # passes over the training set, instead of max_steps
+    warmup: int = 0  # updates over which lr rises linearly from 0 to its value
+    weight_decay: float = 0.0  # L2 added to the gradient (coupled, as in torch)
+    monitor: str = "auto"  # what ranks evaluations (best weights, patience): see MONITORS
+    stop_when_solved: bool = True  # stop once the held-out data is solved (tasks)
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "eval_every", "patience", "truncate"):
@@ -64,17 +74,44 @@ class FitConfig:
                 or not (math.isfinite(value) and value > 0)
             ):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.epochs is not None:
+            if isinstance(self.epochs, bool) or not isinstance(self.epochs, int | np.integer) or (
+                self.epochs < 1
+            ):  # fmt: skip
+                raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+            if self.max_steps is not None:
+                raise ValueError("give epochs or max_steps, not both")
+            object.__setattr__(self, "epochs", int(self.epochs))
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int | np.integer) or (
+            self.warmup < 0
+        ):  # fmt: skip
+            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        if isinstance(self.weight_decay, bool) or not isinstance(
+            self.weight_decay, int | float | np.integer | np.floating
+        ) or not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):  # fmt: skip
+            raise ValueError(f"weight_decay must be a non-negative number, got "
+                             f"{self.weight_decay!r}")  # fmt: skip
+        if self.monitor not in MONITORS:
+            raise ValueError(f"unknown monitor {self.monitor!r}; choose one of "
+                             f"{', '.join(MONITORS)}")  # fmt: skip
 
-    def resolved(self, task=None) -> FitConfig:
+    def resolved(self, task=None, train_size: int | None = None) -> FitConfig:
         """The settings ``fit`` trains with: unset ones from ``task``'s defaults (user
-        data: Adam, lr 0.01, batch 32, 1000 updates)."""
+        data: Adam, lr 0.01, batch 32, 1000 updates); ``epochs`` as updates over
+        ``train_size`` sequences (default the task's ``n_train``)."""
         d = getattr(task, "defaults", None)
+        batch_size = self.batch_size or getattr(d, "batch_size", 32)
+        max_steps = self.max_steps or getattr(d, "max_steps", 1000)
+        if self.epochs is not None:  # (as updates: an epoch is a pass over the set)
+            size = train_size or getattr(d, "n_train", None) or batch_size
+            max_steps = math.ceil(self.epochs * size / batch_size)
         return replace(
             self,
             optimizer=self.optimizer or getattr(d, "optimizer", "adam"),
             lr=self.lr or getattr(d, "lr", 0.01),
-            batch_size=self.batch_size or getattr(d, "batch_size", 32),
-            max_steps=self.max_steps or getattr(d, "max_steps", 1000),
+            batch_size=batch_size,
+            max_steps=max_steps,
+            epochs=None,
         )
 
 
@@ -212,6 +249,7 @@ def fit(
     config: FitConfig | None = None,
     progress: bool = False,
     backend: str | None = None,
+    callbacks=(),
     **overrides,
 ) -> History:
     """Train ``model`` in place and return its :class:`History`.
@@ -233,8 +271,13 @@ def fit(
         A name sets ``config.optimizer``; an :class:`~rnnlab.optim.Optimizer`
         instance is used as it is, state included (a resumed run), instead of a new
         one made from ``config`` (:func:`make_fit_optimizer`).
+    callbacks : objects with any of ``on_step(step, loss, grad_norm)`` (after each
+        update), ``on_eval(step, row, model)`` (after each held-out evaluation; ``row``
+        is the history's) and ``on_end(history, model)``; :mod:`rnnlab.callbacks` has a
+        CSV logger and a checkpoint writer.
 
-    Stops when the held-out data is solved, when ``patience`` evaluations
+    Stops when the held-out data is solved (unless ``stop_when_solved=False``), when
+    ``patience`` evaluations
     pass without improvement, at ``max_steps``, when the loss or gradient turns
     NaN or infinite (returning to the weights last evaluated as finite), or at
     Ctrl-C (after the current update; a second Ctrl-C interrupts at once).
@@ -247,11 +290,11 @@ def fit(
                          f"{', '.join(f.name for f in fields(FitConfig))}")  # fmt: skip
     config = replace(config or FitConfig(), **overrides)
     if backend is None:
-        return _fit(model, data, validation, config, progress, optimizer)
+        return _fit(model, data, validation, config, progress, optimizer, callbacks)
     own = model.backend  # "numba" or "numpy": what runs now
     model.use_backend(backend)
     try:
-        return _fit(model, data, validation, config, progress, optimizer)
+        return _fit(model, data, validation, config, progress, optimizer, callbacks)
     finally:
         model.use_backend(own)
 
@@ -259,16 +302,21 @@ def fit(
 def make_fit_optimizer(config: FitConfig, task=None) -> Optimizer:
     """The optimizer :func:`fit` makes for ``config`` (the task's defaults where unset)."""
     config = config.resolved(task)
-    return make_optimizer(config.optimizer, lr=config.lr)
+    decay = {"weight_decay": config.weight_decay} if config.weight_decay else {}
+    return make_optimizer(config.optimizer, lr=config.lr, **decay)
 
 
 def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
-         optimizer: Optimizer | None) -> History:  # fmt: skip
+         optimizer: Optimizer | None, callbacks=()) -> History:  # fmt: skip
     task, train, val = _prepare(model, data, validation, config)
-    settings = config.resolved(task)
+    settings = config.resolved(task, train.size)
     batch_size, max_steps = settings.batch_size, settings.max_steps
     optimizer = optimizer or make_fit_optimizer(config, task)
-    schedule = make_schedule(config.schedule, settings.lr, max_steps)  # (lr: its base)
+    schedule = make_schedule(config.schedule, settings.lr, max_steps,
+                             warmup=config.warmup)  # (lr: its base)  # fmt: skip
+    rank = _RANKS[config.monitor]
+    on_step = [c.on_step for c in callbacks if hasattr(c, "on_step")]
+    on_eval = [c.on_eval for c in callbacks if hasattr(c, "on_eval")]
     train_step = TrainStep(model, optimizer, truncate=config.truncate,
                            reduction=config.reduction, clip=config.clip)  # fmt: skip
 
@@ -325,6 +373,8 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
             step += 1
             running_loss += loss
             seen += 1
+            for call in on_step:
+                call(step, loss, norm)
 
             if step % config.eval_every == 0 or step == max_steps:
                 metrics = evaluate(model, val, task)
@@ -342,17 +392,20 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
                 bar.update(step, row)
                 if math.isfinite(metrics["loss"]):
                     good_params, good_step = model.params.flat.copy(), step
-                score = (metrics["sequence_accuracy"], metrics["step_accuracy"], -metrics["loss"])
+                score = rank(metrics)
                 if math.isfinite(metrics["loss"]) and (best_score is None or score > best_score):
                     best_score, evals_since_best = score, 0
                     best_params = model.params.flat.copy()
                     history.best = metrics
                 else:
                     evals_since_best += 1
+                for call in on_eval:
+                    call(step, row, model)
                 if task.is_solved(metrics) and _every_string_right(model, task):
-                    history.solved = True
-                    history.stop_reason = f"solved at step {step}"
-                    break
+                    history.solved = True  # (at some evaluation; stopping is optional)
+                    if config.stop_when_solved:
+                        history.stop_reason = f"solved at step {step}"
+                        break
                 if config.patience is not None and evals_since_best >= config.patience:
                     history.stop_reason = (
                         f"no improvement in {config.patience} evaluations (step {step})"
@@ -361,12 +414,25 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
         else:
             history.stop_reason = f"reached max_steps={max_steps}"
 
-    if (config.restore_best and best_params is not None and not history.solved
+    stopped_solved = history.stop_reason.startswith("solved")
+    if (config.restore_best and best_params is not None and not stopped_solved
             and history.trained):  # fmt: skip
         model.params.flat[...] = best_params
     history.steps = step
     history.seconds = time.perf_counter() - start
+    for callback in callbacks:
+        if hasattr(callback, "on_end"):
+            callback.on_end(history, model)
     return history
+
+
+#: :data:`MONITORS` as keys that rank an evaluation's metrics (larger is better)
+_RANKS = {
+    "auto": lambda m: (m["sequence_accuracy"], m["step_accuracy"], -m["loss"]),
+    "val_loss": lambda m: -m["loss"],
+    "val_sequence_accuracy": lambda m: (m["sequence_accuracy"], -m["loss"]),
+    "val_step_accuracy": lambda m: (m["step_accuracy"], -m["loss"]),
+}
 
 
 def _every_string_right(model: RNN, task) -> bool:

@@ -46,11 +46,15 @@ OPTIONS: dict[str, type] = {
     "truncate": int,
     "clip": float,
     "patience": int,
+    "epochs": int,
+    "warmup": int,
+    "weight_decay": float,
+    "monitor": str,
     "backend": str,
 }
 #: options that may be "none" (their default: the task's, or none at all)
 OPTIONAL = {"hidden", "activation", "cell", "layers", "optimizer", "lr", "batch_size",
-            "max_steps", "truncate", "clip", "patience"}  # fmt: skip
+            "max_steps", "truncate", "clip", "patience", "epochs"}  # fmt: skip
 _TABLES = ("name", "seeds", "fixed", "grid", "list")
 
 
@@ -263,5 +267,6 @@ def task_params(setting: dict) -> dict:
 
 def fit_options(setting: dict) -> dict:
     """The :class:`~rnnlab.train.FitConfig` fields a setting gives (seed aside)."""
-    names = ("optimizer", "lr", "batch_size", "max_steps", "truncate", "clip", "patience")
+    names = ("optimizer", "lr", "batch_size", "max_steps", "truncate", "clip", "patience",
+             "epochs", "warmup", "weight_decay", "monitor")  # fmt: skip
     return {k: setting[k] for k in names if k in setting}
