@@ -95,6 +95,16 @@ def train(
         str, typer.Option(help="Initial weights: default (per activation), irnn or orthogonal.")
     ] = "default",
     dtype: Annotated[str, typer.Option(help="float64 or float32.")] = "float64",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Train on your sequences instead of a task: .npz, .csv or .tsv."),
+    ] = None,
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out sequences for --data (same formats).")
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="With --data: bce, mse or softmax (default: inferred).")
+    ] = None,
     length: Annotated[
         str | None,
         typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
@@ -130,6 +140,11 @@ def train(
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
                            f"{', '.join(clashing)}")  # fmt: skip
+    if data is None and (val is not None or loss is not None):
+        raise CliError("--val and --loss go with --data")
+    if data is not None and (task != "shift" or param or length or test_length or resume):
+        raise CliError("--data trains on your sequences: drop the task, --param, --length, "
+                       "--test-length and --resume")  # fmt: skip
     params = _task_params(param or [])
     for key, value in (("train_lengths", length), ("test_lengths", test_length)):
         if value is not None:
@@ -137,7 +152,7 @@ def train(
                 raise CliError(f"--{key.replace('_', '-').replace('train-', '').rstrip('s')} "
                                f"and --param {key} give the same parameter; give one")  # fmt: skip
             params[key] = value
-    task_obj = get_task(task, **params)
+    task_obj = get_task(task, **params) if data is None else None
     fit_config = FitConfig(
         optimizer=optimizer,
         lr=lr,
@@ -156,23 +171,29 @@ def train(
     _check_positive(hidden=hidden, layers=layers)
     # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
     with PlotWorker() if plot else contextlib.nullcontext() as plotter:
-        result = train_task(
-            task_obj,
-            hidden_size=hidden,
-            activation=activation,
-            cell=cell,
-            num_layers=layers,
-            init=init,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-            out=out,
-            plot=plot,
-            progress=not quiet and sys.stderr.isatty(),
-            fit_config=fit_config,
-            plotter=plotter,
-            resume=resume,
-        )
+        if data is not None:
+            result = _train_on_data(data, val, loss, fit_config, plotter, hidden=hidden,
+                                    activation=activation, cell=cell, layers=layers, init=init,
+                                    dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
+                                    quiet=quiet)  # fmt: skip
+        else:
+            result = train_task(
+                task_obj,
+                hidden_size=hidden,
+                activation=activation,
+                cell=cell,
+                num_layers=layers,
+                init=init,
+                dtype=dtype,
+                seed=seed,
+                backend=backend,
+                out=out,
+                plot=plot,
+                progress=not quiet and sys.stderr.isatty(),
+                fit_config=fit_config,
+                plotter=plotter,
+                resume=resume,
+            )
     _print_run(result, result.fit_config or fit_config)
     history = result.history
     if history.interrupted:
@@ -187,6 +208,28 @@ def train(
         from rnnlab.analysis import inspect_model
 
         _print_inspection(inspect_model(result.run_dir))
+
+
+def _train_on_data(data: Path, val: Path | None, loss: str | None, fit_config, plotter, *,
+                   hidden, activation, cell, layers, init, dtype, seed, backend, out, plot,
+                   quiet):  # fmt: skip
+    """``rnnlab train --data``: the file's sequences (and held-out ones) through
+    :func:`rnnlab.runs.train_data`."""
+    from rnnlab.data import DataFile, load
+    from rnnlab.runs import train_data
+
+    if loss is not None and loss not in ("bce", "mse", "softmax"):
+        raise CliError(f"--loss must be bce, mse or softmax, got {loss!r}")
+    file = load(data)
+    if val is not None:
+        if file.val is not None:
+            raise CliError(f"{data} holds a held-out split already; drop --val")
+        file = DataFile(file.train, load(val).train)
+    return train_data(file, source=str(data), loss=loss, hidden_size=hidden,
+                      activation=activation, cell=cell, num_layers=layers, init=init,
+                      dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
+                      progress=not quiet and sys.stderr.isatty(), fit_config=fit_config,
+                      plotter=plotter)  # fmt: skip
 
 
 def _clip(text: str) -> float | None:
@@ -220,14 +263,17 @@ def _print_run(result, fit_config) -> None:
     from rnnlab.runs import lengths_label, model_kind
 
     model, task, history = result.model, result.task, result.history
-    c, d = model.config, task.defaults
+    c, d = model.config, getattr(task, "defaults", None)
     kind = model_kind(c.cell, c.activation)
     k = fit_config.truncate
     grad = "exact BPTT" if k is None else f"BPTT truncated to {k} step{'s' * (k > 1)}"
+    if d is not None:
+        trained_on = f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
+    else:
+        trained_on = f"{c.loss} on {task.params.get('data', 'your data')}"
     console.print(
         f"[bold]{task.name}[/]: {c.hidden_size} {kind} units"
-        f"{f' x {c.num_layers} layers' if c.num_layers > 1 else ''}, {grad}, "
-        f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
+        f"{f' x {c.num_layers} layers' if c.num_layers > 1 else ''}, {grad}, {trained_on}"
     )
     verdict = "[green]solved[/]" if history.solved else "[red]not solved[/]"
     solved_then = history.solved and history.stop_reason.startswith("solved")
@@ -348,24 +394,61 @@ def sweep(
 def predict(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A model.safetensors file.")],
     bits: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(help="Input bits: `0 1 1 0` or `0110` (one group of I bits per step)."),
-    ],
+    ] = None,
     proba: Annotated[bool, typer.Option(help="Print probabilities instead of bits.")] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Sequences to run, one output line each: a .npz (X), .csv or .tsv "
+            "file (inputs column), or - for CSV on standard input."
+        ),
+    ] = None,
 ) -> None:
-    """Run a saved model on one input sequence."""
+    """Run a saved model on one input sequence, or on every sequence of --data."""
     from rnnlab.model import load
 
     model = load(model_path)
+    if data is not None:
+        if bits:
+            raise CliError("give input bits or --data, not both")
+        sequences = _read_inputs(data)
+        outputs = (model.predict_proba if proba else model.predict)(
+            sequences.X, lengths=sequences.lengths
+        )  # fmt: skip
+        lengths = sequences.lengths
+        for b, values in enumerate(outputs):
+            steps = values if lengths is None else values[: lengths[b]]
+            print(" ".join(_format_step(v, model, proba) for v in steps))
+        return
+    if not bits:
+        raise CliError("give input bits (e.g. 0110) or --data FILE")
     steps = _parse_bits(bits, model.config.input_size)
     outputs = model.predict_proba([steps]) if proba else model.predict([steps])
     values = outputs[0]
-    if proba:
-        text = [" ".join(f"{v:.4f}" for v in np.atleast_1d(step)) for step in values]
-    else:
-        text = ["".join(str(v) for v in np.atleast_1d(step)) for step in values]
+    text = [_format_step(step, model, proba) for step in values]
     joined_input = len(bits) == 1 and len(bits[0]) > model.config.input_size
-    print(("" if joined_input and not proba else " ").join(text))
+    glued = joined_input and not proba and model.config.loss == "bce"
+    print(("" if glued else " ").join(text))
+
+
+def _read_inputs(data: str):
+    """``--data``: a file's inputs, or CSV/TSV from standard input (``-``)."""
+    from rnnlab.data import load, read_table
+
+    if data == "-":
+        return read_table(sys.stdin.read(), targets=False, source="standard input")
+    return load(Path(data), targets=False).train
+
+
+def _format_step(value, model, proba: bool) -> str:
+    """One step's output: bits or class indices as integers; probabilities and real
+    values as numbers (features joined by commas)."""
+    values = np.atleast_1d(value)
+    if proba or model.config.loss == "mse":
+        return ",".join(f"{float(v):.6g}" for v in values)
+    return ("" if model.config.loss == "bce" else ",").join(str(int(v)) for v in values)
 
 
 def _parse_bits(tokens: list[str], input_size: int) -> list:

@@ -147,6 +147,74 @@ def train_task(
     return result
 
 
+def train_data(
+    data,
+    *,
+    source: str,
+    loss: str | None = None,
+    hidden_size: int | None = None,
+    activation: str | None = None,
+    cell: str | None = None,
+    num_layers: int | None = None,
+    init: str = "default",
+    dtype: str = "float64",
+    seed: int = 0,
+    backend: str = "auto",
+    out: str | Path | None = "runs",
+    plot: bool = True,
+    progress: bool = False,
+    fit_config: FitConfig | None = None,
+    plotter=None,
+) -> RunResult:
+    """Train a fresh model on a user's sequences (a :class:`rnnlab.data.DataFile`, read
+    from ``source``) and save the run, as :func:`train_task` does for a task: sizes from
+    the data, ``loss`` inferred (0/1 targets: ``bce``, else ``mse``) unless given, 16
+    units of an Elman tanh cell unless given; tested on the file's held-out split (or,
+    without one, on the training data)."""
+    from rnnlab.data import feature_size, infer_loss
+    from rnnlab.train import DataTask
+
+    timings = {}
+    tick = time.perf_counter()
+    train, val = data.train, data.val
+    loss = loss or infer_loss(train.Y)
+    cell = cell or "elman"
+    activation = activation or default_activation(cell)
+    outputs = feature_size(train.Y) if loss != "softmax" else _classes(train.Y)
+    model = RNN(feature_size(train.X), hidden_size or 16, outputs, activation=activation,
+                cell=cell, num_layers=num_layers or 1, loss=loss, seed=seed, backend=backend,
+                init=init, dtype=dtype)  # fmt: skip
+    batches = [None if part is None else model.batch(part.X, part.Y, lengths=part.lengths,
+                                                     mask=part.mask)
+               for part in (train, val)]  # fmt: skip
+    task = DataTask(loss, source=source)
+    fit_config = fit_config or FitConfig(seed=seed)
+    optimizer = make_fit_optimizer(fit_config, task)
+    if out is not None:
+        _check_writable(Path(out))
+    timings["build"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    history = fit(model, batches[0], validation=batches[1], config=fit_config,
+                  progress=progress, optimizer=optimizer)  # fmt: skip
+    timings["fit"] = time.perf_counter() - tick
+    tested = batches[1] if batches[1] is not None else batches[0]
+    label = "held-out split" if batches[1] is not None else "training data"
+    metrics = {}
+    if history.trained:
+        metrics[label] = {"n": tested.size, **evaluate(model, tested, task)}
+    result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
+                       fit_config=fit_config, init=init)  # fmt: skip
+    if out is not None:
+        save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
+    return result
+
+
+def _classes(Y) -> int:
+    """Classes of integer class targets (their largest, plus one)."""
+    values = [np.max(np.asarray(y)) for y in Y] if isinstance(Y, list) else [np.max(Y)]
+    return int(max(values)) + 1
+
+
 def test_sets(task: Task) -> list[tuple[str, Task, tuple[int, int]]]:
     """What a run is tested on, as ``(label, task that draws it, lengths)``: fresh data at
     the training lengths, then the test lengths (from :meth:`Task.test_task`, which may

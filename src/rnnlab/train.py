@@ -140,10 +140,11 @@ class History:
 class DataTask:
     """User data seen as a task: the loss's own metric; solved when every sequence is right."""
 
-    def __init__(self, loss: str, tolerance: float = 0.04):
+    def __init__(self, loss: str, tolerance: float = 0.04, source: str | None = None):
         self.name = "data"
         self.loss = loss
         self.tolerance = tolerance
+        self.params = {} if source is None else {"data": source}  # (what a run records)
 
     def evaluate(self, outputs: np.ndarray, batch: Batch) -> dict:
         return evaluate_outputs(outputs, batch, self.loss, tolerance=self.tolerance)

@@ -1,0 +1,133 @@
+"""Your own sequences from files: what ``rnnlab train --data`` and ``rnnlab predict --data``
+read.
+
+- ``.npz``: arrays ``X (B, T[, I])`` and ``Y (B, T[, O])``, optional ``lengths (B,)`` and
+  ``mask (B, T)``, and a held-out split under the same names with ``_val``
+  (``X_val``, ``Y_val``...);
+- ``.csv`` / ``.tsv``: one sequence a line, its inputs and its targets in two columns
+  (comma or tab), each a space-separated list of numbers, one a step (``0 1 1,0 0 1``);
+  blank lines and lines starting with ``#`` are skipped. ``rnnlab predict`` reads the
+  inputs column alone, from a file or standard input.
+
+Sequences may differ in length; a file's bad line or array is named in the error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Sequences(NamedTuple):
+    """Inputs and (optional) targets: padded arrays with ``lengths``, or lists."""
+
+    X: object  # (B, T[, I]) array, or a list of sequences
+    Y: object | None  # (B, T[, O]) array, a list, or None
+    lengths: np.ndarray | None = None  # (B,) for arrays
+    mask: np.ndarray | None = None  # (B, T) for arrays
+
+
+class DataFile(NamedTuple):
+    """A data file's training sequences and its held-out split (None if it has none)."""
+
+    train: Sequences
+    val: Sequences | None
+
+
+def load(path: str | Path, *, targets: bool = True) -> DataFile:
+    """The sequences in ``path`` (``.npz``, ``.csv``, ``.tsv``; see the module's
+    docstring); ``targets=False`` reads inputs only. ``ValueError`` for anything else."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _npz(path, targets)
+    if suffix in (".csv", ".tsv"):
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: cannot be read ({err})") from None
+        return DataFile(_table(text, "\t" if suffix == ".tsv" else None, targets, str(path)),
+                        None)  # fmt: skip
+    raise ValueError(f"{path}: unsupported data file; give .npz, .csv or .tsv")
+
+
+def read_table(text: str, *, targets: bool, source: str = "input") -> Sequences:
+    """Sequences from CSV/TSV text (see the module's docstring)."""
+    return _table(text, None, targets, source)
+
+
+def _npz(path: Path, targets: bool) -> DataFile:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            data = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    need = ("X", "Y") if targets else ("X",)
+    missing = [name for name in need if name not in data]
+    if missing:
+        raise ValueError(f"{path} has no array {', '.join(missing)}; it holds "
+                         f"{', '.join(data) or 'none'}")  # fmt: skip
+
+    def split(suffix: str) -> Sequences:
+        return Sequences(data[f"X{suffix}"], data.get(f"Y{suffix}") if targets else None,
+                         data.get(f"lengths{suffix}"), data.get(f"mask{suffix}"))  # fmt: skip
+
+    val = split("_val") if "X_val" in data else None
+    if val is not None and targets and val.Y is None:
+        raise ValueError(f"{path} has X_val but no Y_val")
+    return DataFile(split(""), val)
+
+
+def _table(text: str, delimiter: str | None, targets: bool, source: str) -> Sequences:
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
+             if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    if not lines:
+        raise ValueError(f"{source} holds no sequences")
+    if delimiter is None:
+        delimiter = "\t" if "\t" in lines[0][1] else ","
+    X, Y = [], []
+    for n, line in lines:
+        (fields,) = csv.reader(io.StringIO(line), delimiter=delimiter)
+        want = 2 if targets else 1
+        if len(fields) < want or (targets and len(fields) != 2):
+            raise ValueError(f"{source}, line {n}: expected "
+                             f"{'inputs and targets' if targets else 'inputs'}, got "
+                             f"{len(fields)} column(s)")  # fmt: skip
+        X.append(_numbers(fields[0], source, n, "inputs"))
+        if targets:
+            y = _numbers(fields[1], source, n, "targets")
+            if len(y) != len(X[-1]):
+                raise ValueError(f"{source}, line {n}: {len(X[-1])} inputs but {len(y)} "
+                                 "targets")  # fmt: skip
+            Y.append(y)
+    return Sequences(X, Y if targets else None)
+
+
+def _numbers(field: str, source: str, line: int, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in field.split()]
+    except ValueError:
+        raise ValueError(f"{source}, line {line}: {what} must be numbers separated by "
+                         f"spaces, got {field.strip()!r}") from None  # fmt: skip
+    if not values:
+        raise ValueError(f"{source}, line {line}: no {what}")
+    return values
+
+
+def infer_loss(Y) -> str:
+    """``"bce"`` for targets that are all 0 or 1, else ``"mse"``."""
+    values = np.concatenate([np.ravel(np.asarray(y, dtype=float)) for y in Y]) if isinstance(
+        Y, list) else np.asarray(Y, dtype=float)  # fmt: skip
+    return "bce" if np.isin(values, (0.0, 1.0)).all() else "mse"
+
+
+def feature_size(X) -> int:
+    """Features per step of ``X``: its last axis for a 3-D array, else 1."""
+    if isinstance(X, np.ndarray):
+        return X.shape[2] if X.ndim == 3 else 1
+    first = np.asarray(X[0], dtype=float)
+    return first.shape[1] if first.ndim == 2 else 1

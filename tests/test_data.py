@@ -1,0 +1,144 @@
+"""Your own sequences from files: rnnlab.data's readers, rnnlab train --data, rnnlab predict
+--data; each bad file named with its line or array, as one line and exit code 2."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.data import infer_loss, load, read_table
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def parity_files(tmp_path):
+    """Running parity as .npz (with a held-out split) and as .csv: 200 sequences."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, (200, 12)).astype(float)
+    Y = np.cumsum(X, axis=1) % 2
+    L = rng.integers(4, 13, 200)
+    np.savez(tmp_path / "p.npz", X=X[:150], Y=Y[:150], lengths=L[:150], X_val=X[150:],
+             Y_val=Y[150:], lengths_val=L[150:])  # fmt: skip
+    lines = ["# inputs,targets"] + [
+        " ".join(str(int(v)) for v in x[:n]) + "," + " ".join(str(int(v)) for v in y[:n])
+        for x, y, n in zip(X, Y, L, strict=True)
+    ]
+    (tmp_path / "p.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "p.npz", tmp_path / "p.csv", (X, Y, L)
+
+
+def test_readers_give_the_sequences(parity_files):
+    npz, csv, (X, Y, L) = parity_files
+    file = load(npz)
+    assert file.train.X.shape == (150, 12) and list(file.train.lengths) == list(L[:150])
+    assert file.val.X.shape == (50, 12)
+    table = load(csv).train
+    assert len(table.X) == 200 and table.X[3] == list(X[3, : L[3]])
+    assert table.Y[3] == list(Y[3, : L[3]]) and load(csv).val is None
+    assert read_table("0 1\t1 1\n", targets=True).Y == [[1.0, 1.0]]  # (tabs too)
+    assert read_table("0.5 1,9\n", targets=False).X == [[0.5, 1.0]]  # (inputs only)
+    assert infer_loss(table.Y) == "bce" and infer_loss([[0.5, 1.0]]) == "mse"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("a.csv", "0 1,0 1\n1 1\n", "a.csv, line 2: expected inputs and targets, got 1"),
+        ("a.csv", "0 x,0 1\n", "a.csv, line 1: inputs must be numbers separated by spaces"),
+        ("a.csv", "0 1 1,0 1\n", "a.csv, line 1: 3 inputs but 2 targets"),
+        ("a.csv", "# nothing\n\n", "a.csv holds no sequences"),
+        ("a.json", "{}", "unsupported data file; give .npz, .csv or .tsv"),
+    ],
+)
+def test_bad_files_are_named(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / name)
+
+
+def test_an_npz_without_its_arrays_is_named(tmp_path):
+    np.savez(tmp_path / "a.npz", inputs=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="has no array X, Y; it holds inputs"):
+        load(tmp_path / "a.npz")
+
+
+def test_train_on_a_file_and_predict_from_a_file_and_stdin(capsys, monkeypatch, tmp_path,
+                                                           parity_files):  # fmt: skip
+    npz, csv, (_, Y, L) = parity_files
+    out_dir = tmp_path / "runs"
+    code, out, err = run(capsys, "train", "--data", npz, "--cell", "gru", "--max-steps", 400,
+                         "--out", out_dir, "--no-plot", "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert "bce on" in out and "held-out split" in out
+    (run_dir,) = out_dir.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["task"] == "data" and config["task_params"] == {"data": str(npz)}
+    assert config["metrics"]["held-out split"]["n"] == 50
+    model = run_dir / "model.safetensors"
+    code, out, _ = run(capsys, "predict", model, "--data", csv)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 200
+    assert [len(line.split()) for line in lines] == list(L)
+    right = np.mean([line.split() == [str(int(v)) for v in y[:n]]
+                     for line, y, n in zip(lines, Y, L, strict=True)])  # fmt: skip
+    assert right > 0.9  # (parity learnt)
+    monkeypatch.setattr("sys.stdin", io.StringIO("0 1 1\n1\n"))
+    code, out, _ = run(capsys, "predict", model, "--data", "-", "--proba")
+    probabilities = [[float(v) for v in line.split()] for line in out.splitlines()]
+    assert [len(p) for p in probabilities] == [3, 1]
+    assert all(0 <= v <= 1 for p in probabilities for v in p)
+
+
+def test_real_targets_train_mse_and_print_separated_values(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.random((64, 6))
+    np.savez(tmp_path / "r.npz", X=X, Y=np.cumsum(X, axis=1) / 6)
+    code, out, err = run(capsys, "train", "--data", tmp_path / "r.npz", "--max-steps", 20,
+                         "--out", tmp_path / "runs", "--no-plot", "--quiet")  # fmt: skip
+    assert code == 0 and "mse on" in out, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    code, out, _ = run(capsys, "predict", run_dir / "model.safetensors", "0", "1", "1")
+    assert code == 0 and len(out.split()) == 3  # (real values, not glued together)
+    assert all(float(v) == float(v) for v in out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "parity", "--data", "DATA"], "--data trains on your sequences"),
+        (["train", "--val", "DATA"], "--val and --loss go with --data"),
+        (["train", "--data", "DATA", "--loss", "hinge"], "--loss must be bce, mse or softmax"),
+        (["train", "--data", "MISSING.csv"], "MISSING.csv: cannot be read"),
+        (["predict", "MODEL"], "give input bits (e.g. 0110) or --data FILE"),
+    ],
+)
+def test_bad_data_options_are_one_line_and_exit_2(capsys, tmp_path, parity_files, args,
+                                                  message):  # fmt: skip
+    npz, _, _ = parity_files
+    code, _, err = run(capsys, "train", "--data", npz, "--max-steps", 1, "--out", tmp_path / "r",
+                       "--no-plot", "--quiet")  # fmt: skip
+    model = next((tmp_path / "r").iterdir()) / "model.safetensors"
+    swap = {"DATA": str(npz), "MODEL": str(model), "MISSING.csv": str(tmp_path / "MISSING.csv")}
+    code, _, err = run(capsys, *[swap.get(a, a) for a in args])
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_class_targets_with_softmax(capsys, tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 3, (40, 5)).astype(float)
+    np.savez(tmp_path / "c.npz", X=X, Y=X)  # (echo the class)
+    args = ["train", "--data", tmp_path / "c.npz", "--loss", "softmax", "--max-steps", 5,
+            "--out", tmp_path / "runs", "--no-plot", "--quiet"]  # fmt: skip
+    code, out, err = run(capsys, *args)
+    assert code == 0 and "softmax on" in out, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["model"]["output_size"] == 3
