@@ -187,7 +187,7 @@ def test_from_torch_reads_a_plain_lstm_with_initial_states():
     rnn = torch.nn.LSTM(I, H, L, dtype=torch.float64)  # time-major: accepted, same weights
     head = torch.nn.Linear(H, O, dtype=torch.float64)
     h0, c0 = torch.randn(L, 1, H, dtype=torch.float64), torch.randn(L, H, dtype=torch.float64)
-    model = from_torch(rnn, head, h0=h0, c0=c0, backend="numpy")
+    model = from_torch(rnn, head, h0=h0, c0=c0, loss="bce", backend="numpy")
     c = model.config
     assert (c.cell, c.num_layers, c.dtype) == ("lstm", 2, "float64")
     np.testing.assert_array_equal(model.params["c0_l1"], c0[1].numpy())
@@ -215,7 +215,7 @@ def test_from_torch_reads_gru_and_rnn_modules_with_and_without_biases(rnn):
     torch.manual_seed(1)
     rnn = rnn()
     head = torch.nn.Linear(3, 2, bias=False, dtype=rnn.weight_ih_l0.dtype)
-    model = from_torch(rnn, head, backend="numpy")  # zero initial state, zero missing biases
+    model = from_torch(rnn, head, loss="mse", backend="numpy")  # zero states, zero biases
     dtypes = {torch.float64: "float64", torch.float32: "float32"}
     assert model.config.dtype == dtypes[head.weight.dtype]
     if not rnn.bias:
@@ -280,6 +280,12 @@ def test_from_torch_refuses_what_rnnlab_cannot_run(make, message):
     rnn, head = make()
     with pytest.raises(ValueError, match=message):
         from_torch(rnn, head)
+
+
+def test_from_torch_demands_the_loss_of_plain_modules():
+    with pytest.raises(ValueError, match="from_torch needs loss= with plain torch modules"):
+        from_torch(torch.nn.GRU(2, 3), _head())
+    assert from_torch(torch.nn.GRU(2, 3), _head(), loss="mse").config.loss == "mse"
 
 
 def test_from_torch_refuses_an_unknown_nonlinearity():

@@ -3,7 +3,7 @@
 >>> module = to_torch(model)                  # a torch.nn.Module, same numbers
 >>> logits = module(x, lengths)               # (B, T, I) -> (B, T, O), as model.logits(...)
 >>> model2 = from_torch(module)               # back: exactly the same parameters
->>> model3 = from_torch(nn_lstm, nn_linear, h0=h0, c0=c0)   # from plain torch modules
+>>> model3 = from_torch(nn_lstm, nn_linear, h0=h0, c0=c0, loss="bce")   # plain modules
 
 :func:`to_torch` builds a :class:`TorchRNN`: the recurrent layers as
 ``torch.nn.RNN`` (tanh / relu Elman), ``nn.GRU`` or ``nn.LSTM`` — or
@@ -138,8 +138,9 @@ def from_torch(
         The output layer (required unless ``rnn`` is a ``TorchRNN``).
     h0, c0 : tensor or array of shape (L, H), (L, 1, H), or (H,) when L == 1; optional
         Initial hidden (and, for an LSTM, cell) state; zero when omitted.
-    loss : {"bce", "softmax", "mse"}, optional
-        The model's loss (default: the ``TorchRNN``'s, else ``"bce"``).
+    loss : {"bce", "softmax", "mse"}
+        The model's loss: required with plain modules (a ``Linear`` does not say which
+        loss its outputs serve); a ``TorchRNN``'s own by default.
     backend : str
         Kernels of the new model.
 
@@ -179,9 +180,13 @@ def from_torch(
             for layer, row in enumerate(_initial_rows(value, base, L, H, torch)):
                 state[f"{base}.{layer}"] = row
         O = linear.out_features
+        if loss is None:
+            raise ValueError("from_torch needs loss= with plain torch modules: 'bce' (sigmoid "
+                             "outputs), 'softmax' (classes) or 'mse' (real values); a "
+                             "torch.nn.Linear does not say which")  # fmt: skip
     I, H, L = rnn.input_size, rnn.hidden_size, rnn.num_layers
     dtype = "float32" if rnn.weight_ih_l0.dtype == torch.float32 else "float64"
-    config = RNNConfig(I, H, O, cell, activation, L, "bce" if loss is None else loss, dtype)
+    config = RNNConfig(I, H, O, cell, activation, L, loss, dtype)
     shapes = param_shapes(cell, I, H, O, L)
     params = {}
     for name, sources in torch_names(cell, L).items():
