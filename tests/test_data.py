@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.data import infer_loss, load, read_table
+from rnnlab.data import Sequences, at_last_step, infer_loss, load, read_table
 
 
 def run(capsys, *args):
@@ -115,7 +115,8 @@ def test_real_targets_train_mse_and_print_separated_values(capsys, tmp_path):
     ("args", "message"),
     [
         (["train", "parity", "--data", "DATA"], "--data trains on your sequences"),
-        (["train", "--val", "DATA"], "--val and --loss go with --data"),
+        (["train", "--val", "DATA"], "--val, --loss and --targets go with --data"),
+        (["train", "--data", "DATA", "--targets", "first"], "--targets must be every or last"),
         (["train", "--data", "DATA", "--loss", "hinge"], "--loss must be bce, mse or softmax"),
         (["train", "--data", "MISSING.csv"], "MISSING.csv: cannot be read"),
         (["predict", "MODEL"], "give input bits (e.g. 0110) or --data FILE"),
@@ -142,3 +143,28 @@ def test_class_targets_with_softmax(capsys, tmp_path):
     assert code == 0 and "softmax on" in out, err
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "config.json").read_text())["model"]["output_size"] == 3
+
+
+def test_one_label_per_sequence_is_scored_at_its_last_step(capsys, tmp_path):
+    """Sequence-to-label: a label per sequence becomes its last step's target, the only
+    step scored, for arrays (with lengths) and for lists."""
+    arrays = at_last_step(Sequences(np.ones((2, 4)), np.array([1.0, 0.0]), np.array([2, 4])))
+    np.testing.assert_array_equal(arrays.mask, [[0, 1, 0, 0], [0, 0, 0, 1]])
+    np.testing.assert_array_equal(arrays.Y, [[0, 1, 0, 0], [0, 0, 0, 0]])
+    lists = at_last_step(Sequences([[1, 0, 1], [1, 1]], [[0.5, 2.0], [1.0, 3.0]]))
+    assert lists.mask == [[0.0, 0.0, 1.0], [0.0, 1.0]]
+    assert lists.Y[1].tolist() == [[0, 0], [1, 3]]
+    with pytest.raises(ValueError, match="one label per sequence: Y must have 2 rows"):
+        at_last_step(Sequences([[1], [0]], [1.0, 0.0, 1.0]))
+    rng = np.random.default_rng(3)
+    lines = []
+    for _ in range(120):
+        bits = rng.integers(0, 2, rng.integers(1, 7))
+        lines.append(" ".join(map(str, bits)) + "," + str(int(bits.sum() % 2)))
+    (tmp_path / "parity.csv").write_text("\n".join(lines) + "\n")
+    args = ["train", "--data", tmp_path / "parity.csv", "--targets", "last", "--cell", "gru",
+            "--max-steps", 5, "--out", tmp_path / "runs", "--no-plot", "--quiet"]  # fmt: skip
+    code, out, err = run(capsys, *args)
+    assert code == 0 and "bce on" in out, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["metrics"]["training data"]["n"] == 120

@@ -105,6 +105,13 @@ def train(
     loss: Annotated[
         str | None, typer.Option(help="With --data: bce, mse or softmax (default: inferred).")
     ] = None,
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="With --data: every (a target per step) or last (one label per "
+            "sequence, scored at its last step)."
+        ),
+    ] = "every",
     length: Annotated[
         str | None,
         typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
@@ -140,8 +147,10 @@ def train(
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
                            f"{', '.join(clashing)}")  # fmt: skip
-    if data is None and (val is not None or loss is not None):
-        raise CliError("--val and --loss go with --data")
+    if data is None and (val is not None or loss is not None or targets != "every"):
+        raise CliError("--val, --loss and --targets go with --data")
+    if targets not in ("every", "last"):
+        raise CliError(f"--targets must be every or last, got {targets!r}")
     if data is not None and (task != "shift" or param or length or test_length or resume):
         raise CliError("--data trains on your sequences: drop the task, --param, --length, "
                        "--test-length and --resume")  # fmt: skip
@@ -172,7 +181,8 @@ def train(
     # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
     with PlotWorker() if plot else contextlib.nullcontext() as plotter:
         if data is not None:
-            result = _train_on_data(data, val, loss, fit_config, plotter, hidden=hidden,
+            result = _train_on_data(data, val, loss, targets == "last", fit_config, plotter,
+                                    hidden=hidden,
                                     activation=activation, cell=cell, layers=layers, init=init,
                                     dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
                                     quiet=quiet)  # fmt: skip
@@ -210,7 +220,8 @@ def train(
         _print_inspection(inspect_model(result.run_dir))
 
 
-def _train_on_data(data: Path, val: Path | None, loss: str | None, fit_config, plotter, *,
+def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, fit_config,
+                   plotter, *,
                    hidden, activation, cell, layers, init, dtype, seed, backend, out, plot,
                    quiet):  # fmt: skip
     """``rnnlab train --data``: the file's sequences (and held-out ones) through
@@ -220,11 +231,11 @@ def _train_on_data(data: Path, val: Path | None, loss: str | None, fit_config, p
 
     if loss is not None and loss not in ("bce", "mse", "softmax"):
         raise CliError(f"--loss must be bce, mse or softmax, got {loss!r}")
-    file = load(data)
+    file = load(data, last=last)
     if val is not None:
         if file.val is not None:
             raise CliError(f"{data} holds a held-out split already; drop --val")
-        file = DataFile(file.train, load(val).train)
+        file = DataFile(file.train, load(val, last=last).train)
     return train_data(file, source=str(data), loss=loss, hidden_size=hidden,
                       activation=activation, cell=cell, num_layers=layers, init=init,
                       dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,

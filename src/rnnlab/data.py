@@ -3,9 +3,10 @@ read.
 
 - ``.npz``: arrays ``X (B, T[, I])`` and ``Y (B, T[, O])``, optional ``lengths (B,)`` and
   ``mask (B, T)``, and a held-out split under the same names with ``_val``
-  (``X_val``, ``Y_val``...);
+  (``X_val``, ``Y_val``...); with ``last``, ``Y (B[, O])``, one label a sequence;
 - ``.csv`` / ``.tsv``: one sequence a line, its inputs and its targets in two columns
-  (comma or tab), each a space-separated list of numbers, one a step (``0 1 1,0 0 1``);
+  (comma or tab), each a space-separated list of numbers, one a step (``0 1 1,0 0 1``;
+  with ``last``, one label a sequence: ``0 1 1,0``);
   blank lines and lines starting with ``#`` are skipped. ``rnnlab predict`` reads the
   inputs column alone, from a file or standard input.
 
@@ -38,10 +39,17 @@ class DataFile(NamedTuple):
     val: Sequences | None
 
 
-def load(path: str | Path, *, targets: bool = True) -> DataFile:
+def load(path: str | Path, *, targets: bool = True, last: bool = False) -> DataFile:
     """The sequences in ``path`` (``.npz``, ``.csv``, ``.tsv``; see the module's
-    docstring); ``targets=False`` reads inputs only. ``ValueError`` for anything else."""
-    path = Path(path)
+    docstring); ``targets=False`` reads inputs only; ``last``: one label per sequence,
+    scored at its last step (:func:`at_last_step`). ``ValueError`` for anything else."""
+    file = _load(Path(path), targets, last)
+    if not last:
+        return file
+    return DataFile(at_last_step(file.train), None if file.val is None else at_last_step(file.val))
+
+
+def _load(path: Path, targets: bool, last: bool) -> DataFile:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _npz(path, targets)
@@ -50,14 +58,14 @@ def load(path: str | Path, *, targets: bool = True) -> DataFile:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as err:
             raise ValueError(f"{path}: cannot be read ({err})") from None
-        return DataFile(_table(text, "\t" if suffix == ".tsv" else None, targets, str(path)),
-                        None)  # fmt: skip
+        return DataFile(_table(text, "\t" if suffix == ".tsv" else None, targets, str(path),
+                               last), None)  # fmt: skip
     raise ValueError(f"{path}: unsupported data file; give .npz, .csv or .tsv")
 
 
 def read_table(text: str, *, targets: bool, source: str = "input") -> Sequences:
     """Sequences from CSV/TSV text (see the module's docstring)."""
-    return _table(text, None, targets, source)
+    return _table(text, None, targets, source, False)
 
 
 def _npz(path: Path, targets: bool) -> DataFile:
@@ -82,7 +90,8 @@ def _npz(path: Path, targets: bool) -> DataFile:
     return DataFile(split(""), val)
 
 
-def _table(text: str, delimiter: str | None, targets: bool, source: str) -> Sequences:
+def _table(text: str, delimiter: str | None, targets: bool, source: str,
+           last: bool) -> Sequences:  # fmt: skip
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
              if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
     if not lines:
@@ -100,6 +109,9 @@ def _table(text: str, delimiter: str | None, targets: bool, source: str) -> Sequ
         X.append(_numbers(fields[0], source, n, "inputs"))
         if targets:
             y = _numbers(fields[1], source, n, "targets")
+            if last:  # (one label: a number, or one vector)
+                Y.append(y[0] if len(y) == 1 else y)
+                continue
             if len(y) != len(X[-1]):
                 raise ValueError(f"{source}, line {n}: {len(X[-1])} inputs but {len(y)} "
                                  "targets")  # fmt: skip
@@ -131,3 +143,36 @@ def feature_size(X) -> int:
         return X.shape[2] if X.ndim == 3 else 1
     first = np.asarray(X[0], dtype=float)
     return first.shape[1] if first.ndim == 2 else 1
+
+
+def at_last_step(sequences: Sequences) -> Sequences:
+    """Sequence-to-label data as per-step data: one label per sequence (``Y (B,)`` or
+    ``(B, O)``, or a list of numbers or of ``O``-vectors) becomes the target of its last
+    step, the only step scored (``mask``); the other steps' targets are 0, unscored."""
+    X, Y = sequences.X, sequences.Y
+    if Y is None:
+        return sequences
+    labels = np.asarray(Y, dtype=float)
+    B = len(X)
+    if labels.ndim not in (1, 2) or labels.shape[0] != B:
+        raise ValueError(f"one label per sequence: Y must have {B} rows (one number or one "
+                         f"vector each), got shape {labels.shape}")  # fmt: skip
+    labels = labels.reshape(B, -1)  # (B, O)
+    if isinstance(X, np.ndarray):
+        T = X.shape[1]
+        lengths = np.full(B, T) if sequences.lengths is None else np.asarray(sequences.lengths)
+        if lengths.shape != (B,) or lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"lengths must be {B} numbers in 1..{T}")
+        steps = np.zeros((B, T, labels.shape[1]))  # (B, T, O)
+        mask = np.zeros((B, T))  # (B, T)
+        steps[np.arange(B), lengths - 1] = labels
+        mask[np.arange(B), lengths - 1] = 1.0
+        return Sequences(X, steps if labels.shape[1] > 1 else steps[..., 0], lengths, mask)
+    steps, masks = [], []
+    for x, label in zip(X, labels, strict=True):
+        T = len(x)
+        y = np.zeros((T, labels.shape[1]))
+        y[-1] = label
+        steps.append(y if labels.shape[1] > 1 else y[:, 0])
+        masks.append([0.0] * (T - 1) + [1.0])
+    return Sequences(X, steps, None, masks)
