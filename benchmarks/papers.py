@@ -71,7 +71,7 @@ def main() -> int:
         wall = time.perf_counter() - tick
         run_seconds = sum(r["seconds"] for r in rows)
         ran = f" (this call ran the missing ones in {wall / 60:.1f} min)" if wall > 5 else ""
-        print(f"## {name}: {len(rows)} runs, {run_seconds / 60:.1f} min of training{ran}\n")
+        print(f"**{name}**: {len(rows)} runs, {run_seconds / 60:.1f} min of training{ran}.\n")
         print(f"Published: {PUBLISHED[name]}.\n")
         if name == "copy_arjovsky":
             print(loss_table(rows, copy_baseline))
