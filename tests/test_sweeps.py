@@ -311,6 +311,31 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
     assert "Traceback" not in (tmp_path / "err.txt").read_text()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux")
+def test_a_worker_that_dies_stops_the_sweep_with_one_line(tmp_path):
+    """A worker killed mid-run (as the out-of-memory killer would): the sweep says so and
+    exits; it does not wait for the lost run forever."""
+    spec = tmp_path / "long.toml"
+    spec.write_text('name = "long"\nseeds = 4\n[fixed]\ntask = "shift"\nhidden = 64\n'
+                    'truncate = 1\nmax_steps = 100000\n')  # fmt: skip
+    command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
+               "--jobs", "2", "--no-plots", "--no-save", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)  # fmt: skip
+    workers = []
+    for _ in range(600):
+        time.sleep(0.1)
+        workers = [pid for pid in _group(process.pid) if pid != process.pid]
+        if len(workers) == 2:
+            break
+    time.sleep(1.0)
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "a worker process died in a run" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
 def test_same_results_on_a_dask_cluster(tmp_path):
     """A scheduler and two workers started here, as a user would: identical runs."""
     pytest.importorskip("distributed")

@@ -444,6 +444,11 @@ def test_dyck_tested_beyond_its_trained_depth():
     assert depth.max() == 7 and (depth.max(axis=0) > 3).mean() > 0.5
     assert "tested to depth 7" in task.description
     assert len(test_sets(get_task("dyck1"))) == 2  # (no deeper set: lengths only)
+    assert get_task("dyck1", max_depth=7).test_depth == 7  # (follows the trained depth)
+    with pytest.raises(ValueError, match="test_depth must be at least 4"):
+        get_task("dyck1", test_depth=2)
+    with pytest.raises(ValueError, match="train_lengths: balanced strings have even"):
+        get_task("dyck1", train_lengths=5)
 
 
 @pytest.mark.parametrize("name", ["shift", "tomita3", "dyck1", "parity", "binary_addition"])

@@ -333,6 +333,13 @@ def test_monitor_val_loss_keeps_the_lowest_loss():
     model = rnnlab.RNN(seed=3)
     history = fit(model, "parity", max_steps=200, monitor="val_loss", stop_when_solved=False)
     assert history.best["loss"] == min(row["val_loss"] for row in history.rows)
+    # "solved" says whether the weights it ends with were: the kept evaluation's verdict
+    task = get_task("parity")
+    from rnnlab.train import _every_string_right
+
+    assert history.solved == (task.is_solved(history.best) and _every_string_right(model, task))
+    with pytest.raises(ValueError, match="weight_decay is the optimizer's"):
+        fit(model, "parity", optimizer=rnnlab.optim.Adam(0.01), weight_decay=0.1)
 
 
 def test_callbacks_log_checkpoint_and_see_every_step(tmp_path):
@@ -359,6 +366,9 @@ def test_callbacks_log_checkpoint_and_see_every_step(tmp_path):
     assert best.best == min(row["val_loss"] for row in history.rows)
     saved = rnnlab.load(tmp_path / "best.safetensors")
     assert best.step in [row["step"] for row in history.rows]
-    assert saved.config == model.config
+    from rnnlab.train import evaluate, held_out_set
+
+    val = held_out_set(get_task("shift"), 0, 1)  # (fit's validation set, seed 0)
+    assert evaluate(saved, val, get_task("shift"))["loss"] == pytest.approx(best.best)
     with pytest.raises(ValueError, match="unknown monitor"):
         Checkpoint(tmp_path / "x.safetensors", monitor="loss")

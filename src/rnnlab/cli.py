@@ -385,6 +385,9 @@ def sweep(
             print(f"interrupted; every finished run is saved in {path}; continue with: "
                   f"rnnlab sweep {spec_path} (the same options)", file=sys.stderr)  # fmt: skip
             raise typer.Exit(130) from None
+        except sweeps.execute.WorkerDied as err:
+            print(f"error: {err} (rnnlab sweep {spec_path})", file=sys.stderr)
+            raise typer.Exit(1) from None
         solved = sum(r["solved"] for r in rows)
         console.print(f"[bold]{spec.name}[/]: {len(rows)} runs, {solved} solved, "
                       f"{time.perf_counter() - tick:.1f} s; results in {path}")  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -70,10 +71,10 @@ def read_table(text: str, *, targets: bool, source: str = "input") -> Sequences:
 
 def _npz(path: Path, targets: bool) -> DataFile:
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            data = {name: arrays[name] for name in arrays.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as arrays:
+            data = {name: arrays[name] for name in arrays.files}  # (our file: closed on errors)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err or 'empty'})") from None
     need = ("X", "Y") if targets else ("X",)
     missing = [name for name in need if name not in data]
     if missing:
@@ -130,10 +131,16 @@ def _numbers(field: str, source: str, line: int, what: str) -> list[float]:
     return values
 
 
-def infer_loss(Y) -> str:
-    """``"bce"`` for targets that are all 0 or 1, else ``"mse"``."""
-    values = np.concatenate([np.ravel(np.asarray(y, dtype=float)) for y in Y]) if isinstance(
-        Y, list) else np.asarray(Y, dtype=float)  # fmt: skip
+def infer_loss(Y, lengths=None) -> str:
+    """``"bce"`` for targets that are all 0 or 1, else ``"mse"`` (a padded array's
+    padding, past ``lengths``, does not count)."""
+    if isinstance(Y, list):
+        values = np.concatenate([np.ravel(np.asarray(y, dtype=float)) for y in Y])
+    else:
+        values = np.asarray(Y, dtype=float)
+        if lengths is not None and values.ndim >= 2:
+            inside = np.arange(values.shape[1])[None, :] < np.asarray(lengths)[:, None]
+            values = values[inside]
     return "bce" if np.isin(values, (0.0, 1.0)).all() else "mse"
 
 
@@ -158,11 +165,16 @@ def at_last_step(sequences: Sequences) -> Sequences:
         raise ValueError(f"one label per sequence: Y must have {B} rows (one number or one "
                          f"vector each), got shape {labels.shape}")  # fmt: skip
     labels = labels.reshape(B, -1)  # (B, O)
+    if sequences.mask is not None:
+        raise ValueError("one label per sequence scores its last step: give no mask with it")
     if isinstance(X, np.ndarray):
         T = X.shape[1]
         lengths = np.full(B, T) if sequences.lengths is None else np.asarray(sequences.lengths)
-        if lengths.shape != (B,) or lengths.min() < 1 or lengths.max() > T:
-            raise ValueError(f"lengths must be {B} numbers in 1..{T}")
+        whole = lengths.dtype.kind in "iu" or (
+            lengths.dtype.kind == "f" and np.all(lengths == np.round(lengths)))  # fmt: skip
+        if lengths.shape != (B,) or not whole or lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"lengths must be {B} whole numbers in 1..{T}")
+        lengths = lengths.astype(np.int64)
         steps = np.zeros((B, T, labels.shape[1]))  # (B, T, O)
         mask = np.zeros((B, T))  # (B, T)
         steps[np.arange(B), lengths - 1] = labels

@@ -177,7 +177,7 @@ def train_data(
     timings = {}
     tick = time.perf_counter()
     train, val = data.train, data.val
-    loss = loss or infer_loss(train.Y)
+    loss = loss or infer_loss(train.Y, train.lengths)
     cell = cell or "elman"
     activation = activation or default_activation(cell)
     outputs = feature_size(train.Y) if loss != "softmax" else _classes(train.Y)
@@ -188,7 +188,7 @@ def train_data(
                                                      mask=part.mask)
                for part in (train, val)]  # fmt: skip
     task = DataTask(loss, source=source)
-    fit_config = fit_config or FitConfig(seed=seed)
+    fit_config = (fit_config or FitConfig(seed=seed)).resolved(task, batches[0].size)
     optimizer = make_fit_optimizer(fit_config, task)
     if out is not None:
         _check_writable(Path(out))
@@ -222,7 +222,7 @@ def test_sets(task: Task) -> list[tuple[str, Task, tuple[int, int]]]:
     join the label)."""
     d, beyond = task.defaults, task.test_task()
     label = lengths_label(d.test_lengths) + "".join(
-        f", {k}={v}" for k, v in beyond.params.items() if task.params.get(k) != v
+        f", {k}={v}" for k, v in beyond.params.items() if v is not None and task.params.get(k) != v
     )
     sets = [(lengths_label(d.train_lengths), task, d.train_lengths)]
     if (label, beyond) != (sets[0][0], task):

@@ -285,6 +285,9 @@ def fit(
     """
     optimizer = overrides.pop("optimizer") if isinstance(overrides.get("optimizer"),
                                                          Optimizer) else None  # fmt: skip
+    if optimizer is not None and overrides.get("weight_decay"):
+        raise ValueError("weight_decay is the optimizer's: give it to the optimizer instance "
+                         "(Adam(lr, weight_decay=...)), not to fit")  # fmt: skip
     unknown = sorted(set(overrides) - {f.name for f in fields(FitConfig)})
     if unknown:
         raise ValueError(f"unknown fit setting(s) {', '.join(unknown)}; FitConfig has "
@@ -325,6 +328,7 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     order = np.empty(0, dtype=np.int64)
     history = History()
     best_score, best_params, evals_since_best = None, None, 0
+    best_solved = last_solved = False  # (the kept evaluation's, the last one's)
     # the weights last evaluated with a finite loss, and when (divergence returns to them;
     # to the weights it started from when there are none)
     good_params, good_step = None, None
@@ -393,20 +397,20 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
                 bar.update(step, row)
                 if math.isfinite(metrics["loss"]):
                     good_params, good_step = model.params.flat.copy(), step
+                last_solved = task.is_solved(metrics) and _every_string_right(model, task)
                 score = rank(metrics)
                 if math.isfinite(metrics["loss"]) and (best_score is None or score > best_score):
                     best_score, evals_since_best = score, 0
-                    best_params = model.params.flat.copy()
+                    best_params, best_solved = model.params.flat.copy(), last_solved
                     history.best = metrics
                 else:
                     evals_since_best += 1
                 for call in on_eval:
                     call(step, row, model)
-                if task.is_solved(metrics) and _every_string_right(model, task):
-                    history.solved = True  # (at some evaluation; stopping is optional)
-                    if config.stop_when_solved:
-                        history.stop_reason = f"solved at step {step}"
-                        break
+                if last_solved and config.stop_when_solved:
+                    history.solved = True
+                    history.stop_reason = f"solved at step {step}"
+                    break
                 if config.patience is not None and evals_since_best >= config.patience:
                     history.stop_reason = (
                         f"no improvement in {config.patience} evaluations (step {step})"
@@ -415,10 +419,12 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
         else:
             history.stop_reason = f"reached max_steps={max_steps}"
 
-    stopped_solved = history.stop_reason.startswith("solved")
-    if (config.restore_best and best_params is not None and not stopped_solved
-            and history.trained):  # fmt: skip
-        model.params.flat[...] = best_params
+    if not history.solved:  # (solved: whether the weights it ends with were, when evaluated)
+        if config.restore_best and best_params is not None and history.trained:
+            model.params.flat[...] = best_params
+            history.solved = best_solved
+        else:
+            history.solved = last_solved and history.trained
     history.steps = step
     history.seconds = time.perf_counter() - start
     for callback in callbacks:

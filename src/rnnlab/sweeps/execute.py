@@ -70,6 +70,10 @@ def _json(value) -> str:
     return json.dumps(strict_json(value), allow_nan=False)  # (keys in order: test sets)
 
 
+class WorkerDied(RuntimeError):
+    """A worker process died during a run (killed, out of memory): the sweep stops."""
+
+
 def default_jobs() -> int:
     """The cores this process may use."""
     try:
@@ -120,6 +124,7 @@ def fork_is_safe() -> bool:
 
 def _run_forked(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     try:  # numba's compiler target, loaded once here rather than in every worker
         from rnnlab.kernels import compiled
@@ -130,18 +135,38 @@ def _run_forked(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
     gc.freeze()  # (the workers' collections leave this process's objects, and pages, alone)
     try:
         fork = multiprocessing.get_context("fork")
-        pool = fork.Pool(jobs, initializer=_forked_worker, initargs=(os.getpid(),))
+        executor = ProcessPoolExecutor(jobs, mp_context=fork, initializer=_forked_worker,
+                                       initargs=(os.getpid(),))  # fmt: skip
+        executor.submit(int).result()  # (forks every worker now, from this thread alone)
     finally:
         gc.unfreeze()
-    return _pool_rows(pool, [(run.setting, run.seed, out) for run in runs])
+    stop = lambda: _stop(executor)  # noqa: E731
+    return _Rows(_executor_rows(executor, runs, out, jobs, stop), stop)
 
 
-def _pool_rows(pool, arguments: list[tuple]) -> Iterator[dict]:
-    try:  # (a run at a time per worker: the next goes to whichever finishes first)
-        yield from pool.imap_unordered(_run_forked_one, arguments, chunksize=1)
-    finally:  # done, stopped (Ctrl-C) or failed: unfinished runs are dropped
-        pool.terminate()
-        pool.join()
+class _Rows:
+    """Rows as they come, and ``close()`` stops their workers even before the first."""
+
+    def __init__(self, rows: Iterator[dict], stop):
+        self._rows, self._stop = rows, stop
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        return next(self._rows)
+
+    def close(self) -> None:
+        self._rows.close()
+        self._stop()
+
+
+def _stop(executor) -> None:
+    """Stop a forked executor's workers at once (a run in progress is dropped); again:
+    nothing."""
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()  # (ProcessPoolExecutor has no public way before Python 3.14)
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _forked_worker(parent: int) -> None:
@@ -167,21 +192,21 @@ def _forked_worker(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _run_forked_one(arguments: tuple) -> dict:
-    setting, seed, out = arguments
-    return run_one(setting, seed, out, threads=1)
-
-
 def _run_loky(runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
     from joblib.externals.loky import get_reusable_executor
 
     executor = get_reusable_executor(max_workers=jobs, env=WORKER_ENV)
-    return _executor_rows(executor, runs, out, jobs)
+    return _executor_rows(executor, runs, out, jobs,
+                          lambda: executor.shutdown(wait=False, kill_workers=True))  # fmt: skip
 
 
-def _executor_rows(executor, runs: list[Run], out: str | None, jobs: int) -> Iterator[dict]:
+def _executor_rows(executor, runs: list[Run], out: str | None, jobs: int,
+                   stop) -> Iterator[dict]:  # fmt: skip
+    """Rows of ``runs`` on ``executor``'s ``jobs`` workers as they finish; ``stop()``
+    stops the workers when the rows stop early (Ctrl-C, an error)."""
     import queue
     import threading
+    from concurrent.futures.process import BrokenProcessPool
 
     pending, lock, done = deque(runs), threading.Lock(), queue.Queue()
     running = set()
@@ -210,7 +235,13 @@ def _executor_rows(executor, runs: list[Run], out: str | None, jobs: int) -> Ite
                     break
                 except queue.Empty:
                     continue
-            yield future.result()
+            try:
+                row = future.result()
+            except BrokenProcessPool:
+                raise WorkerDied("a worker process died in a run (killed, or out of memory); "
+                                 "the finished runs are saved: run the sweep again to "
+                                 "continue") from None  # fmt: skip
+            yield row
         finished = True
     finally:
         if not finished:  # stopped (Ctrl-C, an error): drop what is queued, stop the workers
@@ -218,7 +249,7 @@ def _executor_rows(executor, runs: list[Run], out: str | None, jobs: int) -> Ite
                 pending.clear()
                 for future in list(running):
                     future.cancel()
-            executor.shutdown(wait=False, kill_workers=True)
+            stop()
 
 
 def run_dask(runs: list[Run], out: str | None, scheduler: str | None, jobs: int

@@ -143,7 +143,11 @@ class Task:
             if name.endswith("lengths"):
                 lo, hi = parse_lengths(value)
                 lo = check_int(lo, name, minimum=self.min_length)
-                checked[name] = lo, check_int(hi, f"the longest of {name}", minimum=lo)
+                pair = lo, check_int(hi, f"the longest of {name}", minimum=lo)
+                try:  # (a task's own rules: Dyck-1's even lengths...)
+                    checked[name] = self.check_lengths(pair)
+                except ValueError as err:
+                    raise ValueError(f"{name}: {err}") from None
             else:
                 checked[name] = check_int(value, name, minimum=1)
         return checked
@@ -380,7 +384,7 @@ def check_bool(value, name: str) -> bool:
     it), or a ``ValueError``."""
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    text = {"true": True, "false": False}.get(str(value).strip().lower())
+    text = {"true": True, "false": False, "1": True, "0": False}.get(str(value).strip().lower())
     if text is None:
         raise ValueError(f"{name} must be true or false, got {value!r}")
     return text

@@ -41,10 +41,11 @@ class DyckTask(Task):
 
     def __init__(self, *, max_depth: int = 4, test_depth: int | None = None):
         max_depth = check_int(max_depth, "max_depth", minimum=1)
-        test_depth = max_depth if test_depth is None else check_int(
-            test_depth, "test_depth", minimum=1)  # fmt: skip
+        if test_depth is not None:  # (None: the trained depth, whatever it is)
+            test_depth = check_int(test_depth, "test_depth", minimum=max_depth)
         self.params = {"max_depth": max_depth, "test_depth": test_depth}
-        self.max_depth, self.test_depth = max_depth, test_depth
+        self.max_depth = max_depth
+        self.test_depth = max_depth if test_depth is None else test_depth
         self.dfa = depth_automaton(self.max_depth)
         deeper = f", tested to depth {test_depth}" if test_depth != max_depth else ""
         self.description = (
@@ -55,7 +56,7 @@ class DyckTask(Task):
         """Strings of depth up to ``test_depth`` (counting beyond the trained depth)."""
         if self.test_depth == self.max_depth:
             return self
-        return self._rebuild(**{**self.params, "max_depth": self.test_depth})
+        return self._rebuild(**{**self.params, "max_depth": self.test_depth, "test_depth": None})
 
     def own_defaults(self) -> TrainDefaults:
         return TrainDefaults(
