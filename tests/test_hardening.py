@@ -264,6 +264,12 @@ def test_a_resumed_run_continues_with_the_optimizer_state(tmp_path):
                         resume=first.run_dir)  # fmt: skip
     assert second.history.steps == 3  # the steps it had left
     assert second.optimizer.state["flat"]["step"] == 10
+    # a warmup carries on where it was, not from the start (nor refused: 5 >= 3 left)
+    config["fit"]["warmup"], config["fit"]["max_steps"] = 5, 10
+    (first.run_dir / "config.json").write_text(json.dumps(config))
+    third = train_task("shift", out=tmp_path, plot=False, backend="numpy",
+                       resume=first.run_dir)  # fmt: skip
+    assert third.fit_config.warmup == 0 and third.history.steps == 3
 
 
 def test_divergence_returns_to_the_last_finite_weights_and_writes_strict_json(tmp_path):

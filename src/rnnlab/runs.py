@@ -352,4 +352,6 @@ def _resumed(run: Path, backend: str) -> tuple[RNN, Optimizer, Task, FitConfig]:
     max_steps = fit_config.max_steps or task.defaults.max_steps
     if steps >= max_steps:
         raise ValueError(f"--resume {run}: it already ran its {max_steps} steps")
-    return model, optimizer, task, replace(fit_config, max_steps=max_steps - steps)
+    warmup = max(0, fit_config.warmup - steps)  # (what is left of it)
+    return model, optimizer, task, replace(fit_config, max_steps=max_steps - steps,
+                                           warmup=warmup)  # fmt: skip
