@@ -13,7 +13,7 @@ def _python_blocks() -> list[str]:
 def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the example saves a model file
     blocks = _python_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
     out = capsys.readouterr().out
@@ -21,3 +21,4 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
     assert "logistic loss 0.014357029257883496" in out
     error = float(out.splitlines()[1])
     assert error < 1e-6
+    assert out.splitlines()[-1] == "True"  # (the online example learns)

@@ -1,0 +1,184 @@
+"""Online learning: gradients carried forward in time, one step of a stream at a time.
+
+The notebook updates its weights during a sequence with a gradient cut to one step. The
+exact online gradient is real-time recurrent learning (Williams and Zipser 1989): carry
+the sensitivity of the state to every weight, ``P_t = dh_t / dtheta (H, N)``, forward
+
+.. math::
+
+    P_t = D_t (W_{hh} P_{t-1} + M_t), \\qquad D_t = \\mathrm{diag}\\, f'(a_t),
+
+where ``M_t = da_t / dtheta`` holds the immediate dependence of the pre-activation
+``a_t = W_xh x_t + W_hh h_{t-1} + b_h`` (``h_{t-1}`` for ``W_hh``, ``x_t`` for ``W_xh``,
+1 for ``b_h``), and ``P_0`` is the identity on ``h0``. The step's loss gives
+``dL_t/dtheta = (dL_t/dh_t) P_t`` and, for the output layer, its usual gradient: no
+history is stored, and a network can learn from an endless stream. RTRL costs
+``O(H^2 N) = O(H^4)`` a step. Rules (:data:`RULES`):
+
+- ``rtrl``: the exact gradient, as above;
+- ``uoro``: unbiased online recurrent optimisation (Tallec and Ollivier 2018): ``P_t``
+  approximated by a rank-one ``u v^T`` with random signs, unbiased, ``O(H^2 + N)``;
+- ``truncate1``: the notebook's rule, ``P_t = D_t M_t`` (the gradient cut to one step).
+
+One-layer Elman networks (every activation), float64. :class:`OnlineLearner` feeds a
+stream through one of them and updates its weights every ``k`` steps;
+:func:`shift_stream` makes the notebook's task as a stream (a delayed copy of the input
+bit by ``d`` steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from rnnlab.functional import ACTIVATIONS, DERIVATIVES
+from rnnlab.losses import LOSSES
+from rnnlab.model import RNN
+
+#: the learning rules
+RULES = ("rtrl", "uoro", "truncate1")
+#: the recurrent parameters whose sensitivity is carried, in the order of ``P``'s columns
+RECURRENT = ("W_xh", "W_hh", "b_h", "h0")
+
+
+class OnlineGradient:
+    """The running gradient of one stream's loss for a one-layer Elman ``model``.
+
+    ``step(x, y)`` advances the state by one input ``x (I,)``, adds the gradient of that
+    step's loss against ``y (O,)`` to :attr:`grads` (one array per parameter, as
+    ``model.params``) and returns the loss; ``reset_grads()`` starts a new sum. The
+    state and the carried sensitivity persist across calls: the weights may change in
+    between (that is online learning; the gradient is then the rule's approximation).
+    """
+
+    def __init__(self, model: RNN, rule: str = "rtrl", rng: np.random.Generator | None = None):
+        c = model.config
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+        if c.cell != "elman" or c.num_layers != 1:
+            raise ValueError(f"online rules run one-layer Elman networks; this model is "
+                             f"{c.num_layers} layer(s) of {c.cell}")  # fmt: skip
+        if rule == "uoro" and not isinstance(rng, np.random.Generator):
+            raise ValueError("uoro draws random signs: give rng=np.random.default_rng(seed)")
+        self.model, self.rule, self.rng = model, rule, rng
+        self.f, self.df = ACTIVATIONS[c.activation], DERIVATIVES[c.activation]
+        self.loss = LOSSES[c.loss]
+        p = model.params
+        H, I = c.hidden_size, c.input_size
+        self.shapes = {name: p[name].shape for name in RECURRENT}
+        self.size = sum(int(np.prod(s)) for s in self.shapes.values())  # N
+        self.h = np.array(p["h0"], dtype=np.float64)  # (H,)
+        if rule == "uoro":  # P ~ u v^T: u (H,), v (N,); h0's sensitivity is the identity
+            self.u, self.v = np.zeros(H), np.zeros(self.size)
+        else:
+            self.P = np.zeros((H, self.size))  # (H, N)
+            start = self.size - H
+            self.P[:, start:] = np.eye(H)  # dh0 / dh0
+        self._offsets = np.cumsum([0] + [int(np.prod(s)) for s in self.shapes.values()])
+        self._inputs = I
+        self.reset_grads()
+
+    def reset_grads(self) -> None:
+        self.grads = {name: np.zeros_like(value, dtype=np.float64)
+                      for name, value in self.model.params.items()}  # fmt: skip
+
+    def _immediate(self, x: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
+        """``M_t = da_t / dtheta (H, N)``: row i depends on row i of W_xh, W_hh, b_h."""
+        H = h_prev.shape[0]
+        M = np.zeros((H, self.size))
+        o = self._offsets
+        rows = np.arange(H)
+        for i in range(H):  # W_xh[i, :] -> x, W_hh[i, :] -> h_prev, b_h[i] -> 1
+            M[i, o[0] + i * self._inputs : o[0] + (i + 1) * self._inputs] = x
+            M[i, o[1] + i * H : o[1] + (i + 1) * H] = h_prev
+        M[rows, o[2] + rows] = 1.0
+        return M
+
+    def step(self, x, y) -> float:
+        """One step of the stream: ``x (I,)`` in, loss against ``y (O,)`` out."""
+        p = self.model.params
+        x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+        h_prev = self.h
+        a = p["W_xh"] @ x + p["W_hh"] @ h_prev + p["b_h"]  # (H,)
+        h = self.f(a)  # (H,)
+        d = self.df(h)  # (H,) f'(a), from the output
+        z = p["W_hy"] @ h + p["b_y"]  # (O,)
+        loss = float(self.loss.step_loss(z[None, None], y[None, None])[0, 0])
+        dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
+        dh = p["W_hy"].T @ dz  # (H,)
+        self.grads["W_hy"] += np.outer(dz, h)
+        self.grads["b_y"] += dz
+        M = self._immediate(x, h_prev)  # (H, N)
+        if self.rule == "rtrl":
+            self.P = d[:, None] * (p["W_hh"] @ self.P + M)  # (H, N)
+            flat = dh @ self.P  # (N,)
+        elif self.rule == "truncate1":
+            self.P = d[:, None] * M  # (H, N): the notebook's one step
+            flat = dh @ self.P
+        else:
+            flat = self._uoro(d, M, p["W_hh"], dh)
+        for k, name in enumerate(RECURRENT):
+            self.grads[name] += flat[self._offsets[k] : self._offsets[k + 1]].reshape(
+                self.shapes[name])  # fmt: skip
+        self.h = h
+        return loss
+
+    def _uoro(self, d, M, W_hh, dh) -> np.ndarray:
+        """UORO's step: ``u v^T`` tracks ``P``; returns ``(dh . u) v`` (N,), unbiased."""
+        if not hasattr(self, "_started"):  # P_0: the identity on h0, as a rank-one draw
+            nu = self.rng.choice((-1.0, 1.0), size=self.u.shape[0])
+            self.u[:] = nu
+            self.v[:] = 0.0
+            self.v[self.size - nu.shape[0] :] = nu
+            self._started = True
+        u_forward = d * (W_hh @ self.u)  # (H,) F_h u
+        nu = self.rng.choice((-1.0, 1.0), size=u_forward.shape[0])  # (H,)
+        v_immediate = (nu * d) @ M  # (N,) nu^T F_theta
+        eps = 1e-12
+        rho0 = np.sqrt((np.linalg.norm(self.v) + eps) / (np.linalg.norm(u_forward) + eps))
+        rho1 = np.sqrt((np.linalg.norm(v_immediate) + eps) / (np.linalg.norm(nu) + eps))
+        self.u = rho0 * u_forward + rho1 * nu
+        self.v = self.v / rho0 + v_immediate / rho1
+        return (dh @ self.u) * self.v
+
+
+class OnlineLearner:
+    """Learns from a stream one step at a time: every ``k`` steps, the gradient summed
+    since the last update (``rule``'s) takes one SGD step of ``lr`` (gradient norm
+    clipped to ``clip``). ``learn(stream, steps)`` returns the per-step losses."""
+
+    def __init__(self, model: RNN, rule: str = "rtrl", *, lr: float = 0.1, k: int = 1,
+                 clip: float | None = 1.0, seed: int = 0):  # fmt: skip
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not (isinstance(lr, int | float) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        self.model, self.k, self.lr, self.clip = model, k, float(lr), clip
+        self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed))
+        self.steps = 0
+
+    def learn(self, stream: Iterator, steps: int) -> np.ndarray:
+        losses = np.empty(steps)
+        g = self.gradient
+        for t in range(steps):
+            x, y = next(stream)
+            losses[t] = g.step(x, y)
+            self.steps += 1
+            if self.steps % self.k == 0:
+                norm = np.sqrt(sum(float((v * v).sum()) for v in g.grads.values()))
+                scale = 1.0 if self.clip is None or norm <= self.clip else self.clip / norm
+                for name, value in g.grads.items():
+                    self.model.params[name] -= self.lr * scale * value
+                g.reset_grads()
+        return losses
+
+
+def shift_stream(rng: np.random.Generator, delay: int = 1) -> Iterator[tuple[list, list]]:
+    """An endless stream of random bits and the bit ``delay`` steps before (0 at first):
+    the notebook's task with no sequence boundaries."""
+    past = [0] * delay
+    while True:
+        bit = int(rng.integers(0, 2))
+        past.append(bit)
+        yield [bit], [past.pop(0)]

@@ -1,0 +1,101 @@
+"""Online learning: RTRL's gradient is BPTT's, UORO's is unbiased, and a 2-unit sigmoid
+net learns the shift stream updating at every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnlab
+from rnnlab.online import OnlineGradient, OnlineLearner, shift_stream
+
+
+def _flat(grads: dict, names) -> np.ndarray:
+    return np.concatenate([np.ravel(grads[name]) for name in names])
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("loss", ["bce", "mse", "softmax"])
+def test_rtrl_accumulated_over_a_sequence_is_bptt(activation, loss):
+    """Frozen weights: the sum of RTRL's step gradients equals full BPTT's, 1e-10."""
+    model = rnnlab.RNN(2, 4, 3, activation=activation, loss=loss, seed=1)
+    model.params["h0"][:] = [0.1, -0.2, 0.3, 0.05]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((9, 2))
+    Y = np.eye(3)[rng.integers(0, 3, 9)] if loss == "softmax" else rng.random((9, 3)).round()
+    gradient = OnlineGradient(model, "rtrl")
+    total = sum(gradient.step(x, y) for x, y in zip(X, Y, strict=True))
+    expected_loss, expected = model.loss_and_grad([X], [Y], reduction="sum")
+    assert total == pytest.approx(expected_loss, rel=1e-12)
+    for name in expected:
+        scale = np.abs(expected[name]).max()
+        np.testing.assert_allclose(gradient.grads[name], expected[name], rtol=1e-10,
+                                   atol=1e-12 * scale, err_msg=name)  # fmt: skip
+
+
+def test_truncate1_is_bptt_truncated_to_one_step():
+    model = rnnlab.RNN(1, 3, 1, activation="tanh", seed=4)
+    X = np.array([[1.0], [0.0], [1.0], [1.0]])
+    Y = np.array([[0.0], [1.0], [0.0], [1.0]])
+    gradient = OnlineGradient(model, "truncate1")
+    for x, y in zip(X, Y, strict=True):
+        gradient.step(x, y)
+    _, expected = model.loss_and_grad([X], [Y], reduction="sum", truncate=1)
+    for name in ("W_xh", "W_hh", "b_h", "W_hy", "b_y"):
+        np.testing.assert_allclose(gradient.grads[name], expected[name], rtol=1e-10, atol=1e-14)
+
+
+def test_uoro_is_unbiased():
+    """Averaged over independent draws, UORO's gradient converges to the exact one: the
+    error shrinks as draws grow, and 4000 draws point the exact way."""
+    model = rnnlab.RNN(1, 3, 1, activation="tanh", seed=2)
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, (6, 1)).astype(float)
+    Y = np.vstack([[0.0], X[:-1]])
+    _, exact = model.loss_and_grad([X], [Y], reduction="sum")
+    names = list(exact)
+    target = _flat(exact, names)
+    total, errors = np.zeros_like(target), {}
+    for n in range(1, 4001):
+        gradient = OnlineGradient(model, "uoro", np.random.default_rng(n))
+        for x, y in zip(X, Y, strict=True):
+            gradient.step(x, y)
+        total += _flat(gradient.grads, names)
+        if n in (250, 4000):
+            mean = total / n
+            errors[n] = np.linalg.norm(mean - target) / np.linalg.norm(target)
+    cosine = mean @ target / (np.linalg.norm(mean) * np.linalg.norm(target))
+    assert cosine > 0.98 and errors[4000] < 0.15 and errors[4000] < 0.6 * errors[250]
+    one = OnlineGradient(model, "uoro", np.random.default_rng(0))
+    for x, y in zip(X, Y, strict=True):
+        one.step(x, y)
+    single = _flat(one.grads, names)  # (one draw alone is far off: the average is the point)
+    assert np.linalg.norm(single - target) > errors[4000] * np.linalg.norm(target)
+
+
+def test_the_notebooks_net_learns_the_shift_stream_with_rtrl():
+    """2 sigmoid units, an update at every step of an endless stream (no sequences)."""
+    solved = 0
+    for seed in range(3):
+        model = rnnlab.RNN(seed=seed)
+        OnlineLearner(model, "rtrl", lr=0.5, seed=seed).learn(
+            shift_stream(np.random.default_rng(seed)), 15000)  # fmt: skip
+        stream, right = shift_stream(np.random.default_rng(100 + seed)), 0
+        state = model.initial_state(1)
+        for t in range(501):  # (frozen weights, the state carried; step 0 has no past)
+            x, y = next(stream)
+            probability, state = model.step([x], state)
+            right += t > 0 and (probability[0, 0] > 0.5) == (y[0] == 1)
+        solved += right == 500
+    assert solved >= 2
+
+
+def test_bad_online_setups_are_refused():
+    with pytest.raises(ValueError, match="one-layer Elman networks"):
+        OnlineGradient(rnnlab.RNN(cell="gru"), "rtrl")
+    with pytest.raises(ValueError, match="unknown rule 'bptt'"):
+        OnlineGradient(rnnlab.RNN(), "bptt")
+    with pytest.raises(ValueError, match="uoro draws random signs"):
+        OnlineGradient(rnnlab.RNN(), "uoro")
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        OnlineLearner(rnnlab.RNN(), k=0)
