@@ -71,7 +71,7 @@ class OnlineGradient:
         self.h = np.array(p["h0"], dtype=np.float64)  # (H,)
         if rule == "uoro":  # P ~ u v^T: u (H,), v (N,); h0's sensitivity is the identity
             self.u, self.v = np.zeros(H), np.zeros(self.size)
-        else:
+        elif rule == "rtrl":
             self.P = np.zeros((H, self.size))  # (H, N)
             start = self.size - H
             self.P[:, start:] = np.eye(H)  # dh0 / dh0
@@ -83,17 +83,21 @@ class OnlineGradient:
         self.grads = {name: np.zeros_like(value, dtype=np.float64)
                       for name, value in self.model.params.items()}  # fmt: skip
 
-    def _immediate(self, x: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
-        """``M_t = da_t / dtheta (H, N)``: row i depends on row i of W_xh, W_hh, b_h."""
-        H = h_prev.shape[0]
-        M = np.zeros((H, self.size))
-        o = self._offsets
+    def _add_immediate(self, P: np.ndarray, d: np.ndarray, x: np.ndarray,
+                       h_prev: np.ndarray) -> None:  # fmt: skip
+        """``P += D_t M_t`` in place, ``P (H, N)``: row i of ``M_t`` is ``x`` at W_xh's row
+        i, ``h_prev`` at W_hh's row i and 1 at ``b_h[i]`` (its zeros are never made)."""
+        H, I, o = h_prev.shape[0], self._inputs, self._offsets
         rows = np.arange(H)
-        for i in range(H):  # W_xh[i, :] -> x, W_hh[i, :] -> h_prev, b_h[i] -> 1
-            M[i, o[0] + i * self._inputs : o[0] + (i + 1) * self._inputs] = x
-            M[i, o[1] + i * H : o[1] + (i + 1) * H] = h_prev
-        M[rows, o[2] + rows] = 1.0
-        return M
+        P[:, o[0] : o[1]].reshape(H, H, I)[rows, rows] += d[:, None] * x  # (H, I)
+        P[:, o[1] : o[2]].reshape(H, H, H)[rows, rows] += d[:, None] * h_prev  # (H, H)
+        P[rows, o[2] + rows] += d
+
+    def _immediate_of(self, c: np.ndarray, x: np.ndarray, h_prev: np.ndarray) -> np.ndarray:
+        """``c^T D_t M_t`` (N,) for ``c (H,)`` already times ``d``: O(H I + H^2)."""
+        H = h_prev.shape[0]
+        return np.concatenate([np.outer(c, x).ravel(), np.outer(c, h_prev).ravel(), c,
+                               np.zeros(H)])  # fmt: skip
 
     def step(self, x, y) -> float:
         """One step of the stream: ``x (I,)`` in, loss against ``y (O,)`` out."""
@@ -109,23 +113,23 @@ class OnlineGradient:
         dh = p["W_hy"].T @ dz  # (H,)
         self.grads["W_hy"] += np.outer(dz, h)
         self.grads["b_y"] += dz
-        M = self._immediate(x, h_prev)  # (H, N)
-        if self.rule == "rtrl":
-            self.P = d[:, None] * (p["W_hh"] @ self.P + M)  # (H, N)
+        if self.rule == "rtrl":  # O(H^2 N) = O(H^4): the product with W_hh
+            self.P = d[:, None] * (p["W_hh"] @ self.P)  # (H, N)
+            self._add_immediate(self.P, d, x, h_prev)
             flat = dh @ self.P  # (N,)
-        elif self.rule == "truncate1":
-            self.P = d[:, None] * M  # (H, N): the notebook's one step
-            flat = dh @ self.P
+        elif self.rule == "truncate1":  # P = D M: the notebook's one step, O(H^2)
+            flat = self._immediate_of(dh * d, x, h_prev)
         else:
-            flat = self._uoro(d, M, p["W_hh"], dh)
+            flat = self._uoro(d, x, h_prev, p["W_hh"], dh)
         for k, name in enumerate(RECURRENT):
             self.grads[name] += flat[self._offsets[k] : self._offsets[k + 1]].reshape(
                 self.shapes[name])  # fmt: skip
         self.h = h
         return loss
 
-    def _uoro(self, d, M, W_hh, dh) -> np.ndarray:
-        """UORO's step: ``u v^T`` tracks ``P``; returns ``(dh . u) v`` (N,), unbiased."""
+    def _uoro(self, d, x, h_prev, W_hh, dh) -> np.ndarray:
+        """UORO's step: ``u v^T`` tracks ``P``; returns ``(dh . u) v`` (N,), unbiased;
+        O(H^2 + N)."""
         if not hasattr(self, "_started"):  # P_0: the identity on h0, as a rank-one draw
             nu = self.rng.choice((-1.0, 1.0), size=self.u.shape[0])
             self.u[:] = nu
@@ -134,7 +138,7 @@ class OnlineGradient:
             self._started = True
         u_forward = d * (W_hh @ self.u)  # (H,) F_h u
         nu = self.rng.choice((-1.0, 1.0), size=u_forward.shape[0])  # (H,)
-        v_immediate = (nu * d) @ M  # (N,) nu^T F_theta
+        v_immediate = self._immediate_of(nu * d, x, h_prev)  # (N,) nu^T F_theta
         eps = 1e-12
         rho0 = np.sqrt((np.linalg.norm(self.v) + eps) / (np.linalg.norm(u_forward) + eps))
         rho1 = np.sqrt((np.linalg.norm(v_immediate) + eps) / (np.linalg.norm(nu) + eps))
