@@ -99,3 +99,33 @@ def test_bad_online_setups_are_refused():
         OnlineGradient(rnnlab.RNN(), "uoro")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         OnlineLearner(rnnlab.RNN(), k=0)
+
+
+def test_streams_give_what_they_say():
+    from rnnlab.online import data_stream, parity_stream, tomita_stream
+    from rnnlab.tasks.tomita import GRAMMARS
+
+    rng = np.random.default_rng(0)
+    steps = [next(s) for s in [shift_stream(rng, delay=3)] for _ in range(50)]
+    bits = [x[0] for x, _ in steps]
+    assert [y[0] for _, y in steps] == [0, 0, 0, *bits[:-3]]
+    pairs = [next(s) for s in [parity_stream(rng, window=3)] for _ in range(40)]
+    bits = [x[0] for x, _ in pairs]
+    assert [y[0] for _, y in pairs] == [sum(bits[max(0, t - 2) : t + 1]) % 2 for t in range(40)]
+    stream = tomita_stream(rng, 4)  # no 000 substring
+    word = []
+    for _ in range(40):
+        x, y = next(stream)
+        word.append(int(x[1]))
+        assert y[0] == float(GRAMMARS[4][1].accepts(word))
+    rows = data_stream([[1.0], [2.0]], [[0.0], [1.0]])
+    assert [next(rows)[0][0] for _ in range(5)] == [1.0, 2.0, 1.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="must be \\(T, I\\) and \\(T, O\\)"):
+        next(data_stream([1.0, 2.0], [[0.0]]))
+
+
+def test_learning_stops_once_the_last_predictions_were_right():
+    model = rnnlab.RNN(seed=0)
+    learner = OnlineLearner(model, "rtrl", lr=0.5)
+    losses = learner.learn(shift_stream(np.random.default_rng(0)), 20000, until=500)
+    assert learner.solved_at == len(losses) < 20000

@@ -3,6 +3,7 @@ results kept across kills and reruns, summaries and their intervals."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -265,6 +266,20 @@ def _recorded(db: Path) -> int:
         return 0
 
 
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:  # (field 4: the parent)
+                found.append(int(entry.name))
+    return found
+
+
 def _group(pgid: int) -> list[int]:
     """The processes of a process group (Linux's /proc)."""
     found = []
@@ -322,15 +337,26 @@ def test_a_worker_that_dies_stops_the_sweep_with_one_line(tmp_path):
                "--jobs", "2", "--no-plots", "--no-save", "--quiet"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)  # fmt: skip
-    workers = []
-    for _ in range(600):
-        time.sleep(0.1)
-        workers = [pid for pid in _group(process.pid) if pid != process.pid]
-        if len(workers) == 2:
-            break
-    time.sleep(1.0)
-    os.kill(workers[0], signal.SIGKILL)
-    _, err = process.communicate(timeout=60)
+    killed = False
+    try:
+        for _ in range(600):  # a worker: a child that stays (not a passing helper process)
+            time.sleep(0.2)
+            workers = set(_children(process.pid))
+            time.sleep(0.5)
+            steady = sorted(workers & set(_children(process.pid)))
+            if len(steady) == 2:
+                try:
+                    os.kill(steady[0], signal.SIGKILL)
+                    killed = True
+                    break
+                except ProcessLookupError:
+                    continue
+        _, err = process.communicate(timeout=60)
+    finally:  # (whatever happened above: nothing of it left running)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert killed
     assert process.returncode == 1
     assert "a worker process died in a run" in err and "Traceback" not in err
     assert err.count("\n") == 1

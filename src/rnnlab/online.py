@@ -21,9 +21,10 @@ history is stored, and a network can learn from an endless stream. RTRL costs
 - ``truncate1``: the notebook's rule, ``P_t = D_t M_t`` (the gradient cut to one step).
 
 One-layer Elman networks (every activation), float64. :class:`OnlineLearner` feeds a
-stream through one of them and updates its weights every ``k`` steps;
-:func:`shift_stream` makes the notebook's task as a stream (a delayed copy of the input
-bit by ``d`` steps).
+stream through one of them and updates its weights every ``k`` steps. Streams:
+:func:`shift_stream` (the notebook's task with no sequence boundaries: the input bit
+``d`` steps back), :func:`parity_stream` (of the last ``k`` bits), :func:`tomita_stream`
+(membership of the prefix so far) and :func:`data_stream` (a user's long sequence).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class OnlineGradient:
         d = self.df(h)  # (H,) f'(a), from the output
         z = p["W_hy"] @ h + p["b_y"]  # (O,)
         loss = float(self.loss.step_loss(z[None, None], y[None, None])[0, 0])
+        self.right = _right(self.loss.name, z, y)  # (the prediction, before any update)
         dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
         dh = p["W_hy"].T @ dz  # (H,)
         self.grads["W_hy"] += np.outer(dz, h)
@@ -150,7 +152,9 @@ class OnlineGradient:
 class OnlineLearner:
     """Learns from a stream one step at a time: every ``k`` steps, the gradient summed
     since the last update (``rule``'s) takes one SGD step of ``lr`` (gradient norm
-    clipped to ``clip``). ``learn(stream, steps)`` returns the per-step losses."""
+    clipped to ``clip``). ``learn(stream, steps)`` returns the per-step losses;
+    ``learn(stream, steps, until=W)`` stops once the last ``W`` predictions, each made
+    before its step's update, were all right (:attr:`solved_at`: the step it stopped)."""
 
     def __init__(self, model: RNN, rule: str = "rtrl", *, lr: float = 0.1, k: int = 1,
                  clip: float | None = 1.0, seed: int = 0):  # fmt: skip
@@ -160,15 +164,20 @@ class OnlineLearner:
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         self.model, self.k, self.lr, self.clip = model, k, float(lr), clip
         self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed))
-        self.steps = 0
+        self.steps, self.solved_at = 0, None
 
-    def learn(self, stream: Iterator, steps: int) -> np.ndarray:
+    def learn(self, stream: Iterator, steps: int, until: int | None = None) -> np.ndarray:
         losses = np.empty(steps)
-        g = self.gradient
+        g, right_run = self.gradient, 0
         for t in range(steps):
             x, y = next(stream)
             losses[t] = g.step(x, y)
             self.steps += 1
+            if until is not None:
+                right_run = right_run + 1 if g.right else 0
+                if right_run >= until:
+                    self.solved_at = self.steps
+                    return losses[: t + 1]
             if self.steps % self.k == 0:
                 norm = np.sqrt(sum(float((v * v).sum()) for v in g.grads.values()))
                 scale = 1.0 if self.clip is None or norm <= self.clip else self.clip / norm
@@ -176,6 +185,49 @@ class OnlineLearner:
                     self.model.params[name] -= self.lr * scale * value
                 g.reset_grads()
         return losses
+
+
+def _right(loss: str, z: np.ndarray, y: np.ndarray) -> bool:
+    """Whether logits ``z (O,)`` answer ``y (O,)``: every bit (bce), the class (softmax),
+    every value within 0.04 (mse)."""
+    if loss == "bce":
+        return bool(np.all((z > 0) == (y > 0.5)))
+    if loss == "softmax":
+        return bool(np.argmax(z) == np.argmax(y))
+    return bool(np.all(np.abs(z - y) < 0.04))
+
+
+def parity_stream(rng: np.random.Generator, window: int = 2) -> Iterator[tuple[list, list]]:
+    """Random bits and the parity of the last ``window`` of them (fewer at first)."""
+    recent: list[int] = []
+    while True:
+        bit = int(rng.integers(0, 2))
+        recent = [*recent, bit][-window:]
+        yield [bit], [sum(recent) % 2]
+
+
+def tomita_stream(rng: np.random.Generator, grammar: int) -> Iterator[tuple[list, list]]:
+    """Random bits (one-hot) and whether the prefix so far is in Tomita ``grammar``'s
+    language, one answer a step (an acceptor read online)."""
+    from rnnlab.tasks.tomita import GRAMMARS
+
+    dfa = GRAMMARS[grammar][1]
+    state = dfa.start
+    while True:
+        bit = int(rng.integers(0, 2))
+        state = dfa.transitions[state][bit]
+        yield [1.0 - bit, float(bit)], [float(state in dfa.accepting)]
+
+
+def data_stream(X, Y) -> Iterator[tuple[list, list]]:
+    """A user's data as one long sequence: rows of ``X (T, I)`` and ``Y (T, O)``, again
+    and again."""
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y) or not len(X):
+        raise ValueError(f"X and Y must be (T, I) and (T, O) of one length, got {X.shape} "
+                         f"and {Y.shape}")  # fmt: skip
+    while True:
+        yield from zip(X, Y, strict=True)
 
 
 def shift_stream(rng: np.random.Generator, delay: int = 1) -> Iterator[tuple[list, list]]:
