@@ -6,7 +6,8 @@ Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README qu
 (``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
 ``speed.py --repeats 3`` (also written to docs/speed_grid.txt), ``speed.py --startup``,
 ``rnnlab train shift --inspect`` and ``inspect_examples.py`` (the README's pictures),
-``papers.py`` (the paper-scale sweeps: half an hour on two cores),
+``papers.py`` (the paper-scale sweeps: half an hour on two cores), ``online_rules.py``
+and ``online_cost.py``,
 keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there;
 ``--only``: rerun these outputs, e.g. ``tasks.md,scaling.txt``, and reuse the rest),
 then replaces the README's tables, grid excerpt, summary and timings with them. The
@@ -61,6 +62,8 @@ RUNS = {
     "notebook.txt": [sys.executable, "benchmarks/notebook_cell.py"],
     "api.txt": [sys.executable, "benchmarks/speed.py", "--api", "--repeats", "3"],
     "papers.txt": [sys.executable, "benchmarks/papers.py", "{out}"],
+    "online.txt": [sys.executable, "benchmarks/online_rules.py"],
+    "online_cost.txt": [sys.executable, "benchmarks/online_cost.py"],
 }
 
 
@@ -110,6 +113,8 @@ def rewrite(out: Path) -> None:
     s = between(s, "notebook-cell", "```text\n" + open(out / "notebook.txt").read() + "```\n")
     s = between(s, "sweep-scaling", open(out / "scaling.txt").read())
     s = between(s, "papers", open(out / "papers.txt").read())
+    online = open(out / "online.txt").read() + "\n```text\n" + open(out / "online_cost.txt").read()
+    s = between(s, "online", online + "```\n")
     # grid
     open(ROOT / "docs/speed_grid.txt", "w").write(open(out / "grid.txt").read())
     grid = open(out / "grid.txt").read().splitlines()
