@@ -24,8 +24,8 @@ STEPS, UNTIL = 20_000, 500
 
 def main() -> int:
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    print(f"# shift stream, 2 sigmoid units, an update every step (lr 0.5); solved: {UNTIL} "
-          f"right in a row within {STEPS:,} steps; {seeds} seeds")  # fmt: skip
+    print(f"Shift stream, 2 sigmoid units, an update every step (lr 0.5); solved: {UNTIL} "
+          f"right in a row within {STEPS:,} steps; {seeds} seeds:\n")  # fmt: skip
     print("| rule | solved | steps to solve: median [quartiles] | us per step |")
     print("|---|---|---|---|")
     for rule in RULES:
