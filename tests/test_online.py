@@ -99,6 +99,8 @@ def test_bad_online_setups_are_refused():
         OnlineGradient(rnnlab.RNN(), "uoro")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         OnlineLearner(rnnlab.RNN(), k=0)
+    with pytest.raises(ValueError, match="a step takes 1 input\\(s\\) and 1 target\\(s\\); got 2"):
+        OnlineGradient(rnnlab.RNN(), "rtrl").step([0, 1], [1])
 
 
 def test_streams_give_what_they_say():

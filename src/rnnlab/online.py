@@ -72,6 +72,7 @@ class OnlineGradient:
         self.h = np.array(p["h0"], dtype=np.float64)  # (H,)
         if rule == "uoro":  # P ~ u v^T: u (H,), v (N,); h0's sensitivity is the identity
             self.u, self.v = np.zeros(H), np.zeros(self.size)
+            self._started = False
         elif rule == "rtrl":
             self.P = np.zeros((H, self.size))  # (H, N)
             start = self.size - H
@@ -104,6 +105,10 @@ class OnlineGradient:
         """One step of the stream: ``x (I,)`` in, loss against ``y (O,)`` out."""
         p = self.model.params
         x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+        c = self.model.config
+        if x.shape != (c.input_size,) or y.shape != (c.output_size,):
+            raise ValueError(f"a step takes {c.input_size} input(s) and {c.output_size} "
+                             f"target(s); got {x.size} and {y.size}")  # fmt: skip
         h_prev = self.h
         a = p["W_xh"] @ x + p["W_hh"] @ h_prev + p["b_h"]  # (H,)
         h = self.f(a)  # (H,)
@@ -132,7 +137,7 @@ class OnlineGradient:
     def _uoro(self, d, x, h_prev, W_hh, dh) -> np.ndarray:
         """UORO's step: ``u v^T`` tracks ``P``; returns ``(dh . u) v`` (N,), unbiased;
         O(H^2 + N)."""
-        if not hasattr(self, "_started"):  # P_0: the identity on h0, as a rank-one draw
+        if not self._started:  # P_0: the identity on h0, as a rank-one draw
             nu = self.rng.choice((-1.0, 1.0), size=self.u.shape[0])
             self.u[:] = nu
             self.v[:] = 0.0
