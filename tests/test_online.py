@@ -131,3 +131,20 @@ def test_learning_stops_once_the_last_predictions_were_right():
     learner = OnlineLearner(model, "rtrl", lr=0.5)
     losses = learner.learn(shift_stream(np.random.default_rng(0)), 20000, until=500)
     assert learner.solved_at == len(losses) < 20000
+
+
+def test_rnnlab_train_online_learns_the_stream_and_saves_the_run(tmp_path, capsys):
+    import json
+
+    from rnnlab.cli import main
+
+    code = main(["train", "shift", "--online", "rtrl", "--out", str(tmp_path), "--no-plot",
+                 "--quiet"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "online rtrl, an update every step" in out
+    assert "500 predictions in a row right on the stream" in out
+    (run_dir,) = tmp_path.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["online"] == "rtrl" and config["solved"] and config["fit"]["lr"] == 0.5
+    assert (run_dir / "history.csv").read_text().startswith("step,seconds,lr")
+    assert config["metrics"]["length 1000"]["step_accuracy"] > 0.99  # (all but the first)

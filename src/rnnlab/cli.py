@@ -94,6 +94,13 @@ def train(
     init: Annotated[
         str, typer.Option(help="Initial weights: default (per activation), irnn or orthogonal.")
     ] = "default",
+    online: Annotated[
+        str | None,
+        typer.Option(
+            help="Learn the task as a stream, updating at every step: rtrl, uoro or "
+            "truncate1 (the notebook's rule); --lr (default 0.5), --max-steps."
+        ),
+    ] = None,
     dtype: Annotated[str, typer.Option(help="float64 or float32.")] = "float64",
     data: Annotated[
         Path | None,
@@ -147,6 +154,15 @@ def train(
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
                            f"{', '.join(clashing)}")  # fmt: skip
+    if online is not None and (
+        data is not None
+        or resume
+        or cell not in (None, "elman")
+        or layers not in (None, 1)
+        or dtype != "float64"
+    ):
+        raise CliError("--online learns one-layer Elman nets in float64 on a task's stream: "
+                       "drop --data, --resume, --cell, --layers and --dtype")  # fmt: skip
     if data is None and (val is not None or loss is not None or targets != "every"):
         raise CliError("--val, --loss and --targets go with --data")
     if targets not in ("every", "last"):
@@ -180,7 +196,13 @@ def train(
     _check_positive(hidden=hidden, layers=layers)
     # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
     with PlotWorker() if plot else contextlib.nullcontext() as plotter:
-        if data is not None:
+        if online is not None:
+            from rnnlab.runs import train_online
+
+            result = train_online(task_obj, online, hidden_size=hidden, activation=activation,
+                                  init=init, seed=seed, out=out, plot=plot,
+                                  fit_config=fit_config, plotter=plotter)  # fmt: skip
+        elif data is not None:
             result = _train_on_data(data, val, loss, targets == "last", fit_config, plotter,
                                     hidden=hidden,
                                     activation=activation, cell=cell, layers=layers, init=init,
@@ -278,6 +300,8 @@ def _print_run(result, fit_config) -> None:
     kind = model_kind(c.cell, c.activation)
     k = fit_config.truncate
     grad = "exact BPTT" if k is None else f"BPTT truncated to {k} step{'s' * (k > 1)}"
+    if getattr(result, "online", None):
+        grad = f"online {result.online}, an update every step"
     if d is not None:
         trained_on = f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
     else:
@@ -287,7 +311,8 @@ def _print_run(result, fit_config) -> None:
         f"{f' x {c.num_layers} layers' if c.num_layers > 1 else ''}, {grad}, {trained_on}"
     )
     verdict = "[green]solved[/]" if history.solved else "[red]not solved[/]"
-    solved_then = history.solved and history.stop_reason.startswith("solved")
+    solved_then = (history.solved and history.stop_reason.startswith("solved")
+                   and not getattr(result, "online", None))  # fmt: skip
     reason = "" if solved_then else f" ({history.stop_reason})"
     console.print(f"{verdict} after {history.steps} updates in {history.seconds:.2f} s{reason}")
     table = Table(title="held-out accuracy", title_justify="left")

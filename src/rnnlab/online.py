@@ -170,19 +170,19 @@ class OnlineLearner:
         self.model, self.k, self.lr, self.clip = model, k, float(lr), clip
         self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed))
         self.steps, self.solved_at = 0, None
+        self.right_run = 0  # predictions right in a row so far (across calls of learn)
 
     def learn(self, stream: Iterator, steps: int, until: int | None = None) -> np.ndarray:
         losses = np.empty(steps)
-        g, right_run = self.gradient, 0
+        g = self.gradient
         for t in range(steps):
             x, y = next(stream)
             losses[t] = g.step(x, y)
             self.steps += 1
-            if until is not None:
-                right_run = right_run + 1 if g.right else 0
-                if right_run >= until:
-                    self.solved_at = self.steps
-                    return losses[: t + 1]
+            self.right_run = self.right_run + 1 if g.right else 0
+            if until is not None and self.right_run >= until:
+                self.solved_at = self.steps
+                return losses[: t + 1]
             if self.steps % self.k == 0:
                 norm = np.sqrt(sum(float((v * v).sum()) for v in g.grads.values()))
                 scale = 1.0 if self.clip is None or norm <= self.clip else self.clip / norm

@@ -48,6 +48,7 @@ class RunResult:
     optimizer: Optimizer | None = None  # its state is saved beside the model
     fit_config: FitConfig | None = None  # the settings it trained with
     init: str | None = "default"  # how its initial weights were drawn (None: resumed)
+    online: str | None = None  # the online rule it learned by (rnnlab.online), if any
 
 
 def lengths_label(lengths: tuple[int, int]) -> str:
@@ -119,7 +120,6 @@ def train_task(
                     backend=backend, init=init, dtype=dtype)  # fmt: skip
         fit_config = fit_config or FitConfig(seed=seed)
         optimizer = make_fit_optimizer(fit_config, task)
-    d = task.defaults
     if out is not None:  # refused now, not after training
         _check_writable(Path(out))
     timings["build"] = time.perf_counter() - tick
@@ -129,14 +129,7 @@ def train_task(
     timings["fit"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    metrics = {}
-    tests = test_sets(task) if history.trained else []
-    train = training_set(task, fit_config.seed) if tests else None  # (what is not held out)
-    for i, (label, source, lengths) in enumerate(tests):
-        n = d.n_test if i == 0 else max(1, min(d.n_test, 200_000 // max(lengths)))
-        test = held_out_set(task, fit_config.seed, 2 + i, n=n, lengths=lengths, train=train,
-                            source=source)  # fmt: skip
-        metrics[label] = {"n": len(test.lengths), **evaluate(model, test, task)}
+    metrics = tested(model, task, fit_config.seed) if history.trained else {}
     timings["evaluate"] = time.perf_counter() - tick
 
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
@@ -209,10 +202,85 @@ def train_data(
     return result
 
 
+def train_online(
+    task: Task,
+    rule: str,
+    *,
+    hidden_size: int | None = None,
+    activation: str | None = None,
+    init: str = "default",
+    seed: int = 0,
+    out: str | Path | None = "runs",
+    plot: bool = True,
+    fit_config: FitConfig | None = None,
+    plotter=None,
+    until: int = 500,
+) -> RunResult:
+    """Learn the shift task as an endless stream with an online ``rule`` of
+    :mod:`rnnlab.online` (an SGD update after every step, lr 0.5 unless
+    ``fit_config.lr``, up to ``fit_config.max_steps`` steps, 20,000 by default), and
+    save the run as :func:`train_task` does. Solved once ``until`` predictions in a row,
+    each made before its update, were right; evaluated every 100 steps on the held-out
+    strings and tested at the end as a task run is."""
+    from rnnlab.online import OnlineLearner, shift_stream
+
+    if task.name != "shift":
+        raise ValueError("online learning streams the shift task (rnnlab train shift --online "
+                         f"RULE); {task.name!r} has no stream yet")  # fmt: skip
+    fit_config = fit_config or FitConfig(seed=seed)
+    fit_config = replace(fit_config, lr=fit_config.lr or 0.5,
+                         max_steps=fit_config.max_steps or 20_000)  # fmt: skip
+    c = model_config(task, hidden_size=hidden_size, activation=activation)
+    model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
+                loss=c.loss, seed=seed, init=init)  # fmt: skip
+    learner = OnlineLearner(model, rule, lr=fit_config.lr, clip=fit_config.clip, seed=seed)
+    stream = shift_stream(np.random.default_rng([seed, 0]), delay=task.delay)
+    val = held_out_set(task, seed, 1)
+    if out is not None:
+        _check_writable(Path(out))
+    history, tick = History(), time.perf_counter()
+    while learner.steps < fit_config.max_steps and learner.solved_at is None:
+        chunk = min(100, fit_config.max_steps - learner.steps)
+        losses = learner.learn(stream, chunk, until=until)
+        metrics = evaluate(model, val, task)
+        history.rows.append({
+            "step": learner.steps, "seconds": round(time.perf_counter() - tick, 6),
+            "lr": fit_config.lr, "train_loss": float(losses.mean()),
+            "val_loss": metrics["loss"], "val_step_accuracy": metrics["step_accuracy"],
+            "val_sequence_accuracy": metrics["sequence_accuracy"],
+        })  # fmt: skip
+    history.steps, history.seconds = learner.steps, time.perf_counter() - tick
+    history.solved = learner.solved_at is not None
+    history.stop_reason = f"reached max_steps={fit_config.max_steps}"
+    if history.solved:
+        history.stop_reason = (f"solved at step {learner.solved_at}: {until} predictions in a "
+                               "row right on the stream")  # fmt: skip
+    history.best = history.rows[-1] if history.rows else {}
+    metrics = tested(model, task, seed)
+    result = RunResult(model, task, history, metrics, fit_config=fit_config, init=init,
+                       online=rule)  # fmt: skip
+    if out is not None:
+        save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
+    return result
+
+
 def _classes(Y) -> int:
     """Classes of integer class targets (their largest, plus one)."""
     values = [np.max(np.asarray(y)) for y in Y] if isinstance(Y, list) else [np.max(Y)]
     return int(max(values)) + 1
+
+
+def tested(model: RNN, task: Task, seed: int) -> dict[str, dict]:
+    """The held-out metrics of a run of ``seed``, per test set (:func:`test_sets`): none
+    of their strings is a training string."""
+    d, metrics = task.defaults, {}
+    train = training_set(task, seed)  # (what is not held out)
+    for i, (label, source, lengths) in enumerate(test_sets(task)):
+        n = d.n_test if i == 0 else max(1, min(d.n_test, 200_000 // max(lengths)))
+        test = held_out_set(task, seed, 2 + i, n=n, lengths=lengths, train=train,
+                            source=source)  # fmt: skip
+        metrics[label] = {"n": len(test.lengths), **evaluate(model, test, task)}
+    return metrics
 
 
 def test_sets(task: Task) -> list[tuple[str, Task, tuple[int, int]]]:
@@ -246,6 +314,7 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         "task_params": result.task.params,
         "model": result.model.config.to_dict(),
         "init": result.init,
+        "online": result.online,
         "fit": asdict(fit_config.resolved(result.task)),  # (what it trained with)
         "rnnlab_version": __version__,
         "solved": history.solved,
