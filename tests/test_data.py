@@ -123,7 +123,7 @@ def test_real_targets_train_mse_and_print_separated_values(capsys, tmp_path):
     ("args", "message"),
     [
         (["train", "parity", "--data", "DATA"], "--data trains on your sequences"),
-        (["train", "--val", "DATA"], "--val, --loss and --targets go with --data"),
+        (["train", "--val", "DATA"], "--val, --loss, --targets and --tokens go with --data"),
         (["train", "--data", "DATA", "--targets", "first"], "--targets must be every or last"),
         (["train", "--data", "DATA", "--loss", "hinge"], "--loss must be bce, mse or softmax"),
         (["train", "--data", "MISSING.csv"], "MISSING.csv: cannot be read"),
@@ -182,3 +182,30 @@ def test_one_label_per_sequence_is_scored_at_its_last_step(capsys, tmp_path):
     assert code == 0 and "bce on" in out, err
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "config.json").read_text())["metrics"]["training data"]["n"] == 120
+
+
+def test_token_ids_are_fed_one_hot(capsys, monkeypatch, tmp_path):
+    from rnnlab.data import one_hot_tokens
+
+    arrays, V = one_hot_tokens(Sequences(np.array([[2, 0, 9], [1, 1, 1]]), None,
+                                         np.array([2, 3])))  # fmt: skip
+    assert V == 3 and arrays.X.shape == (2, 3, 3)  # (padding's 9 not read)
+    np.testing.assert_array_equal(arrays.X[0, :2], [[0, 0, 1], [1, 0, 0]])
+    lists, V = one_hot_tokens(Sequences([[0, 2], [1]], None), vocabulary=4)
+    assert V == 4 and lists.X[1].tolist() == [[0, 1, 0, 0]]
+    for bad, message in [([[0.5]], "whole numbers from 0"), ([[-1]], "whole numbers from 0"),
+                         ([[5]], "token id 5 is outside the vocabulary of 4")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            one_hot_tokens(Sequences(bad, None), vocabulary=4)
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, (100, 8))
+    np.savez(tmp_path / "t.npz", X=X, Y=(X == 3).astype(float))  # (is it token 3?)
+    args = ["train", "--data", tmp_path / "t.npz", "--tokens", "--max-steps", 300, "--out",
+            tmp_path / "runs", "--no-plot", "--quiet"]  # fmt: skip
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    monkeypatch.setattr("sys.stdin", io.StringIO("3 1 3\n0 0\n"))
+    code, out, _ = run(capsys, "predict", run_dir / "model.safetensors", "--data", "-",
+                       "--tokens")  # fmt: skip
+    assert code == 0 and out.splitlines() == ["1 0 1", "0 0"]

@@ -119,6 +119,9 @@ def train(
             "sequence, scored at its last step)."
         ),
     ] = "every",
+    tokens: Annotated[
+        bool, typer.Option(help="With --data: inputs are integer token ids, fed one-hot.")
+    ] = False,
     length: Annotated[
         str | None,
         typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
@@ -163,8 +166,8 @@ def train(
     ):
         raise CliError("--online learns one-layer Elman nets in float64 on a task's stream: "
                        "drop --data, --resume, --cell, --layers and --dtype")  # fmt: skip
-    if data is None and (val is not None or loss is not None or targets != "every"):
-        raise CliError("--val, --loss and --targets go with --data")
+    if data is None and (val is not None or loss is not None or targets != "every" or tokens):
+        raise CliError("--val, --loss, --targets and --tokens go with --data")
     if targets not in ("every", "last"):
         raise CliError(f"--targets must be every or last, got {targets!r}")
     if data is not None and (task != "shift" or param or length or test_length or resume):
@@ -203,7 +206,8 @@ def train(
                                   init=init, seed=seed, out=out, plot=plot,
                                   fit_config=fit_config, plotter=plotter)  # fmt: skip
         elif data is not None:
-            result = _train_on_data(data, val, loss, targets == "last", fit_config, plotter,
+            result = _train_on_data(data, val, loss, targets == "last", tokens, fit_config,
+                                    plotter,
                                     hidden=hidden,
                                     activation=activation, cell=cell, layers=layers, init=init,
                                     dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
@@ -242,8 +246,8 @@ def train(
         _print_inspection(inspect_model(result.run_dir))
 
 
-def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, fit_config,
-                   plotter, *,
+def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, tokens: bool,
+                   fit_config, plotter, *,
                    hidden, activation, cell, layers, init, dtype, seed, backend, out, plot,
                    quiet):  # fmt: skip
     """``rnnlab train --data``: the file's sequences (and held-out ones) through
@@ -258,6 +262,13 @@ def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, f
         if file.val is not None:
             raise CliError(f"{data} holds a held-out split already; drop --val")
         file = DataFile(file.train, load(val, last=last).train)
+    if tokens:  # (one vocabulary for both: wide enough for the split's ids too)
+        from rnnlab.data import one_hot_tokens
+
+        parts = [part for part in (file.train, file.val) if part is not None]
+        size = max(one_hot_tokens(part)[1] for part in parts)
+        encoded = [one_hot_tokens(part, size)[0] for part in parts]
+        file = DataFile(encoded[0], encoded[1] if len(encoded) > 1 else None)
     return train_data(file, source=str(data), loss=loss, hidden_size=hidden,
                       activation=activation, cell=cell, num_layers=layers, init=init,
                       dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
@@ -444,6 +455,9 @@ def predict(
             "file (inputs column), or - for CSV on standard input."
         ),
     ] = None,
+    tokens: Annotated[
+        bool, typer.Option(help="With --data: inputs are integer token ids, fed one-hot.")
+    ] = False,
 ) -> None:
     """Run a saved model on one input sequence, or on every sequence of --data."""
     from rnnlab.model import load
@@ -453,6 +467,10 @@ def predict(
         if bits:
             raise CliError("give input bits or --data, not both")
         sequences = _read_inputs(data)
+        if tokens:
+            from rnnlab.data import one_hot_tokens
+
+            sequences, _ = one_hot_tokens(sequences, model.config.input_size)
         outputs = (model.predict_proba if proba else model.predict)(
             sequences.X, lengths=sequences.lengths
         )  # fmt: skip

@@ -188,3 +188,34 @@ def at_last_step(sequences: Sequences) -> Sequences:
         steps.append(y if labels.shape[1] > 1 else y[:, 0])
         masks.append([0.0] * (T - 1) + [1.0])
     return Sequences(X, steps, None, masks)
+
+
+def one_hot_tokens(sequences: Sequences, vocabulary: int | None = None) -> tuple[Sequences, int]:
+    """Integer token ids as one-hot input vectors: ``X (B, T)`` ids (or lists of ids)
+    become ``(B, T, V)`` (or lists of V-vectors), ``V`` = ``vocabulary`` or the largest
+    id plus one; returns the sequences and ``V``. Ids must be whole numbers in
+    ``0 .. V - 1`` (a padded array's padding is not read)."""
+    X = sequences.X
+    if isinstance(X, np.ndarray):
+        ids = np.asarray(X, dtype=float)
+        if ids.ndim != 2:
+            raise ValueError(f"token ids are one number a step: X must be (B, T), got {ids.shape}")
+        inside = np.ones(ids.shape, bool)  # (B, T)
+        if sequences.lengths is not None:
+            inside = np.arange(ids.shape[1])[None, :] < np.asarray(sequences.lengths)[:, None]
+        values = ids[inside]
+    else:
+        ids = [np.asarray(x, dtype=float) for x in X]
+        if any(x.ndim != 1 for x in ids):
+            raise ValueError("token ids are one number a step")
+        values = np.concatenate(ids)
+    if not np.all(values == np.round(values)) or values.min() < 0:
+        raise ValueError("token ids must be whole numbers from 0")
+    V = int(values.max()) + 1 if vocabulary is None else int(vocabulary)
+    if values.max() >= V:
+        raise ValueError(f"token id {int(values.max())} is outside the vocabulary of {V}")
+    eye = np.eye(V)
+    if isinstance(X, np.ndarray):
+        safe = np.where(inside, ids, 0).astype(np.int64)  # (padding: any id, zeroed later)
+        return sequences._replace(X=eye[safe]), V
+    return sequences._replace(X=[eye[x.astype(np.int64)] for x in ids]), V
