@@ -36,6 +36,7 @@ import numpy as np
 from rnnlab.functional import ACTIVATIONS, DERIVATIVES
 from rnnlab.losses import LOSSES
 from rnnlab.model import RNN
+from rnnlab.tasks.base import step_correct
 
 #: the learning rules
 RULES = ("rtrl", "uoro", "truncate1")
@@ -115,7 +116,8 @@ class OnlineGradient:
         d = self.df(h)  # (H,) f'(a), from the output
         z = p["W_hy"] @ h + p["b_y"]  # (O,)
         loss = float(self.loss.step_loss(z[None, None], y[None, None])[0, 0])
-        self.right = _right(self.loss.name, z, y)  # (the prediction, before any update)
+        outputs = self.loss.output(z[None, None])  # (1, 1, O): the prediction, pre-update
+        self.right = bool(step_correct(self.loss.name, outputs, y[None, None], 0.04)[0, 0])
         dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
         dh = p["W_hy"].T @ dz  # (H,)
         self.grads["W_hy"] += np.outer(dz, h)
@@ -190,16 +192,6 @@ class OnlineLearner:
                     self.model.params[name] -= self.lr * scale * value
                 g.reset_grads()
         return losses
-
-
-def _right(loss: str, z: np.ndarray, y: np.ndarray) -> bool:
-    """Whether logits ``z (O,)`` answer ``y (O,)``: every bit (bce), the class (softmax),
-    every value within 0.04 (mse)."""
-    if loss == "bce":
-        return bool(np.all((z > 0) == (y > 0.5)))
-    if loss == "softmax":
-        return bool(np.argmax(z) == np.argmax(y))
-    return bool(np.all(np.abs(z - y) < 0.04))
 
 
 def parity_stream(rng: np.random.Generator, window: int = 2) -> Iterator[tuple[list, list]]:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import signal
@@ -503,8 +504,11 @@ def _prepare(model: RNN, data, validation, config: FitConfig):
     return DataTask(model.config.loss), train, val
 
 
+@functools.lru_cache(maxsize=1)
 def training_set(task: Task, seed: int) -> Batch:
-    """The training set ``fit`` draws from ``task`` for a run of ``seed``."""
+    """The training set ``fit`` draws from ``task`` for a run of ``seed``; the last one is
+    kept, so the tests after ``fit`` (which must leave its strings out) do not draw it
+    again (``task`` is keyed by identity; a Batch is not changed by its users)."""
     d = task.defaults
     return task.generate(d.n_train, np.random.default_rng([seed, 0]), lengths=d.train_lengths)
 
