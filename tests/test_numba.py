@@ -21,7 +21,7 @@ from rnnlab.kernels.compiled import sizes  # noqa: E402
 from rnnlab.kernels.compiled.sizes import Path  # noqa: E402
 
 CELLS = [("elman", "sigmoid"), ("elman", "tanh"), ("elman", "relu"), ("gru", "sigmoid"),
-         ("lstm", "sigmoid")]  # fmt: skip
+         ("lstm", "sigmoid"), ("exprnn", "sigmoid")]  # fmt: skip
 LOSSES = ["bce", "softmax", "mse"]
 PATHS = {
     "lanes": Path(32, False, False),

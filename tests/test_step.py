@@ -12,6 +12,7 @@ NETWORKS = [
     {"cell": "gru", "num_layers": 2},
     {"cell": "lstm"},
     {"cell": "lstm", "num_layers": 3},
+    {"cell": "exprnn", "num_layers": 2},
 ]
 
 

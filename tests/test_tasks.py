@@ -348,6 +348,13 @@ def test_copy_in_the_papers_form(seed, n):
     loss = -(np.log(np.clip(probs, 1e-300, 1)) * batch.y).sum(-1).mean()
     assert loss == pytest.approx(task.baseline_loss(T))
     assert task.baseline_loss(T) == pytest.approx(4 * np.log(5) / T)
+    # symbol accuracy counts the recall steps alone: the blank-then-guess net (its guess
+    # symbol 0) is right at every blank and at the recalls whose symbol is 0
+    guessing = probs + np.where(np.arange(6) == 0, 1e-9, 0.0)  # ties go to symbol 0
+    metrics = task.evaluate(guessing, batch)
+    due = batch.y[T - 4 :].argmax(-1)  # (4, B)
+    assert metrics["symbol_accuracy"] == pytest.approx((due == 0).mean())
+    assert metrics["step_accuracy"] == pytest.approx(((T - 4) + 4 * (due == 0).mean()) / T)
 
 
 # Weiss et al. (2018)'s definition of Tomita 3's complement: an odd run of 1s and,

@@ -41,7 +41,7 @@ def train(
     activation: Annotated[
         str | None, typer.Option(help="Elman nonlinearity: sigmoid, tanh or relu.")
     ] = None,
-    cell: Annotated[str | None, typer.Option(help="Cell type: elman, gru or lstm.")] = None,
+    cell: Annotated[str | None, typer.Option(help="Cell type: elman, gru, lstm or exprnn.")] = None,
     layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
     optimizer: Annotated[
         str | None, typer.Option(help="sgd, momentum, adam, adagrad or rmsprop.")
@@ -669,7 +669,7 @@ def tasks() -> None:
 
 @app.command()
 def gradcheck(
-    cell: Annotated[str, typer.Option(help="elman, gru or lstm.")] = "elman",
+    cell: Annotated[str, typer.Option(help="elman, gru, lstm or exprnn.")] = "elman",
     activation: Annotated[
         str | None, typer.Option(help="Elman nonlinearity (default tanh).")
     ] = None,

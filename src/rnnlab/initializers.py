@@ -22,6 +22,14 @@ at 1 (Gers et al. 2000; Jozefowicz et al. 2015): the cell state is kept by
 default until the net learns to forget, so gradients flow through time from
 the first update.
 
+The ``exprnn`` cell's recurrence is ``expm(A - A^T)`` of the strict upper triangle of
+``A_hh`` (:mod:`rnnlab.kernels.orthogonal`). It starts as Lezcano-Casado & Martinez-Rubio
+(2019) start it on the copy task, with Henaff et al. (2016)'s initialisation: ``A - A^T``
+block-diagonal with 2 x 2 blocks ``[[0, s], [-s, 0]]``, ``s`` uniform in ``(-pi, pi)`` (a
+rotation per pair of units, at random angles); its input weights are He-uniform and its
+modReLU bias uniform in ``(-0.01, 0.01)``. With ``init="irnn"`` its ``A_hh`` is zero (the
+identity recurrence).
+
 The output layer is Glorot-uniform; other biases and initial states start at 0.
 
 ``init`` chooses another scheme for every cell and activation: ``"irnn"`` is Le,
@@ -60,6 +68,16 @@ def orthogonal(shape: tuple[int, int], *, rng: np.random.Generator):
     q, r = np.linalg.qr(a)
     q = q * np.sign(np.diag(r))  # (max, min)
     return q if rows >= cols else q.T
+
+
+def henaff(shape: tuple[int, int], *, rng: np.random.Generator):
+    """A generator ``A (H, H)`` whose ``triu(A, 1) - triu(A, 1)^T`` is block-diagonal, 2 x 2
+    blocks ``[[0, s], [-s, 0]]`` with ``s`` uniform in ``(-pi, pi)`` (Henaff et al. 2016)."""
+    H = shape[0]
+    A = np.zeros(shape)
+    angles = rng.uniform(-np.pi, np.pi, size=H // 2)
+    A[2 * np.arange(H // 2), 2 * np.arange(H // 2) + 1] = angles
+    return A
 
 
 def identity(shape: tuple[int, int], *, rng: np.random.Generator):
@@ -108,6 +126,8 @@ def init_params(
         w_in, w_rec = partial(gaussian, std=0.001), identity
     elif init == "orthogonal":
         w_in, w_rec = glorot_uniform, orthogonal
+    elif spec.orthogonal:
+        w_in, w_rec = he_uniform, henaff
     elif len(spec.activations) > 1 and activation == "sigmoid":
         w_in, w_rec = partial(glorot_uniform, gain=4.0), partial(glorot_uniform, gain=0.5)
     elif len(spec.activations) > 1 and activation == "relu":
@@ -122,6 +142,10 @@ def init_params(
                 value = _recurrent_blocks(w_in, shape, spec.gates, rng=rng)
             elif base == "W_hh":
                 value = _recurrent_blocks(w_rec, shape, spec.gates, rng=rng)
+            elif base == "A_hh":  # the generator of an orthogonal recurrence
+                value = np.zeros(shape) if init == "irnn" else henaff(shape, rng=rng)
+            elif base == spec.input_bias and spec.bias_inside:  # modReLU's
+                value = rng.uniform(-0.01, 0.01, size=shape)
             elif base == spec.input_bias and spec.bias_blocks:  # e.g. the LSTM's forget gate
                 value = np.repeat(np.asarray(spec.bias_blocks, dtype=np.float64), hidden_size)
             else:  # other biases and initial states

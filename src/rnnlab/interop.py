@@ -95,6 +95,8 @@ def to_torch(model: RNN):
     if not isinstance(model, RNN):
         raise ValueError(f"to_torch needs an rnnlab.RNN, got {type(model).__name__}")
     c = model.config
+    if not get_cell(c.cell).torch_class:
+        raise ValueError(f"to_torch: PyTorch has no module for the {c.cell} cell")
     I, H, O, L = c.input_size, c.hidden_size, c.output_size, c.num_layers
     dtype = {"float64": torch.float64, "float32": torch.float32}[c.dtype]
     nn = torch.nn
@@ -223,8 +225,9 @@ def _describe(rnn, classes, torch) -> tuple[str, str]:
         cell, activation = "elman", "sigmoid"
     else:
         spec = next(
-            (s for s in CELLS.values() if isinstance(rnn, getattr(nn, s.torch_class))), None
-        )
+            (s for s in CELLS.values()
+             if s.torch_class and isinstance(rnn, getattr(nn, s.torch_class))), None
+        )  # fmt: skip
         if spec is None:
             raise ValueError(
                 "from_torch takes torch.nn.RNN, nn.GRU, nn.LSTM, SigmoidRNN or a TorchRNN from "

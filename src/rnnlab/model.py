@@ -30,6 +30,7 @@ from rnnlab.kernels.layout import (
     param_shapes,
     parameter_count,
 )
+from rnnlab.kernels.orthogonal import Orthogonal
 from rnnlab.kernels.registry import CELLS, get_cell
 from rnnlab.losses import LOSSES, check_reduction, get_loss, loss_and_dlogits
 from rnnlab.resources import check_fits
@@ -175,10 +176,11 @@ class RNN:
         Nonlinearity of the Elman cell (see :mod:`rnnlab.initializers` for the
         initialisation each one gets). Elman only: ``gru`` and ``lstm`` reject
         any other value than the default.
-    cell : {"elman", "gru", "lstm"}
+    cell : {"elman", "gru", "lstm", "exprnn"}
         Cell type; ``gru`` and ``lstm`` follow ``torch.nn.GRU`` / ``nn.LSTM``
         (equations and gate order in :mod:`rnnlab.kernels.reference.gru` and
-        :mod:`rnnlab.kernels.reference.lstm`).
+        :mod:`rnnlab.kernels.reference.lstm`); ``exprnn`` is an orthogonal recurrence
+        with modReLU units (:mod:`rnnlab.kernels.reference.exprnn`).
     num_layers : int
         Stacked recurrent layers.
     loss : {"bce", "softmax", "mse"}
@@ -201,7 +203,9 @@ class RNN:
         Elman: ``W_xh (H, I)``, ``W_hh (H, H)``, ``b_h (H,)``, ``h0 (H,)``; GRU:
         ``W_xh (3H, I)``, ``W_hh (3H, H)``, ``b_xh (3H,)``, ``b_hh (3H,)``,
         ``h0 (H,)``; LSTM: ``W_xh (4H, I)``, ``W_hh (4H, H)``, ``b_h (4H,)``,
-        ``h0 (H,)``, ``c0 (H,)``. Layers after the first add ``_l1``, ``_l2``...;
+        ``h0 (H,)``, ``c0 (H,)``; expRNN: ``W_xh (H, I)``, ``A_hh (H, H)`` (the
+        recurrence is ``expm(A - A^T)`` of its strict upper triangle), ``b_h (H,)``
+        (modReLU's bias), ``h0 (H,)``. Layers after the first add ``_l1``, ``_l2``...;
         then ``W_hy (O, H)`` and ``b_y (O,)``. Editing these arrays in place
         changes the model, on every backend; assigning a name (or
         ``model.params = {...}``) copies the values into the model's arrays (cast
@@ -210,7 +214,8 @@ class RNN:
     backend : str
         The backend in use: ``"numba"`` or ``"numpy"``.
     kernels : module
-        That backend (it implements the protocol of :mod:`rnnlab.kernels`).
+        That backend (it implements the protocol of :mod:`rnnlab.kernels`; for expRNN
+        wrapped in :class:`~rnnlab.kernels.orthogonal.Orthogonal`).
     """
 
     def __init__(
@@ -295,7 +300,8 @@ class RNN:
         Only the kernels change: the parameters (and every array a user holds) stay
         the same objects.
         """
-        self.kernels = kernels.get_backend(backend)
+        chosen = kernels.get_backend(backend)
+        self.kernels = Orthogonal(chosen) if get_cell(self.config.cell).orthogonal else chosen
 
     def __getstate__(self) -> dict:
         """Pickled and deep-copied with its backend's name (a module is not data)."""

@@ -91,7 +91,7 @@ class Network:
         self.slices = tuple(slices)
         self.size = start
         spec = self.spec
-        columns = ("W_xh", "W_hh", spec.input_bias, spec.recurrent_bias, "h0", "c0")
+        columns = ("W_xh", spec.recurrent_weight, spec.input_bias, spec.recurrent_bias, "h0", "c0")
         self.offsets = np.full((num_layers, 6), -1, dtype=np.int64)
         for layer in range(num_layers):
             for column, base in enumerate(columns):

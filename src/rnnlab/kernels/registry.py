@@ -30,10 +30,16 @@ class CellSpec:
     input_bias : the bias added to ``W_xh x`` (``(G H,)``).
     recurrent_bias : the bias added to ``W_hh h`` before the cell's math, or None
         when one bias serves both sides (then the sum of PyTorch's two).
-    torch_class : the ``torch.nn`` module with the same equations.
+    torch_class : the ``torch.nn`` module with the same equations ("" where there is none).
     bias_blocks : initial value of each gate block of ``input_bias`` (zeros if empty).
     activations : the nonlinearities ``RNN(activation=...)`` may choose; a cell with
         fixed nonlinearities takes only the default, ``"sigmoid"``.
+    bias_inside : the cell applies its input bias itself (modReLU's
+        ``sign(z) relu(|z| + b)``): the kernels hand it ``z`` without the bias, and the
+        bias apart, and take the bias's gradient from it.
+    orthogonal : ``W_hh`` is not a free parameter but ``expm(A - A^T)`` of the strictly
+        upper triangle of the parameter ``A_hh`` stored in its place (:mod:`.orthogonal`),
+        so it stays orthogonal through training.
     """
 
     name: str
@@ -46,17 +52,25 @@ class CellSpec:
     torch_class: str
     bias_blocks: tuple[float, ...] = ()
     activations: tuple[str, ...] = ("sigmoid",)
+    bias_inside: bool = False
+    orthogonal: bool = False
 
     def shapes(self, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
         """One layer's parameter base names and shapes, in the flat vector's order."""
         GH, H = self.gates * hidden_size, hidden_size
-        shapes = {"W_xh": (GH, input_size), "W_hh": (GH, H), self.input_bias: (GH,)}
+        shapes = {"W_xh": (GH, input_size), self.recurrent_weight: (GH, H),
+                  self.input_bias: (GH,)}  # fmt: skip
         if self.recurrent_bias is not None:
             shapes[self.recurrent_bias] = (GH,)
         shapes["h0"] = (H,)
         if self.cell_state:
             shapes["c0"] = (H,)
         return shapes
+
+    @property
+    def recurrent_weight(self) -> str:
+        """The base name of the recurrent parameter: ``W_hh``, or ``A_hh`` (orthogonal)."""
+        return "A_hh" if self.orthogonal else "W_hh"
 
     @property
     def bases(self) -> tuple[str, ...]:
@@ -78,6 +92,11 @@ CELLS: dict[str, CellSpec] = {
         CellSpec(
             "lstm", code=2, gates=4, tape=5, cell_state=True, input_bias="b_h",
             recurrent_bias=None, torch_class="LSTM", bias_blocks=(0.0, 1.0, 0.0, 0.0),
+        ),
+        # Lezcano-Casado & Martinez-Rubio (2019): h = modReLU(W_xh x + expm(A - A^T) h, b)
+        CellSpec(
+            "exprnn", code=3, gates=1, tape=0, cell_state=False, input_bias="b_h",
+            recurrent_bias=None, torch_class="", bias_inside=True, orthogonal=True,
         ),
     )
 }  # fmt: skip

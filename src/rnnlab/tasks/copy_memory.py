@@ -15,7 +15,9 @@ more; the defaults here (3 symbols from 4, delays 5–10) train in seconds.
 ``blank_class=True`` is the paper's own form: the targets gain a blank class
 (``O = alphabet + 1``), due at every step before the recall, and every step is
 scored, so the loss of a net that answers blank and then guesses is the paper's
-baseline ``S ln(alphabet) / T`` (:meth:`CopyTask.baseline_loss`). The paper's ``T``
+baseline ``S ln(alphabet) / T`` (:meth:`CopyTask.baseline_loss`), and its evaluation
+adds ``symbol_accuracy``, the symbols recalled right (the recall steps alone: the
+blanks are easy). The paper's ``T``
 is the delay plus one: ``rnnlab train copy --param symbols=10 --param alphabet=8
 --param blank_class=true --length 120`` is its ``T = 100``.
 """
@@ -60,6 +62,16 @@ class CopyTask(Task):
             return math.log(self.alphabet)
         length = check_int(length, "length", minimum=self.min_length)
         return self.symbols * math.log(self.alphabet) / length
+
+    def evaluate(self, outputs: np.ndarray, batch) -> dict[str, float]:
+        """The base metrics; with ``blank_class`` also ``symbol_accuracy``: right answers
+        at the recall steps (where a symbol, not the blank, is due) over all of them."""
+        metrics = super().evaluate(outputs, batch)
+        if self.blank_class:
+            recall = (batch.mask > 0) & (batch.y[..., self.alphabet] == 0)  # (T, B)
+            right = outputs.argmax(axis=-1) == batch.y.argmax(axis=-1)  # (T, B)
+            metrics["symbol_accuracy"] = float(right[recall].mean())
+        return metrics
 
     def own_defaults(self) -> TrainDefaults:
         base = 2 * self.symbols + 1  # T = base + delay

@@ -66,12 +66,18 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         spec = net.spec
         integers = [spec.code, net.activation_code, net.num_layers, net.input_size,
                     net.hidden_size, net.output_size, spec.gates, spec.tape,
-                    spec.recurrent_bias is not None, spec.cell_state]  # fmt: skip
+                    spec.recurrent_bias is not None, spec.cell_state, spec.bias_inside]  # fmt: skip
         plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
         p = path or sizes.choose(net.cell, net.hidden_size, B, training=training)
         size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
                                      training)  # fmt: skip
-        if B < FEW and net.num_layers == 1 and truncate == 0 and not p.use_blas:
+        if (
+            B < FEW
+            and net.num_layers == 1
+            and truncate == 0
+            and not p.use_blas
+            and not spec.bias_inside
+        ):  # (the sequence loops add the bias to ax)
             way = "sequences"
             blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
             p = p._replace(use_blas=net.hidden_size >= blas_from)

@@ -16,15 +16,18 @@ arrays are addressed by step, ``hs[t]``, so a time loop builds no views):
 
 * ``ax (G H, n)``: ``W_xh x_t + b_x``, plus ``W_hh h_{t-1}`` (and its bias)
   unless the cell is *split* (registry: it has a ``recurrent_bias``);
-* ``ah (G H, n)``: for split cells only, ``W_hh h_{t-1} + b_hh`` (GRU: the
-  reset gate multiplies its candidate block);
+* ``ah (G H, n)``: for split cells, ``W_hh h_{t-1} + b_hh`` (GRU: the
+  reset gate multiplies its candidate block); for cells that apply their bias
+  themselves (registry ``bias_inside``: expRNN's modReLU), the bias, which
+  ``ax`` then leaves out;
 * ``hp, cp (H, n)``: ``h_{t-1}`` and, for cells with a cell state, ``c_{t-1}``.
 
 A cell writes ``h`` (and ``c``) and what its backward step needs, ``tape
 (tape H, n)`` (registry ``tape``). Going back it receives ``dh``, the gradient
 at ``h_s``, and ``dc`` at ``c_s``; it writes the gradients at its
 pre-activations ``dax`` (and ``dah`` when split; otherwise the driver uses
-``dax`` for both sides), replaces ``dh`` by the part of the gradient at
+``dax`` for both sides; a ``bias_inside`` cell writes its bias's gradient to
+``dah``), replaces ``dh`` by the part of the gradient at
 ``h_{s-1}`` that does not go through ``W_hh`` (zero for most cells) and ``dc``
 by the gradient at ``c_{s-1}``. The driver adds ``W_hh^T dah`` to ``dh``.
 
@@ -41,10 +44,10 @@ from rnnlab.kernels.compiled.functions import (
     activate,
     activation_derivative,
 )
-from rnnlab.kernels.compiled.math import hold, inline, inline_always, one, sigmoid, tanh
+from rnnlab.kernels.compiled.math import hold, inline, inline_always, one, sigmoid, tanh, zero
 from rnnlab.kernels.registry import CELLS
 
-ELMAN, GRU, LSTM = (CELLS[name].code for name in ("elman", "gru", "lstm"))
+ELMAN, GRU, LSTM, EXPRNN = (CELLS[name].code for name in ("elman", "gru", "lstm", "exprnn"))
 
 
 # -- Elman: h = f(a) ----------------------------------------------------------------------
@@ -125,6 +128,22 @@ def lstm_backward(dh, dc, c_prev, i, f, g, o, tc):
     )
 
 
+# -- expRNN: h = modReLU(z, b) = sign(z) relu(|z| + b), z = W_xh x + W_hh h_{t-1} ---------
+
+
+@inline
+def exprnn_forward(z, b):
+    magnitude = max(abs(z) + b, zero(z))
+    return magnitude if z > zero(z) else (-magnitude if z < zero(z) else zero(z))
+
+
+@inline
+def exprnn_backward(dh, h):
+    """-> (dz, db), from the output ``h``: active where ``h != 0``, with ``z``'s sign."""
+    active = dh if h != zero(h) else zero(h)
+    return active, (active if h > zero(h) else -active)
+
+
 # -- over a block of sequences -----------------------------------------------------------------
 
 
@@ -173,6 +192,10 @@ def forward_block(cell, act, ax, ah, hs, cs, tape, t, tt, n):
             for b in range(n):
                 hs[t + 1, j, b], tape[tt, 4 * H + j, b] = lstm_hidden(tape[tt, 3 * H + j, b],
                                                                       cs[t + 1, j, b])  # fmt: skip
+    elif cell == EXPRNN:  # the bias in ah
+        for j in range(H):
+            for b in range(n):
+                hs[t + 1, j, b] = exprnn_forward(ax[0, j, b], ah[0, j, b])
     hold(ax, ah, hs, cs, tape)  # (an unknown code was refused at the entry)
 
 
@@ -215,5 +238,11 @@ def backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, n):
                 dax[0, j, b], dax[0, H + j, b] = da_i, da_f
                 dax[0, 2 * H + j, b], dax[0, 3 * H + j, b] = da_g, da_o
                 dc[0, j, b] = dc_prev
+                dh[0, j, b] = 0.0
+    elif cell == EXPRNN:  # the bias's gradient in dah
+        for j in range(H):
+            for b in range(n):
+                dax[0, j, b], dah[0, j, b] = exprnn_backward(dh[0, j, b], hs[s + 1, j, b])
+            for b in range(n):
                 dh[0, j, b] = 0.0
     hold(dh, dc, hs, cs, tape, dax, dah)

@@ -36,7 +36,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from rnnlab.kernels.compiled.cells import ELMAN, GRU, LSTM, backward_block, forward_block
+from rnnlab.kernels.compiled.cells import (
+    ELMAN,
+    EXPRNN,
+    GRU,
+    LSTM,
+    backward_block,
+    forward_block,
+)
 from rnnlab.kernels.compiled.functions import (
     BCE,
     MSE,
@@ -68,7 +75,7 @@ from rnnlab.optim import compiled as optimizer
 
 #: the network's integers at the start of ``plan`` (then offsets (L, 6) and head (2,))
 PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
-        "cell_state")  # fmt: skip
+        "cell_state", "bias_inside")  # fmt: skip
 #: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, threads
 SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel")
 
@@ -86,6 +93,7 @@ class Net(NamedTuple):
     tape: int
     split: bool  # the recurrent side has its own bias and gradient (GRU)
     cell_state: bool  # the carry is (h, c) (LSTM)
+    bias_inside: bool  # the cell applies its input bias itself (expRNN): given in ah
     offsets: np.ndarray  # (L, 6)
     head: np.ndarray  # (2,)
 
@@ -117,7 +125,7 @@ class Block(NamedTuple):
 def make_net(plan):
     """The :class:`Net` of ``plan``; refuses codes of cells or activations it does not know
     (the steps do not check: see :func:`.math.hold`)."""
-    if plan[0] != ELMAN and plan[0] != GRU and plan[0] != LSTM:
+    if plan[0] != ELMAN and plan[0] != GRU and plan[0] != LSTM and plan[0] != EXPRNN:
         raise ValueError("unknown cell code")
     if plan[1] != SIGMOID and plan[1] != TANH and plan[1] != RELU:
         raise ValueError("unknown activation code")
@@ -125,7 +133,7 @@ def make_net(plan):
     offsets = view(plan, n, (L, 6))
     head = plan[n + 6 * L : n + 6 * L + 2]
     return Net(plan[0], plan[1], L, plan[3], plan[4], plan[5], plan[6], plan[7], plan[8] != 0,
-               plan[9] != 0, offsets, head)  # fmt: skip
+               plan[9] != 0, plan[10] != 0, offsets, head)  # fmt: skip
 
 
 @inline
@@ -307,13 +315,19 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     # (every array the time loop touches is named before it: a tuple field read inside
     # would take and drop a reference at every step)
     hs, cs, tape, ax, ah = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.ax, blk.ah
-    cell, act, split = net.cell, net.act, net.split
+    cell, act, split, inside = net.cell, net.act, net.split, net.bias_inside
     side = ah if split else ax  # where W_hh h_{t-1} goes
     narrow = below.shape[1] < NARROW
     for t in range(T):
-        for g in range(GH):
-            for b in range(n):
-                ax[0, g, b] = b_x[g]
+        if inside:  # the cell adds its bias itself: it gets it in ah
+            for g in range(GH):
+                for b in range(n):
+                    ax[0, g, b] = 0.0
+                    ah[0, g, b] = b_x[g]
+        else:
+            for g in range(GH):
+                for b in range(n):
+                    ax[0, g, b] = b_x[g]
         if split:
             for g in range(GH):
                 for b in range(n):
@@ -346,7 +360,9 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
     hs, cs, tape, dh, dc = blk.hs[layer], blk.cs[layer], blk.tape[layer], blk.dh, blk.dc
     arriving, leaving = blk.flow[(L - 1 - layer) % 2], blk.flow[(L - layer) % 2]
     dax = blk.dax
-    dah = blk.dah if net.split else blk.dax
+    dah = blk.dah if net.split else blk.dax  # at W_hh h_{s-1}
+    dcell = blk.dah if net.split or net.bias_inside else blk.dax  # the cell's second output
+    dbias = blk.dah if net.bias_inside else blk.dax  # at the input bias
     gather, cell, act, split = blk.gather, net.cell, net.act, net.split
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
     chunk = gather_steps(blk.xs.shape[0], dax.shape[2], True, use_blas)  # 0: one per step
@@ -360,8 +376,8 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
             for j in range(H):
                 for b in range(n):
                     dh[0, j, b] += arriving[s, j, b]
-        backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dah, n)
-        rows_accumulate(dax, 0, acc, o_bx, n, use_blas)
+        backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dcell, n)
+        rows_accumulate(dbias, 0, acc, o_bx, n, use_blas)
         if split:
             rows_accumulate(dah, 0, acc, o_bh, n, use_blas)
         if layer > 0:

@@ -42,6 +42,12 @@ TABLE = {
     "lstm": Thresholds(
         blas_min_hidden=8, parallel_min_batch=64, parallel_max_hidden=8, sequence_blas_min_hidden=8
     ),
+    "exprnn": Thresholds(  # an Elman cell in its products (not measured on its own)
+        blas_min_hidden=16,
+        parallel_min_batch=64,
+        parallel_max_hidden=32,
+        sequence_blas_min_hidden=16,
+    ),
 }
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from rnnlab.kernels import Trainer
 from rnnlab.kernels.layout import Network
 from rnnlab.kernels.reference.elman import ElmanCell
+from rnnlab.kernels.reference.exprnn import ExpRNNCell
 from rnnlab.kernels.reference.gru import GRUCell
 from rnnlab.kernels.reference.lstm import LSTMCell
 from rnnlab.losses import loss_and_dlogits
@@ -33,6 +34,7 @@ STEPS = {
     "elman": ElmanCell,
     "gru": lambda activation: GRUCell(),
     "lstm": lambda activation: LSTMCell(),
+    "exprnn": lambda activation: ExpRNNCell(),
 }
 
 
