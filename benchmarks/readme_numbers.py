@@ -62,7 +62,7 @@ RUNS = {
     "notebook.txt": [sys.executable, "benchmarks/notebook_cell.py"],
     "api.txt": [sys.executable, "benchmarks/speed.py", "--api", "--repeats", "3"],
     "papers.txt": [sys.executable, "benchmarks/papers.py", "{out}"],
-    "online.txt": [sys.executable, "benchmarks/online_rules.py"],
+    "online.txt": [sys.executable, "benchmarks/online_rules.py", "{out}"],
     "online_cost.txt": [sys.executable, "benchmarks/online_cost.py"],
 }
 

@@ -45,6 +45,67 @@ def test_truncate1_is_bptt_truncated_to_one_step():
         np.testing.assert_allclose(gradient.grads[name], expected[name], rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_snap1_is_rtrl_where_the_recurrence_is_diagonal_and_an_approximation_elsewhere(
+    activation,
+):
+    """SnAp-1 drops what ``W_hh``'s off-diagonal carries: with a diagonal ``W_hh`` it is
+    RTRL (so BPTT), 1e-10; with a full one it differs, but points the same way (cosine
+    0.87-0.9997 here)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((12, 2))
+    Y = rng.random((12, 2)).round()
+    for diagonal in (True, False):
+        model = rnnlab.RNN(2, 4, 2, activation=activation, seed=5)
+        model.params["h0"][:] = [0.1, -0.2, 0.3, 0.05]
+        if diagonal:
+            model.params["W_hh"][:] = np.diag([0.9, -0.5, 0.3, 1.2])
+        gradients = {rule: OnlineGradient(model, rule) for rule in ("snap1", "rtrl")}
+        for x, y in zip(X, Y, strict=True):
+            for gradient in gradients.values():
+                gradient.step(x, y)
+        names = [n for n in model.params if n != "h0"]  # (SnAp-1 keeps h0's own unit only)
+        snap, exact = (_flat(gradients[r].grads, names) for r in ("snap1", "rtrl"))
+        if diagonal:
+            np.testing.assert_allclose(snap, exact, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(
+                gradients["snap1"].grads["h0"],
+                gradients["rtrl"].grads["h0"],
+                rtol=1e-10,
+                atol=1e-12,
+            )
+        else:
+            assert np.abs(snap - exact).max() > 1e-3
+            cosine = snap @ exact / (np.linalg.norm(snap) * np.linalg.norm(exact))
+            assert cosine > 0.5
+
+
+@pytest.mark.parametrize("window", [1, 3, 12])
+def test_tbptt_is_bptt_within_each_window(window):
+    """Windows of ``window`` steps, the state carried, its gradient not: the sum over a
+    12-step sequence is each window's BPTT from the state it starts in (12: full BPTT
+    but for h0, whose gradient it never takes; 1: the notebook's rule)."""
+    model = rnnlab.RNN(2, 3, 1, activation="tanh", seed=6)
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((12, 2)), rng.random((12, 1)).round()
+    gradient = OnlineGradient(model, "tbptt", window=window)
+    for x, y in zip(X, Y, strict=True):
+        gradient.step(x, y)
+    names = ["W_xh", "W_hh", "b_h", "W_hy", "b_y"]
+    expected = {name: np.zeros_like(model.params[name]) for name in names}
+    states = model.hidden_states([X]).h[0, 0]  # (T, H)
+    for start in range(0, 12, window):
+        piece = rnnlab.RNN(2, 3, 1, activation="tanh", seed=6)
+        piece.params["h0"][:] = states[start - 1] if start else model.params["h0"]
+        _, grads = piece.loss_and_grad([X[start : start + window]], [Y[start : start + window]],
+                                       reduction="sum")  # fmt: skip
+        for name in names:
+            expected[name] += grads[name]
+    for name in names:
+        np.testing.assert_allclose(gradient.grads[name], expected[name], rtol=1e-10,
+                                   atol=1e-13, err_msg=name)  # fmt: skip
+
+
 def test_uoro_is_unbiased():
     """Averaged over independent draws, UORO's gradient converges to the exact one: the
     error shrinks as draws grow, and 4000 draws point the exact way."""
@@ -148,3 +209,19 @@ def test_rnnlab_train_online_learns_the_stream_and_saves_the_run(tmp_path, capsy
     assert config["online"] == "rtrl" and config["solved"] and config["fit"]["lr"] == 0.5
     assert (run_dir / "history.csv").read_text().startswith("step,seconds,lr")
     assert config["metrics"]["length 1000"]["step_accuracy"] > 0.99  # (all but the first)
+    assert config["update_every"] == 1
+
+
+def test_rnnlab_train_online_tbptt_updates_every_window(tmp_path, capsys):
+    import json
+
+    from rnnlab.cli import main
+
+    code = main(["train", "shift", "--online", "tbptt", "--update-every", "4", "--max-steps",
+                 "200", "--out", str(tmp_path), "--no-plot", "--quiet"])  # fmt: skip
+    assert code == 0 and "online tbptt, an update every 4 steps" in capsys.readouterr().out
+    (run_dir,) = tmp_path.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["online"], config["update_every"], config["steps"]) == ("tbptt", 4, 200)
+    assert main(["train", "shift", "--update-every", "4"]) == 2
+    assert "--update-every goes with --online" in capsys.readouterr().err

@@ -80,6 +80,10 @@ def test_spec_expands_grid_list_and_seeds():
         ('[fixed]\ntask = "adding"\n[grid]\ntrain_lengths = [50, 1]', 4, "at least 2"),
         ('[fixed]\ntask = "parity"\ntest_lengths = "9-x"', 3, "a length or LO-HI"),
         ('[grid]\ninit = ["irnn", "he"]', 2, "unknown init 'he'"),
+        ('[grid]\nonline = ["rtrl", "bptt"]', 2, "unknown online rule 'bptt'"),
+        ('[fixed]\ntask = "copy"\nonline = "rtrl"', 3, "'copy' has no stream"),
+        ('[fixed]\nonline = "rtrl"\ncell = "gru"', 2, "one-layer Elman"),
+        ("[fixed]\nupdate_every = 4", 2, "update_every goes with online"),
     ],
 )
 def test_bad_specs_name_their_line(body, line, words):
@@ -95,6 +99,27 @@ def test_a_spec_sets_the_tasks_lengths_and_set_sizes(tmp_path):
     (row,) = rnnlab.sweep(spec, out=tmp_path, jobs=1, save=False)
     assert set(row["metrics"]) == {"lengths 6-7", "length 40"}
     assert row["metrics"]["lengths 6-7"]["n"] == 12
+
+
+def test_a_sweep_varies_the_online_rule_and_a_run_is_train_online(tmp_path):
+    """``online`` in a spec learns the task's stream with that rule, as
+    ``rnnlab train shift --online RULE`` does; "none" trains by BPTT as usual."""
+    from rnnlab.runs import train_online
+    from rnnlab.tasks import get_task
+    from rnnlab.train import FitConfig
+
+    spec = parse_spec('seeds = 1\n[fixed]\nmax_steps = 300\n[grid]\n'
+                      'online = ["rtrl", "tbptt", "none"]\n')  # fmt: skip
+    rows = {r["setting"].get("online"): r for r in rnnlab.sweep(spec, out=tmp_path, jobs=1,
+                                                                save=False)}  # fmt: skip
+    assert set(rows) == {"rtrl", "tbptt", None}
+    alone = train_online(get_task("shift"), "rtrl", seed=0, out=None, plot=False,
+                         fit_config=FitConfig(seed=0, max_steps=300))  # fmt: skip
+    assert rows["rtrl"]["updates"] == alone.history.steps
+    for label, metrics in alone.metrics.items():
+        assert rows["rtrl"]["metrics"][label] == pytest.approx(metrics, rel=1e-12)
+    assert rows["tbptt"]["metrics"] != rows["rtrl"]["metrics"]
+    assert rows[None]["solved"]  # (BPTT solves the shift task within 300 updates)
 
 
 def test_sweep_equals_fit_run_for_run(tmp_path):

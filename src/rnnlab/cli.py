@@ -97,10 +97,13 @@ def train(
     online: Annotated[
         str | None,
         typer.Option(
-            help="Learn the task as a stream, updating at every step: rtrl, uoro or "
-            "truncate1 (the notebook's rule); --lr (default 0.5), --max-steps."
+            help="Learn the task as a stream, updating at every step: rtrl, uoro, snap1, "
+            "tbptt or truncate1 (the notebook's rule); --lr (default 0.5), --max-steps."
         ),
     ] = None,
+    update_every: Annotated[
+        int, typer.Option(help="With --online: update every K steps (tbptt: its window).")
+    ] = 1,
     dtype: Annotated[str, typer.Option(help="float64 or float32.")] = "float64",
     data: Annotated[
         Path | None,
@@ -196,7 +199,9 @@ def train(
         monitor=monitor,
         stop_when_solved=stop_when_solved,
     )
-    _check_positive(hidden=hidden, layers=layers)
+    _check_positive(hidden=hidden, layers=layers, update_every=update_every)
+    if update_every != 1 and online is None:
+        raise CliError("--update-every goes with --online")
     # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
     with PlotWorker() if plot else contextlib.nullcontext() as plotter:
         if online is not None:
@@ -204,7 +209,8 @@ def train(
 
             result = train_online(task_obj, online, hidden_size=hidden, activation=activation,
                                   init=init, seed=seed, out=out, plot=plot,
-                                  fit_config=fit_config, plotter=plotter)  # fmt: skip
+                                  fit_config=fit_config, plotter=plotter,
+                                  update_every=update_every)  # fmt: skip
         elif data is not None:
             result = _train_on_data(data, val, loss, targets == "last", tokens, fit_config,
                                     plotter,
@@ -312,7 +318,10 @@ def _print_run(result, fit_config) -> None:
     k = fit_config.truncate
     grad = "exact BPTT" if k is None else f"BPTT truncated to {k} step{'s' * (k > 1)}"
     if getattr(result, "online", None):
-        grad = f"online {result.online}, an update every step"
+        every = result.update_every or 1
+        grad = f"online {result.online}, an update every " + (
+            "step" if every == 1 else f"{every} steps"
+        )
     if d is not None:
         trained_on = f"{d.n_train} training sequences of {lengths_label(d.train_lengths)}"
     else:

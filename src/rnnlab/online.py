@@ -18,6 +18,13 @@ history is stored, and a network can learn from an endless stream. RTRL costs
 - ``rtrl``: the exact gradient, as above;
 - ``uoro``: unbiased online recurrent optimisation (Tallec and Ollivier 2018): ``P_t``
   approximated by a rank-one ``u v^T`` with random signs, unbiased, ``O(H^2 + N)``;
+- ``snap1``: SnAp-1 (Menick et al. 2021): ``P_t`` kept only where a parameter reaches a
+  unit in one step (row ``i`` of ``W_xh`` and ``W_hh``, ``b_h[i]``, ``h0[i]`` for unit
+  ``i``), so ``W_hh P_{t-1}`` keeps its diagonal alone: ``O(H^2)`` a step; exact when
+  ``W_hh`` is diagonal;
+- ``tbptt``: truncated BPTT over windows of ``window`` steps (the learner's ``k``), the
+  state carried across windows but not its gradient: the window's steps are kept and
+  run back at its end, ``O(H^2)`` a step;
 - ``truncate1``: the notebook's rule, ``P_t = D_t M_t`` (the gradient cut to one step).
 
 One-layer Elman networks (every activation), float64. :class:`OnlineLearner` feeds a
@@ -39,9 +46,18 @@ from rnnlab.model import RNN
 from rnnlab.tasks.base import step_correct
 
 #: the learning rules
-RULES = ("rtrl", "uoro", "truncate1")
+RULES = ("rtrl", "uoro", "snap1", "tbptt", "truncate1")
 #: the recurrent parameters whose sensitivity is carried, in the order of ``P``'s columns
 RECURRENT = ("W_xh", "W_hh", "b_h", "h0")
+
+
+def check_online(task: str, rule: str) -> None:
+    """Refuse a rule :data:`RULES` does not hold, or a task with no stream (ValueError)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown online rule {rule!r}; choose one of {', '.join(RULES)}")
+    if task != "shift":
+        raise ValueError(f"online learning streams the shift task (its delay: a delayed copy); "
+                         f"{task!r} has no stream yet")  # fmt: skip
 
 
 class OnlineGradient:
@@ -54,7 +70,8 @@ class OnlineGradient:
     between (that is online learning; the gradient is then the rule's approximation).
     """
 
-    def __init__(self, model: RNN, rule: str = "rtrl", rng: np.random.Generator | None = None):
+    def __init__(self, model: RNN, rule: str = "rtrl", rng: np.random.Generator | None = None,
+                 window: int = 1):  # fmt: skip
         c = model.config
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
@@ -78,6 +95,13 @@ class OnlineGradient:
             self.P = np.zeros((H, self.size))  # (H, N)
             start = self.size - H
             self.P[:, start:] = np.eye(H)  # dh0 / dh0
+        elif rule == "snap1":  # unit i's own columns of P: x (I), h_prev (H), b_h[i], h0[i]
+            self.J = np.zeros((H, I + H + 2))
+            self.J[:, -1] = 1.0  # dh0_i / dh0_i
+        elif rule == "tbptt":
+            if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+                raise ValueError(f"window must be a positive integer, got {window!r}")
+            self.window, self.kept = window, []  # per step: x, h_prev, f'(a), dL/dh
         self._offsets = np.cumsum([0] + [int(np.prod(s)) for s in self.shapes.values()])
         self._inputs = I
         self.reset_grads()
@@ -128,13 +152,41 @@ class OnlineGradient:
             flat = dh @ self.P  # (N,)
         elif self.rule == "truncate1":  # P = D M: the notebook's one step, O(H^2)
             flat = self._immediate_of(dh * d, x, h_prev)
+        elif self.rule == "snap1":
+            self.J = d[:, None] * (np.diagonal(p["W_hh"])[:, None] * self.J)  # (H, I + H + 2)
+            self.J[:, :-1] += d[:, None] * np.concatenate([x, h_prev, [1.0]])[None, :]
+            flat = self._snap1_gradient(dh)
+        elif self.rule == "tbptt":
+            self.kept.append((x, h_prev, d, dh))
+            flat = self._window_back(p["W_hh"]) if len(self.kept) == self.window else None
         else:
             flat = self._uoro(d, x, h_prev, p["W_hh"], dh)
-        for k, name in enumerate(RECURRENT):
+        for k, name in enumerate(RECURRENT) if flat is not None else ():
             self.grads[name] += flat[self._offsets[k] : self._offsets[k + 1]].reshape(
                 self.shapes[name])  # fmt: skip
         self.h = h
         return loss
+
+    def _snap1_gradient(self, dh: np.ndarray) -> np.ndarray:
+        """``dh P`` (N,) with ``P`` SnAp-1's: each unit's row of ``J`` times its ``dh``."""
+        I, H = self._inputs, dh.shape[0]
+        G = dh[:, None] * self.J  # (H, I + H + 2)
+        return np.concatenate([G[:, :I].ravel(), G[:, I : I + H].ravel(), G[:, I + H],
+                               G[:, I + H + 1]])  # fmt: skip
+
+    def _window_back(self, W_hh: np.ndarray) -> np.ndarray:
+        """BPTT through the kept window (its first state taken as given), (N,); empties it."""
+        I, H = self._inputs, W_hh.shape[0]
+        gx, gh, gb = np.zeros((H, I)), np.zeros((H, H)), np.zeros(H)
+        carried = np.zeros(H)  # dL/dh_t from the window's later steps
+        for x, h_prev, d, dh in reversed(self.kept):
+            da = (dh + carried) * d  # (H,) at the pre-activation
+            gx += np.outer(da, x)
+            gh += np.outer(da, h_prev)
+            gb += da
+            carried = W_hh.T @ da  # (H,)
+        self.kept = []
+        return np.concatenate([gx.ravel(), gh.ravel(), gb, np.zeros(H)])
 
     def _uoro(self, d, x, h_prev, W_hh, dh) -> np.ndarray:
         """UORO's step: ``u v^T`` tracks ``P``; returns ``(dh . u) v`` (N,), unbiased;
@@ -157,8 +209,8 @@ class OnlineGradient:
 
 
 class OnlineLearner:
-    """Learns from a stream one step at a time: every ``k`` steps, the gradient summed
-    since the last update (``rule``'s) takes one SGD step of ``lr`` (gradient norm
+    """Learns from a stream one step at a time: every ``k`` steps (``tbptt``: its
+    window), the gradient summed since the last update (``rule``'s) takes one SGD step of ``lr`` (gradient norm
     clipped to ``clip``). ``learn(stream, steps)`` returns the per-step losses;
     ``learn(stream, steps, until=W)`` stops once the last ``W`` predictions, each made
     before its step's update, were all right (:attr:`solved_at`: the step it stopped)."""
@@ -170,7 +222,7 @@ class OnlineLearner:
         if not (isinstance(lr, int | float) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         self.model, self.k, self.lr, self.clip = model, k, float(lr), clip
-        self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed))
+        self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed), window=k)
         self.steps, self.solved_at = 0, None
         self.right_run = 0  # predictions right in a row so far (across calls of learn)
 

@@ -49,6 +49,7 @@ class RunResult:
     fit_config: FitConfig | None = None  # the settings it trained with
     init: str | None = "default"  # how its initial weights were drawn (None: resumed)
     online: str | None = None  # the online rule it learned by (rnnlab.online), if any
+    update_every: int | None = None  # ... updating every this many steps
 
 
 def lengths_label(lengths: tuple[int, int]) -> str:
@@ -215,25 +216,26 @@ def train_online(
     fit_config: FitConfig | None = None,
     plotter=None,
     until: int = 500,
+    update_every: int = 1,
 ) -> RunResult:
-    """Learn the shift task as an endless stream with an online ``rule`` of
-    :mod:`rnnlab.online` (an SGD update after every step, lr 0.5 unless
-    ``fit_config.lr``, up to ``fit_config.max_steps`` steps, 20,000 by default), and
-    save the run as :func:`train_task` does. Solved once ``until`` predictions in a row,
-    each made before its update, were right; evaluated every 100 steps on the held-out
-    strings and tested at the end as a task run is."""
-    from rnnlab.online import OnlineLearner, shift_stream
+    """Learn the shift task (its ``delay``: a delayed copy) as an endless stream with an
+    online ``rule`` of :mod:`rnnlab.online` (an SGD update after every ``update_every``
+    steps, ``tbptt``'s window; lr 0.5 unless ``fit_config.lr``, up to
+    ``fit_config.max_steps`` steps, 20,000 by default), and save the run as
+    :func:`train_task` does. Solved once ``until`` predictions in a row, each made before
+    its update, were right; evaluated every 100 steps on the held-out strings and tested
+    at the end as a task run is."""
+    from rnnlab.online import OnlineLearner, check_online, shift_stream
 
-    if task.name != "shift":
-        raise ValueError("online learning streams the shift task (rnnlab train shift --online "
-                         f"RULE); {task.name!r} has no stream yet")  # fmt: skip
+    check_online(task.name, rule)
     fit_config = fit_config or FitConfig(seed=seed)
     fit_config = replace(fit_config, lr=fit_config.lr or 0.5,
                          max_steps=fit_config.max_steps or 20_000)  # fmt: skip
     c = model_config(task, hidden_size=hidden_size, activation=activation)
     model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
                 loss=c.loss, seed=seed, init=init)  # fmt: skip
-    learner = OnlineLearner(model, rule, lr=fit_config.lr, clip=fit_config.clip, seed=seed)
+    learner = OnlineLearner(model, rule, lr=fit_config.lr, k=update_every, clip=fit_config.clip,
+                            seed=seed)  # fmt: skip
     stream = shift_stream(np.random.default_rng([seed, 0]), delay=task.delay)
     val = held_out_set(task, seed, 1)
     if out is not None:
@@ -258,7 +260,7 @@ def train_online(
     history.best = history.rows[-1] if history.rows else {}
     metrics = tested(model, task, seed)
     result = RunResult(model, task, history, metrics, fit_config=fit_config, init=init,
-                       online=rule)  # fmt: skip
+                       online=rule, update_every=update_every)  # fmt: skip
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
@@ -315,6 +317,7 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
         "model": result.model.config.to_dict(),
         "init": result.init,
         "online": result.online,
+        "update_every": result.update_every,
         "fit": asdict(fit_config.resolved(result.task)),  # (what it trained with)
         "rnnlab_version": __version__,
         "solved": history.solved,

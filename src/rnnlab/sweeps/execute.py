@@ -19,7 +19,7 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
     (see :mod:`rnnlab.sweeps.store`). ``out``: the directory for its run directory, or
     None to save nothing; ``threads``: numba threads for this process."""
     import rnnlab
-    from rnnlab.runs import train_task
+    from rnnlab.runs import train_online
     from rnnlab.tasks import get_task
     from rnnlab.train import FitConfig
 
@@ -29,20 +29,14 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     tick = time.perf_counter()
     task = get_task(setting.get("task", "shift"), **task_params(setting))
-    result = train_task(
-        task,
-        hidden_size=setting.get("hidden"),
-        activation=setting.get("activation"),
-        cell=setting.get("cell"),
-        num_layers=setting.get("layers"),
-        init=setting.get("init", "default"),
-        dtype=setting.get("dtype", "float64"),
-        seed=seed,
-        backend=setting.get("backend", "auto"),
-        out=out,
-        plot=False,
-        fit_config=FitConfig(seed=seed, **fit_options(setting)),
-    )
+    if setting.get("online") is not None:  # a stream, an update every few steps
+        result = train_online(task, setting["online"], hidden_size=setting.get("hidden"),
+                              activation=setting.get("activation"),
+                              init=setting.get("init", "default"), seed=seed, out=out,
+                              plot=False, fit_config=FitConfig(seed=seed, **fit_options(setting)),
+                              update_every=setting.get("update_every", 1))  # fmt: skip
+    else:
+        result = _trained(task, setting, seed, out)
     history = result.history
     if history.interrupted:  # Ctrl-C: not a finished run (the sweep stops; a rerun redoes it)
         raise KeyboardInterrupt
@@ -62,6 +56,27 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
         "curve": _json(curve),
         "version": rnnlab.__version__,
     }
+
+
+def _trained(task, setting: dict, seed: int, out: str | None):
+    """:func:`rnnlab.runs.train_task` with a setting's options."""
+    from rnnlab.runs import train_task
+    from rnnlab.train import FitConfig
+
+    return train_task(
+        task,
+        hidden_size=setting.get("hidden"),
+        activation=setting.get("activation"),
+        cell=setting.get("cell"),
+        num_layers=setting.get("layers"),
+        init=setting.get("init", "default"),
+        dtype=setting.get("dtype", "float64"),
+        seed=seed,
+        backend=setting.get("backend", "auto"),
+        out=out,
+        plot=False,
+        fit_config=FitConfig(seed=seed, **fit_options(setting)),
+    )
 
 
 def _json(value) -> str:

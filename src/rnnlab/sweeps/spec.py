@@ -51,10 +51,12 @@ OPTIONS: dict[str, type] = {
     "weight_decay": float,
     "monitor": str,
     "backend": str,
+    "online": str,
+    "update_every": int,
 }
 #: options that may be "none" (their default: the task's, or none at all)
 OPTIONAL = {"hidden", "activation", "cell", "layers", "optimizer", "lr", "batch_size",
-            "max_steps", "truncate", "clip", "patience", "epochs"}  # fmt: skip
+            "max_steps", "truncate", "clip", "patience", "epochs", "online"}  # fmt: skip
 _TABLES = ("name", "seeds", "fixed", "grid", "list")
 
 
@@ -258,6 +260,25 @@ def check_setting(setting: dict, fail) -> None:
             get_backend(setting["backend"])
         except (ImportError, ValueError) as err:
             raise fail("backend", str(err)) from None
+    _check_online(setting, name, fail)
+
+
+def _check_online(setting: dict, task: str, fail) -> None:
+    """An online rule (``rnnlab train --online``) needs a stream and a one-layer Elman net."""
+    from rnnlab.online import check_online
+
+    if setting.get("online") is None:
+        if "update_every" in setting:
+            raise fail("update_every", "update_every goes with online")
+        return
+    try:
+        check_online(task, setting["online"])
+    except ValueError as err:
+        raise fail("online", str(err)) from None
+    if setting.get("cell") not in (None, "elman") or setting.get("layers") not in (None, 1):
+        raise fail("online", "online rules learn one-layer Elman networks")
+    if setting.get("update_every", 1) < 1:
+        raise fail("update_every", f"update_every must be positive, got {setting['update_every']}")
 
 
 def task_params(setting: dict) -> dict:
