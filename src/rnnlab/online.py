@@ -210,10 +210,11 @@ class OnlineGradient:
 
 class OnlineLearner:
     """Learns from a stream one step at a time: every ``k`` steps (``tbptt``: its
-    window), the gradient summed since the last update (``rule``'s) takes one SGD step of ``lr`` (gradient norm
-    clipped to ``clip``). ``learn(stream, steps)`` returns the per-step losses;
-    ``learn(stream, steps, until=W)`` stops once the last ``W`` predictions, each made
-    before its step's update, were all right (:attr:`solved_at`: the step it stopped)."""
+    window), the gradient summed since the last update (``rule``'s) takes one SGD step of
+    ``lr`` (gradient norm clipped to ``clip``). ``learn(stream, steps)`` returns the
+    per-step losses; ``learn(stream, steps, until=W)`` stops once the last ``W``
+    predictions, each made before its step's update, were all right (:attr:`solved_at`:
+    the step it stopped)."""
 
     def __init__(self, model: RNN, rule: str = "rtrl", *, lr: float = 0.1, k: int = 1,
                  clip: float | None = 1.0, seed: int = 0):  # fmt: skip
