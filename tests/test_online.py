@@ -33,6 +33,55 @@ def test_rtrl_accumulated_over_a_sequence_is_bptt(activation, loss):
                                    atol=1e-12 * scale, err_msg=name)  # fmt: skip
 
 
+DEEP = [
+    {"cell": "gru"},
+    {"cell": "lstm"},
+    {"cell": "elman", "activation": "tanh", "num_layers": 2},
+    {"cell": "gru", "num_layers": 2},
+    {"cell": "lstm", "num_layers": 3},
+]
+
+
+@pytest.mark.parametrize("config", DEEP, ids=lambda c: "-".join(map(str, c.values())))
+def test_rtrl_is_bptt_for_every_cell_and_depth(config):
+    """Frozen weights, any cell and depth: RTRL's step gradients sum to BPTT's, 1e-10."""
+    model = rnnlab.RNN(2, 3, 2, loss="softmax", seed=2, **config)
+    rng = np.random.default_rng(4)
+    for p in model.params.values():  # initial states (and biases) away from zero
+        p += rng.normal(scale=0.3, size=p.shape)
+    X, Y = rng.standard_normal((8, 2)), np.eye(2)[rng.integers(0, 2, 8)]
+    gradient = OnlineGradient(model, "rtrl")
+    total = sum(gradient.step(x, y) for x, y in zip(X, Y, strict=True))
+    expected_loss, expected = model.loss_and_grad([X], [Y], reduction="sum")
+    assert total == pytest.approx(expected_loss, rel=1e-12)
+    scale = max(np.abs(g).max() for g in expected.values())
+    for name in expected:
+        np.testing.assert_allclose(gradient.grads[name], expected[name], rtol=1e-10,
+                                   atol=1e-12 * scale, err_msg=name)  # fmt: skip
+
+
+def test_snap1_for_an_lstm_is_rtrl_when_units_do_not_talk():
+    """An LSTM whose recurrent blocks are diagonal (each unit's gates see only its own
+    h): every unit's state depends on its own parameters alone, so SnAp-1 is exact; with
+    full blocks it is not."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((10, 2)), rng.random((10, 1)).round()
+    for diagonal in (True, False):
+        model = rnnlab.RNN(2, 3, 1, cell="lstm", seed=7)
+        if diagonal:
+            model.params["W_hh"][:] = np.concatenate([np.diag(rng.normal(size=3))
+                                                      for _ in range(4)])  # fmt: skip
+        gradients = {rule: OnlineGradient(model, rule) for rule in ("snap1", "rtrl")}
+        for x, y in zip(X, Y, strict=True):
+            for gradient in gradients.values():
+                gradient.step(x, y)
+        snap, exact = (_flat(gradients[r].grads, list(model.params)) for r in ("snap1", "rtrl"))
+        if diagonal:
+            np.testing.assert_allclose(snap, exact, rtol=1e-10, atol=1e-12)
+        else:
+            assert np.abs(snap - exact).max() > 1e-4
+
+
 def test_truncate1_is_bptt_truncated_to_one_step():
     model = rnnlab.RNN(1, 3, 1, activation="tanh", seed=4)
     X = np.array([[1.0], [0.0], [1.0], [1.0]])
@@ -152,8 +201,10 @@ def test_the_notebooks_net_learns_the_shift_stream_with_rtrl():
 
 
 def test_bad_online_setups_are_refused():
-    with pytest.raises(ValueError, match="one-layer Elman networks"):
-        OnlineGradient(rnnlab.RNN(cell="gru"), "rtrl")
+    with pytest.raises(ValueError, match="uoro learns one-layer Elman networks"):
+        OnlineGradient(rnnlab.RNN(cell="gru"), "uoro", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rtrl learns one-layer Elman networks"):
+        OnlineGradient(rnnlab.RNN(cell="exprnn"), "rtrl")
     with pytest.raises(ValueError, match="unknown rule 'bptt'"):
         OnlineGradient(rnnlab.RNN(), "bptt")
     with pytest.raises(ValueError, match="uoro draws random signs"):
@@ -225,3 +276,18 @@ def test_rnnlab_train_online_tbptt_updates_every_window(tmp_path, capsys):
     assert (config["online"], config["update_every"], config["steps"]) == ("tbptt", 4, 200)
     assert main(["train", "shift", "--update-every", "4"]) == 2
     assert "--update-every goes with --online" in capsys.readouterr().err
+
+
+def test_rnnlab_train_online_runs_gated_cells_with_rtrl_and_snap1(tmp_path, capsys):
+    import json
+
+    from rnnlab.cli import main
+
+    code = main(["train", "shift", "--online", "snap1", "--cell", "lstm", "--hidden", "2",
+                 "--max-steps", "100", "--out", str(tmp_path), "--no-plot", "--quiet"])  # fmt: skip
+    assert code == 0 and "online snap1" in capsys.readouterr().out
+    (run_dir,) = tmp_path.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["online"], config["model"]["cell"], config["steps"]) == ("snap1", "lstm", 100)
+    assert main(["train", "shift", "--online", "uoro", "--cell", "gru"]) == 2
+    assert "uoro learns one-layer Elman networks" in capsys.readouterr().err

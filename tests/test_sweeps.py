@@ -82,7 +82,7 @@ def test_spec_expands_grid_list_and_seeds():
         ('[grid]\ninit = ["irnn", "he"]', 2, "unknown init 'he'"),
         ('[grid]\nonline = ["rtrl", "bptt"]', 2, "unknown online rule 'bptt'"),
         ('[fixed]\ntask = "copy"\nonline = "rtrl"', 3, "'copy' has no stream"),
-        ('[fixed]\nonline = "rtrl"\ncell = "gru"', 2, "one-layer Elman"),
+        ('[fixed]\nonline = "uoro"\ncell = "gru"', 2, "uoro learns one-layer Elman"),
         ("[fixed]\nupdate_every = 4", 2, "update_every goes with online"),
     ],
 )

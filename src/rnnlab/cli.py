@@ -160,15 +160,9 @@ def train(
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
                            f"{', '.join(clashing)}")  # fmt: skip
-    if online is not None and (
-        data is not None
-        or resume
-        or cell not in (None, "elman")
-        or layers not in (None, 1)
-        or dtype != "float64"
-    ):
-        raise CliError("--online learns one-layer Elman nets in float64 on a task's stream: "
-                       "drop --data, --resume, --cell, --layers and --dtype")  # fmt: skip
+    if online is not None and (data is not None or resume or dtype != "float64"):
+        raise CliError("--online learns float64 nets on a task's stream: drop --data, --resume "
+                       "and --dtype")  # fmt: skip
     if data is None and (val is not None or loss is not None or targets != "every" or tokens):
         raise CliError("--val, --loss, --targets and --tokens go with --data")
     if targets not in ("every", "last"):
@@ -208,7 +202,8 @@ def train(
             from rnnlab.runs import train_online
 
             result = train_online(task_obj, online, hidden_size=hidden, activation=activation,
-                                  init=init, seed=seed, out=out, plot=plot,
+                                  cell=cell, num_layers=layers, init=init, seed=seed, out=out,
+                                  plot=plot,
                                   fit_config=fit_config, plotter=plotter,
                                   update_every=update_every)  # fmt: skip
         elif data is not None:

@@ -27,7 +27,15 @@ history is stored, and a network can learn from an endless stream. RTRL costs
   run back at its end, ``O(H^2)`` a step;
 - ``truncate1``: the notebook's rule, ``P_t = D_t M_t`` (the gradient cut to one step).
 
-One-layer Elman networks (every activation), float64. :class:`OnlineLearner` feeds a
+Every rule runs one-layer Elman networks (every activation), float64, with the
+Elman's own arithmetic above. ``rtrl`` and ``snap1`` also run every other cell and
+depth (GRU, LSTM, stacked layers) through the cells' own hand-written steps
+(:mod:`rnnlab.kernels.reference`): the state ``s`` (every layer's ``h``, and ``c``) and
+``P_t = ds_t / dtheta (S, N)`` advance as ``P_t = A_t P_{t-1} + B_t``, where row ``k`` of
+the one-step Jacobians ``A_t = ds_t / ds_{t-1}`` and ``B_t = ds_t / dtheta`` is one
+backward step from component ``k`` (:class:`_Jacobians`); SnAp-1 keeps the entries of
+``P`` at parameters of each component's own unit (its rows of its layer's gate blocks,
+its ``h0``, ``c0``). :class:`OnlineLearner` feeds a
 stream through one of them and updates its weights every ``k`` steps. Streams:
 :func:`shift_stream` (the notebook's task with no sequence boundaries: the input bit
 ``d`` steps back), :func:`parity_stream` (of the last ``k`` bits), :func:`tomita_stream`
@@ -41,6 +49,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from rnnlab.functional import ACTIVATIONS, DERIVATIVES
+from rnnlab.kernels.layout import param_name
+from rnnlab.kernels.registry import get_cell
 from rnnlab.losses import LOSSES
 from rnnlab.model import RNN
 from rnnlab.tasks.base import step_correct
@@ -75,14 +85,20 @@ class OnlineGradient:
         c = model.config
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-        if c.cell != "elman" or c.num_layers != 1:
-            raise ValueError(f"online rules run one-layer Elman networks; this model is "
-                             f"{c.num_layers} layer(s) of {c.cell}")  # fmt: skip
+        elman = c.cell == "elman" and c.num_layers == 1
+        if not elman and (rule not in ("rtrl", "snap1") or get_cell(c.cell).orthogonal):
+            raise ValueError(f"{rule} learns one-layer Elman networks (rtrl and snap1 also "
+                             f"GRU, LSTM and stacked ones); this model is {c.num_layers} "
+                             f"layer(s) of {c.cell}")  # fmt: skip
         if rule == "uoro" and not isinstance(rng, np.random.Generator):
             raise ValueError("uoro draws random signs: give rng=np.random.default_rng(seed)")
         self.model, self.rule, self.rng = model, rule, rng
-        self.f, self.df = ACTIVATIONS[c.activation], DERIVATIVES[c.activation]
         self.loss = LOSSES[c.loss]
+        self.jacobians = None if elman else _Jacobians(model, sparse=rule == "snap1")
+        if self.jacobians is not None:
+            self.reset_grads()
+            return
+        self.f, self.df = ACTIVATIONS[c.activation], DERIVATIVES[c.activation]
         p = model.params
         H, I = c.hidden_size, c.input_size
         self.shapes = {name: p[name].shape for name in RECURRENT}
@@ -134,18 +150,13 @@ class OnlineGradient:
         if x.shape != (c.input_size,) or y.shape != (c.output_size,):
             raise ValueError(f"a step takes {c.input_size} input(s) and {c.output_size} "
                              f"target(s); got {x.size} and {y.size}")  # fmt: skip
+        if self.jacobians is not None:
+            return self._jacobian_step(x, y)
         h_prev = self.h
         a = p["W_xh"] @ x + p["W_hh"] @ h_prev + p["b_h"]  # (H,)
         h = self.f(a)  # (H,)
         d = self.df(h)  # (H,) f'(a), from the output
-        z = p["W_hy"] @ h + p["b_y"]  # (O,)
-        loss = float(self.loss.step_loss(z[None, None], y[None, None])[0, 0])
-        outputs = self.loss.output(z[None, None])  # (1, 1, O): the prediction, pre-update
-        self.right = bool(step_correct(self.loss.name, outputs, y[None, None], 0.04)[0, 0])
-        dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
-        dh = p["W_hy"].T @ dz  # (H,)
-        self.grads["W_hy"] += np.outer(dz, h)
-        self.grads["b_y"] += dz
+        loss, dh = self._head(h, y)
         if self.rule == "rtrl":  # O(H^2 N) = O(H^4): the product with W_hh
             self.P = d[:, None] * (p["W_hh"] @ self.P)  # (H, N)
             self._add_immediate(self.P, d, x, h_prev)
@@ -165,6 +176,29 @@ class OnlineGradient:
             self.grads[name] += flat[self._offsets[k] : self._offsets[k + 1]].reshape(
                 self.shapes[name])  # fmt: skip
         self.h = h
+        return loss
+
+    def _head(self, h: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The output layer on the top state ``h (H,)``: adds its gradients, sets
+        :attr:`right`; returns the step's loss and ``dL/dh (H,)``."""
+        p = self.model.params
+        z = p["W_hy"] @ h + p["b_y"]  # (O,)
+        loss = float(self.loss.step_loss(z[None, None], y[None, None])[0, 0])
+        outputs = self.loss.output(z[None, None])  # (1, 1, O): the prediction, pre-update
+        self.right = bool(step_correct(self.loss.name, outputs, y[None, None], 0.04)[0, 0])
+        dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
+        self.grads["W_hy"] += np.outer(dz, h)
+        self.grads["b_y"] += dz
+        return loss, p["W_hy"].T @ dz
+
+    def _jacobian_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One step of any cell and depth: ``P`` carried by the one-step Jacobians."""
+        J = self.jacobians
+        top = J.advance(x)  # (H,) the top layer's new h
+        loss, dh = self._head(top, y)
+        flat = dh @ J.P[J.top_rows]  # (N,)
+        for name, (a, b) in J.columns.items():
+            self.grads[name] += flat[a:b].reshape(self.grads[name].shape)
         return loss
 
     def _snap1_gradient(self, dh: np.ndarray) -> np.ndarray:
@@ -245,6 +279,95 @@ class OnlineLearner:
                     self.model.params[name] -= self.lr * scale * value
                 g.reset_grads()
         return losses
+
+
+class _Jacobians:
+    """The state of a network of any cell and depth, and ``P = ds / dtheta`` carried by
+    its one-step Jacobians (see the module's docstring); ``sparse``: SnAp-1's pattern.
+
+    The state ``s (S,)`` is every layer's ``h`` (and ``c``), layer by layer; ``theta``'s
+    columns are the recurrent parameters, the flat vector up to the output layer.
+    """
+
+    def __init__(self, model: RNN, *, sparse: bool):
+        from rnnlab.kernels.reference import STEPS
+
+        net, self.model = model.network, model
+        self.net, self.impl = net, STEPS[net.cell](net.activation)
+        H, L = net.hidden_size, net.num_layers
+        self.parts = 2 if net.spec.cell_state else 1  # h (and c) per layer
+        S, N = self.parts * H * L, int(net.head[0])  # (the head comes last in theta)
+        self.columns = {name: sl for name, sl in zip(net.names, net.slices, strict=True)
+                        if sl[1] <= N}  # fmt: skip
+        self.top_rows = np.arange(H) + self.parts * H * (L - 1)  # the top layer's h
+        self.state = np.concatenate([np.array(model.params[name], dtype=np.float64)
+                                     for name in self._initial_names()])  # fmt: skip
+        self.P = np.zeros((S, N))
+        for k, name in enumerate(self._initial_names()):  # ds_0 / d(h0, c0): the identity
+            a = self.columns[name][0]
+            self.P[k * H : (k + 1) * H, a : a + H] = np.eye(H)
+        self.keep = self._own_units(S, N) if sparse else None
+
+    def _initial_names(self) -> list[str]:
+        bases = ("h0", "c0")[: self.parts]
+        return [param_name(base, layer) for layer in range(self.net.num_layers) for base in bases]
+
+    def _own_units(self, S: int, N: int) -> np.ndarray:
+        """(S, N) bool: component ``k``'s own unit's parameters (SnAp-1's pattern)."""
+        H, keep = self.net.hidden_size, np.zeros((S, N), dtype=bool)
+        unit_of_row = np.arange(S) % H
+        layer_of_row = np.arange(S) // (self.parts * H)
+        for name, (a, b) in self.columns.items():
+            layer = int(name.rsplit("_l", 1)[1]) if "_l" in name else 0
+            shape = self.model.params[name].shape
+            units = (np.arange(shape[0]) % H).repeat(int(np.prod(shape[1:])))  # per entry
+            keep[:, a:b] = (unit_of_row[:, None] == units[None, :]) & (
+                layer_of_row[:, None] == layer
+            )
+        return keep
+
+    def _carries(self, s: np.ndarray) -> list[tuple]:
+        """The state as each layer's carry, ``(h (1, H),)`` or ``(h, c)``."""
+        H, k = self.net.hidden_size, self.parts
+        return [tuple(s[(l * k + i) * H : (l * k + i + 1) * H][None, :] for i in range(k))
+                for l in range(self.net.num_layers)]  # fmt: skip
+
+    def advance(self, x: np.ndarray) -> np.ndarray:
+        """Step the state on ``x (I,)`` and ``P`` with it; returns the top layer's ``h``."""
+        net, params = self.net, self.model.params
+        layers = [net.layer(params, layer) for layer in range(net.num_layers)]
+        below, caches, new = x[None, :], [], []
+        for layer, carry in zip(layers, self._carries(self.state), strict=True):
+            carry, cache = self.impl.step(layer, carry, below)  # (1, H) each
+            caches.append(cache)
+            new.extend(part[0] for part in carry)
+            below = carry[0]
+        S, N = self.P.shape
+        A, B = np.empty((S, S)), np.empty((S, N))  # ds_t/ds_{t-1}, ds_t/dtheta (immediate)
+        for k in range(S):
+            A[k], B[k] = self._row(k, layers, caches)
+        self.P = A @ self.P + B  # (S, N): O(S^2 N)
+        if self.keep is not None:
+            self.P *= self.keep
+        self.state = np.concatenate(new)
+        return self.state[self.top_rows]
+
+    def _row(self, k: int, layers: list, caches: list) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``k`` of ``A_t`` and ``B_t``: one step back from state component ``k``."""
+        net, H, parts = self.net, self.net.hidden_size, self.parts
+        grad = np.zeros(net.size)
+        grads = [net.layer(net.unpack(grad), layer) for layer in range(net.num_layers)]
+        layer, rest = divmod(k, parts * H)
+        dcarry = [np.zeros((1, H)) for _ in range(parts)]
+        dcarry[rest // H][0, rest % H] = 1.0
+        row = np.zeros(parts * H * net.num_layers)  # (S,)
+        for below in range(layer, -1, -1):  # down through the layers of this step
+            back, dx = self.impl.step_back(layers[below], caches[below], tuple(dcarry),
+                                           grads[below])  # fmt: skip
+            at = below * parts * H
+            row[at : at + parts * H] = np.concatenate([part[0] for part in back])
+            dcarry = [dx] + [np.zeros((1, H)) for _ in range(parts - 1)]
+        return row, grad[: self.P.shape[1]]
 
 
 def parity_stream(rng: np.random.Generator, window: int = 2) -> Iterator[tuple[list, list]]:

@@ -209,6 +209,8 @@ def train_online(
     *,
     hidden_size: int | None = None,
     activation: str | None = None,
+    cell: str | None = None,
+    num_layers: int | None = None,
     init: str = "default",
     seed: int = 0,
     out: str | Path | None = "runs",
@@ -231,9 +233,11 @@ def train_online(
     fit_config = fit_config or FitConfig(seed=seed)
     fit_config = replace(fit_config, lr=fit_config.lr or 0.5,
                          max_steps=fit_config.max_steps or 20_000)  # fmt: skip
-    c = model_config(task, hidden_size=hidden_size, activation=activation)
+    c = model_config(task, hidden_size=hidden_size, activation=activation, cell=cell,
+                     num_layers=num_layers)  # fmt: skip
     model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
-                loss=c.loss, seed=seed, init=init)  # fmt: skip
+                cell=c.cell, num_layers=c.num_layers, loss=c.loss, seed=seed,
+                init=init)  # fmt: skip
     learner = OnlineLearner(model, rule, lr=fit_config.lr, k=update_every, clip=fit_config.clip,
                             seed=seed)  # fmt: skip
     stream = shift_stream(np.random.default_rng([seed, 0]), delay=task.delay)

@@ -31,7 +31,8 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
     task = get_task(setting.get("task", "shift"), **task_params(setting))
     if setting.get("online") is not None:  # a stream, an update every few steps
         result = train_online(task, setting["online"], hidden_size=setting.get("hidden"),
-                              activation=setting.get("activation"),
+                              activation=setting.get("activation"), cell=setting.get("cell"),
+                              num_layers=setting.get("layers"),
                               init=setting.get("init", "default"), seed=seed, out=out,
                               plot=False, fit_config=FitConfig(seed=seed, **fit_options(setting)),
                               update_every=setting.get("update_every", 1))  # fmt: skip

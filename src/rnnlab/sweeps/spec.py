@@ -275,8 +275,12 @@ def _check_online(setting: dict, task: str, fail) -> None:
         check_online(task, setting["online"])
     except ValueError as err:
         raise fail("online", str(err)) from None
-    if setting.get("cell") not in (None, "elman") or setting.get("layers") not in (None, 1):
-        raise fail("online", "online rules learn one-layer Elman networks")
+    elman = setting.get("cell") in (None, "elman") and setting.get("layers") in (None, 1)
+    if not elman and (
+        setting["online"] not in ("rtrl", "snap1") or setting.get("cell") == "exprnn"
+    ):
+        raise fail("online", f"{setting['online']} learns one-layer Elman networks (rtrl and "
+                             "snap1 also GRU, LSTM and stacked ones)")  # fmt: skip
     if setting.get("update_every", 1) < 1:
         raise fail("update_every", f"update_every must be positive, got {setting['update_every']}")
 
