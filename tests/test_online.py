@@ -155,6 +155,32 @@ def test_tbptt_is_bptt_within_each_window(window):
                                    atol=1e-13, err_msg=name)  # fmt: skip
 
 
+def test_rflo_is_the_notebooks_rule_with_a_decaying_trace_and_random_feedback(monkeypatch):
+    """RFLO's trace without decay, fed back through W_hy^T, is the one-step rule; its own
+    decay keeps earlier steps in the trace, and its random feedback changes the result."""
+    import rnnlab.online as online
+
+    model = rnnlab.RNN(1, 3, 1, activation="tanh", seed=4)
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((7, 1)), rng.random((7, 1)).round()
+
+    def summed(rule, **attributes):
+        gradient = OnlineGradient(model, rule, np.random.default_rng(0))
+        for name, value in attributes.items():
+            setattr(gradient, name, value)
+        for x, y in zip(X, Y, strict=True):
+            gradient.step(x, y)
+        return _flat(gradient.grads, ["W_xh", "W_hh", "b_h"])
+
+    own = summed("rflo")
+    monkeypatch.setattr(online, "RFLO_DECAY", 0.0)
+    one_step = summed("truncate1")
+    np.testing.assert_allclose(summed("rflo", feedback=model.params["W_hy"].T), one_step,
+                               rtol=1e-12, atol=1e-15)  # fmt: skip
+    assert np.abs(summed("rflo") - one_step).max() > 1e-3  # random feedback
+    assert np.abs(own - summed("rflo")).max() > 1e-3  # the decaying trace
+
+
 def test_uoro_is_unbiased():
     """Averaged over independent draws, UORO's gradient converges to the exact one: the
     error shrinks as draws grow, and 4000 draws point the exact way."""
@@ -207,7 +233,7 @@ def test_bad_online_setups_are_refused():
         OnlineGradient(rnnlab.RNN(cell="exprnn"), "rtrl")
     with pytest.raises(ValueError, match="unknown rule 'bptt'"):
         OnlineGradient(rnnlab.RNN(), "bptt")
-    with pytest.raises(ValueError, match="uoro draws random signs"):
+    with pytest.raises(ValueError, match="uoro draws random numbers"):
         OnlineGradient(rnnlab.RNN(), "uoro")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         OnlineLearner(rnnlab.RNN(), k=0)

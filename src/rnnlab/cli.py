@@ -98,7 +98,7 @@ def train(
         str | None,
         typer.Option(
             help="Learn the task as a stream, updating at every step: rtrl, uoro, snap1, "
-            "tbptt or truncate1 (the notebook's rule); --lr (default 0.5), --max-steps."
+            "rflo, tbptt or truncate1 (the notebook's rule); --lr (default 0.5), --max-steps."
         ),
     ] = None,
     update_every: Annotated[

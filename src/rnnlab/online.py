@@ -22,6 +22,11 @@ history is stored, and a network can learn from an endless stream. RTRL costs
   unit in one step (row ``i`` of ``W_xh`` and ``W_hh``, ``b_h[i]``, ``h0[i]`` for unit
   ``i``), so ``W_hh P_{t-1}`` keeps its diagonal alone: ``O(H^2)`` a step; exact when
   ``W_hh`` is diagonal;
+- ``rflo``: random-feedback local online learning (Murray 2019): SnAp-1's trace with the
+  recurrence's own term replaced by a fixed decay, ``J_t = RFLO_DECAY J_{t-1} + D_t M_t``
+  (Murray's leaky network decays its trace by its leak; this cell has none), and the
+  error reaching the state through a fixed random matrix instead of ``W_hy^T``: local
+  in space and time, ``O(H^2)`` a step;
 - ``tbptt``: truncated BPTT over windows of ``window`` steps (the learner's ``k``), the
   state carried across windows but not its gradient: the window's steps are kept and
   run back at its end, ``O(H^2)`` a step;
@@ -56,7 +61,9 @@ from rnnlab.model import RNN
 from rnnlab.tasks.base import step_correct
 
 #: the learning rules
-RULES = ("rtrl", "uoro", "snap1", "tbptt", "truncate1")
+RULES = ("rtrl", "uoro", "snap1", "rflo", "tbptt", "truncate1")
+#: RFLO's trace keeps this share of itself a step (its stand-in for the network's leak)
+RFLO_DECAY = 0.5
 #: the recurrent parameters whose sensitivity is carried, in the order of ``P``'s columns
 RECURRENT = ("W_xh", "W_hh", "b_h", "h0")
 
@@ -90,8 +97,8 @@ class OnlineGradient:
             raise ValueError(f"{rule} learns one-layer Elman networks (rtrl and snap1 also "
                              f"GRU, LSTM and stacked ones); this model is {c.num_layers} "
                              f"layer(s) of {c.cell}")  # fmt: skip
-        if rule == "uoro" and not isinstance(rng, np.random.Generator):
-            raise ValueError("uoro draws random signs: give rng=np.random.default_rng(seed)")
+        if rule in ("uoro", "rflo") and not isinstance(rng, np.random.Generator):
+            raise ValueError(f"{rule} draws random numbers: give rng=np.random.default_rng(seed)")
         self.model, self.rule, self.rng = model, rule, rng
         self.loss = LOSSES[c.loss]
         self.jacobians = None if elman else _Jacobians(model, sparse=rule == "snap1")
@@ -111,9 +118,13 @@ class OnlineGradient:
             self.P = np.zeros((H, self.size))  # (H, N)
             start = self.size - H
             self.P[:, start:] = np.eye(H)  # dh0 / dh0
-        elif rule == "snap1":  # unit i's own columns of P: x (I), h_prev (H), b_h[i], h0[i]
+        elif rule in ("snap1", "rflo"):  # unit i's own columns: x (I), h_prev (H), b_h[i], h0[i]
             self.J = np.zeros((H, I + H + 2))
             self.J[:, -1] = 1.0  # dh0_i / dh0_i
+            if rule == "rflo":  # (H, O) fixed random feedback, the scale of W_hy^T
+                self.feedback = rng.uniform(-1.0, 1.0, size=p["W_hy"].T.shape) * np.sqrt(
+                    6.0 / sum(p["W_hy"].shape)
+                )
         elif rule == "tbptt":
             if isinstance(window, bool) or not isinstance(window, int) or window < 1:
                 raise ValueError(f"window must be a positive integer, got {window!r}")
@@ -167,6 +178,10 @@ class OnlineGradient:
             self.J = d[:, None] * (np.diagonal(p["W_hh"])[:, None] * self.J)  # (H, I + H + 2)
             self.J[:, :-1] += d[:, None] * np.concatenate([x, h_prev, [1.0]])[None, :]
             flat = self._snap1_gradient(dh)
+        elif self.rule == "rflo":
+            self.J *= RFLO_DECAY
+            self.J[:, :-1] += d[:, None] * np.concatenate([x, h_prev, [1.0]])[None, :]
+            flat = self._snap1_gradient(self.feedback @ self._dz)
         elif self.rule == "tbptt":
             self.kept.append((x, h_prev, d, dh))
             flat = self._window_back(p["W_hh"]) if len(self.kept) == self.window else None
@@ -186,7 +201,7 @@ class OnlineGradient:
         loss = float(self.loss.step_loss(z[None, None], y[None, None])[0, 0])
         outputs = self.loss.output(z[None, None])  # (1, 1, O): the prediction, pre-update
         self.right = bool(step_correct(self.loss.name, outputs, y[None, None], 0.04)[0, 0])
-        dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
+        dz = self._dz = self.loss.dlogits(z[None, None], y[None, None])[0, 0]  # (O,)
         self.grads["W_hy"] += np.outer(dz, h)
         self.grads["b_y"] += dz
         return loss, p["W_hy"].T @ dz
