@@ -242,7 +242,7 @@ def test_bad_online_setups_are_refused():
 
 
 def test_streams_give_what_they_say():
-    from rnnlab.online import data_stream, parity_stream, tomita_stream
+    from rnnlab.online import adding_stream, data_stream, parity_stream, tomita_stream
     from rnnlab.tasks.tomita import GRAMMARS
 
     rng = np.random.default_rng(0)
@@ -258,6 +258,12 @@ def test_streams_give_what_they_say():
         x, y = next(stream)
         word.append(int(x[1]))
         assert y[0] == float(GRAMMARS[4][1].accepts(word))
+    pairs = [next(s) for s in [adding_stream(rng, window=5)] for _ in range(60)]
+    marked = [x[0] * x[1] for x, _ in pairs]
+    assert all(0.0 <= x[0] < 1.0 and x[1] in (0.0, 1.0) for x, _ in pairs)
+    assert 0 < sum(x[1] for x, _ in pairs) < 60
+    for t, (_, y) in enumerate(pairs):
+        assert y[0] == pytest.approx(sum(marked[max(0, t - 4) : t + 1]), abs=1e-12)
     rows = data_stream([[1.0], [2.0]], [[0.0], [1.0]])
     assert [next(rows)[0][0] for _ in range(5)] == [1.0, 2.0, 1.0, 2.0, 1.0]
     with pytest.raises(ValueError, match="must be \\(T, I\\) and \\(T, O\\)"):

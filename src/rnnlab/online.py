@@ -43,7 +43,8 @@ backward step from component ``k`` (:class:`_Jacobians`); SnAp-1 keeps the entri
 its ``h0``, ``c0``). :class:`OnlineLearner` feeds a
 stream through one of them and updates its weights every ``k`` steps. Streams:
 :func:`shift_stream` (the notebook's task with no sequence boundaries: the input bit
-``d`` steps back), :func:`parity_stream` (of the last ``k`` bits), :func:`tomita_stream`
+``d`` steps back), :func:`parity_stream` (of the last ``k`` bits), :func:`adding_stream`
+(the marked values of a window summed), :func:`tomita_stream`
 (membership of the prefix so far) and :func:`data_stream` (a user's long sequence).
 """
 
@@ -392,6 +393,17 @@ def parity_stream(rng: np.random.Generator, window: int = 2) -> Iterator[tuple[l
         bit = int(rng.integers(0, 2))
         recent = [*recent, bit][-window:]
         yield [bit], [sum(recent) % 2]
+
+
+def adding_stream(rng: np.random.Generator, window: int = 10) -> Iterator[tuple[list, list]]:
+    """The adding problem as a stream: each step a value uniform in [0, 1) and a marker
+    (on with probability ``2 / window``); the target, the sum of the marked values among
+    the last ``window`` steps (a real value: an ``mse`` model, two inputs)."""
+    recent: list[float] = []
+    while True:
+        value, marked = float(rng.random()), bool(rng.random() < 2.0 / window)
+        recent = [*recent, value if marked else 0.0][-window:]
+        yield [value, float(marked)], [sum(recent)]
 
 
 def tomita_stream(rng: np.random.Generator, grammar: int) -> Iterator[tuple[list, list]]:
