@@ -323,3 +323,40 @@ def test_rnnlab_train_online_runs_gated_cells_with_rtrl_and_snap1(tmp_path, caps
     assert (config["online"], config["model"]["cell"], config["steps"]) == ("snap1", "lstm", 100)
     assert main(["train", "shift", "--online", "uoro", "--cell", "gru"]) == 2
     assert "uoro learns one-layer Elman networks" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rule", ["rtrl", "snap1", "rflo", "truncate1"])
+@pytest.mark.parametrize(("H", "activation", "loss"), [(2, "sigmoid", "bce"),
+                                                       (4, "tanh", "mse"),
+                                                       (3, "relu", "softmax")])  # fmt: skip
+def test_the_compiled_learner_is_the_numpy_one(rule, H, activation, loss):
+    """On the numba backend a one-layer Elman learner runs its steps compiled, a chunk
+    a call: the same losses and weights as numpy's steps (updates every 2 steps; two
+    calls, the second longer than a chunk). Learning amplifies rounding: 340 steps of
+    updates hold the two to 1e-7."""
+    pytest.importorskip("rnnlab.kernels.compiled")
+
+    def stream():
+        for x, y in shift_stream(np.random.default_rng(0), delay=2):
+            yield x, ([1.0 - y[0], y[0]] if loss == "softmax" else y)
+
+    results = []
+    for backend in ("numpy", "numba"):
+        model = rnnlab.RNN(1, H, 2 if loss == "softmax" else 1, activation=activation,
+                           loss=loss, seed=1, backend=backend)  # fmt: skip
+        learner = OnlineLearner(model, rule, lr=0.2, seed=3, k=2)
+        assert learner.compiled == (backend == "numba")
+        losses = np.concatenate([learner.learn(stream(), 40), learner.learn(stream(), 300)])
+        results.append((losses, model.params.flat.copy()))
+    (losses, weights), (compiled_losses, compiled_weights) = results
+    np.testing.assert_allclose(compiled_losses, losses, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(compiled_weights, weights, rtol=1e-7, atol=1e-12)
+
+
+def test_the_compiled_learner_stops_where_numpy_stops():
+    solved = []
+    for backend in ("numpy", "numba"):
+        learner = OnlineLearner(rnnlab.RNN(seed=0, backend=backend), "rtrl", lr=0.5)
+        losses = learner.learn(shift_stream(np.random.default_rng(0)), 20000, until=500)
+        solved.append((learner.solved_at, len(losses), learner.right_run))
+    assert solved[0] == solved[1] and solved[0][0] < 20000

@@ -135,8 +135,9 @@ class OnlineGradient:
         self.reset_grads()
 
     def reset_grads(self) -> None:
-        self.grads = {name: np.zeros_like(value, dtype=np.float64)
-                      for name, value in self.model.params.items()}  # fmt: skip
+        """A new sum: :attr:`grads`, named views of :attr:`flat_grad` (as the model's)."""
+        self.flat_grad = np.zeros(self.model.network.size)
+        self.grads = self.model.network.unpack(self.flat_grad)
 
     def _add_immediate(self, P: np.ndarray, d: np.ndarray, x: np.ndarray,
                        h_prev: np.ndarray) -> None:  # fmt: skip
@@ -276,8 +277,17 @@ class OnlineLearner:
         self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed), window=k)
         self.steps, self.solved_at = 0, None
         self.right_run = 0  # predictions right in a row so far (across calls of learn)
+        c = model.config
+        self.compiled = (model.backend == "numba" and rule in COMPILED_RULES
+                         and self.gradient.jacobians is None and c.dtype == "float64")  # fmt: skip
 
     def learn(self, stream: Iterator, steps: int, until: int | None = None) -> np.ndarray:
+        """Learn from ``steps`` steps of ``stream`` (fewer if ``until`` is met); returns the
+        per-step losses. On the compiled backend the steps run in one call per chunk of
+        :data:`CHUNK`, drawn from the stream beforehand: a run stopped by ``until`` leaves
+        the rest of its chunk drawn and unused."""
+        if self.compiled:
+            return self._learn_compiled(stream, steps, until)
         losses = np.empty(steps)
         g = self.gradient
         for t in range(steps):
@@ -295,6 +305,41 @@ class OnlineLearner:
                     self.model.params[name] -= self.lr * scale * value
                 g.reset_grads()
         return losses
+
+    def _learn_compiled(self, stream: Iterator, steps: int, until: int | None) -> np.ndarray:
+        from rnnlab.kernels.compiled import online as kernel
+        from rnnlab.kernels.registry import ACTIVATION_CODES, LOSS_CODES
+
+        g, c, losses, done = self.gradient, self.model.config, np.empty(steps), 0
+        h = g.h  # (its arrays are the kernel's: they carry over between calls)
+        P = getattr(g, "P", np.zeros((0, 0)))
+        J = getattr(g, "J", np.zeros((0, 0)))
+        feedback = getattr(g, "feedback", np.zeros((0, 0)))
+        while done < steps:
+            chunk = [next(stream) for _ in range(min(CHUNK, steps - done))]
+            X = np.array([x for x, _ in chunk], dtype=np.float64).reshape(len(chunk), -1)
+            Y = np.array([y for _, y in chunk], dtype=np.float64).reshape(len(chunk), -1)
+            if X.shape[1] != c.input_size or Y.shape[1] != c.output_size:
+                raise ValueError(f"a step takes {c.input_size} input(s) and {c.output_size} "
+                                 f"target(s); got {X.shape[1]} and {Y.shape[1]}")  # fmt: skip
+            taken, self.right_run = kernel.learn_chunk(
+                self.model.params.flat, g.flat_grad, h, P, J, feedback, X, Y,
+                kernel.CODES[g.rule], ACTIVATION_CODES[c.activation], LOSS_CODES[c.loss],
+                self.lr, 0.0 if self.clip is None else float(self.clip), self.k, self.steps,
+                until or 0, self.right_run, RFLO_DECAY, losses[done:], 0.04,
+            )  # fmt: skip
+            done += taken
+            self.steps += taken
+            if until is not None and self.right_run >= until:  # (the kernel stopped there)
+                self.solved_at = self.steps
+                return losses[:done]
+        return losses
+
+
+#: rules the compiled backend runs (for one-layer Elman networks, float64)
+COMPILED_RULES = ("rtrl", "snap1", "rflo", "truncate1")
+#: stream steps drawn per compiled call
+CHUNK = 256
 
 
 class _Jacobians:
