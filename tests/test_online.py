@@ -328,7 +328,8 @@ def test_rnnlab_train_online_runs_gated_cells_with_rtrl_and_snap1(tmp_path, caps
 @pytest.mark.parametrize("rule", ["rtrl", "snap1", "rflo", "truncate1"])
 @pytest.mark.parametrize(("H", "activation", "loss"), [(2, "sigmoid", "bce"),
                                                        (4, "tanh", "mse"),
-                                                       (3, "relu", "softmax")])  # fmt: skip
+                                                       (3, "relu", "softmax"),
+                                                       (16, "tanh", "bce")])  # fmt: skip
 def test_the_compiled_learner_is_the_numpy_one(rule, H, activation, loss):
     """On the numba backend a one-layer Elman learner runs its steps compiled, a chunk
     a call: the same losses and weights as numpy's steps (updates every 2 steps; two

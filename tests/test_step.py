@@ -81,3 +81,33 @@ def test_bad_steps_are_refused(call, match):
 
 def test_state_is_exported():
     assert rnnlab.State is State
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("config", NETWORKS, ids=lambda c: "-".join(map(str, c.values())))
+def test_training_from_a_carried_state(rng, backend, config):
+    """A stream in chunks: ``loss_and_grad(chunk, initial=state)`` is the loss of the
+    chunk continued from the state the last one left (the whole sequence's loss over
+    its second part), and its gradient is that loss's derivative with the state held
+    fixed (finite differences): h0 and c0 get none."""
+    model = RNN(2, 3, 2, loss="softmax", seed=2, backend=backend, **config)
+    X = rng.normal(size=(3, 9, 2))
+    Y = rng.integers(0, 2, size=(3, 9))
+    _, state = model.step(X[:, 0], model.initial_state(3))
+    for t in range(1, 5):
+        _, state = model.step(X[:, t], state)
+    later = np.zeros((3, 9))
+    later[:, 5:] = 1.0  # the whole sequence, scored on the second chunk only
+    whole = model.loss(X, Y, mask=later, reduction="sum")
+    value, grads = model.loss_and_grad(X[:, 5:], Y[:, 5:], initial=state, reduction="sum")
+    assert value == pytest.approx(whole, rel=1e-12)
+    assert not grads["h0"].any() and (grads.get("c0") is None or not grads["c0"].any())
+    flat, eps = model.params.flat, 1e-6
+    for index in rng.choice(flat.size, size=12, replace=False):
+        old = flat[index]
+        flat[index] = old + eps
+        up = model.loss(X[:, 5:], Y[:, 5:], reduction="sum", initial=state)
+        flat[index] = old - eps
+        down = model.loss(X[:, 5:], Y[:, 5:], reduction="sum", initial=state)
+        flat[index] = old
+        assert grads.flat[index] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8)

@@ -163,6 +163,12 @@ def train(
     if online is not None and (data is not None or resume or dtype != "float64"):
         raise CliError("--online learns float64 nets on a task's stream: drop --data, --resume "
                        "and --dtype")  # fmt: skip
+    if task == "text":
+        _train_text(data, hidden=hidden, cell=cell, layers=layers, length=length,
+                    batch_size=batch_size, optimizer=optimizer, lr=lr, clip=_clip(clip),
+                    max_steps=max_steps, dtype=dtype, seed=seed, backend=backend, out=out,
+                    quiet=quiet)  # fmt: skip
+        return
     if data is None and (val is not None or loss is not None or targets != "every" or tokens):
         raise CliError("--val, --loss, --targets and --tokens go with --data")
     if targets not in ("every", "last"):
@@ -245,6 +251,40 @@ def train(
         from rnnlab.analysis import inspect_model
 
         _print_inspection(inspect_model(result.run_dir))
+
+
+def _train_text(data: Path | None, *, hidden, cell, layers, length, batch_size, optimizer, lr,
+                clip, max_steps, dtype, seed, backend, out, quiet) -> None:  # fmt: skip
+    """``rnnlab train text --data FILE.txt``: a character-level model (:mod:`rnnlab.text`)."""
+    from rnnlab.text import sample, train_text
+
+    if data is None:
+        raise CliError("text trains on a text file: rnnlab train text --data FILE.txt")
+    if length is not None and not length.isdigit():
+        raise CliError(f"--length for text is the characters per chunk (a number), got {length}")
+    _check_positive(hidden=hidden, layers=layers, batch_size=batch_size, max_steps=max_steps)
+    given = {"hidden_size": hidden, "cell": cell, "num_layers": layers, "batch_size": batch_size,
+             "optimizer": optimizer, "lr": lr, "max_steps": max_steps,
+             "seq_length": None if length is None else int(length)}  # fmt: skip
+
+    def show(row: dict) -> None:
+        if not quiet:
+            print(f"update {row['step']:>6}  train {row['train_bits']:.3f} bits/char  "
+                  f"held-out {row['val_bits']:.3f} bits/char  ({row['seconds']:.1f} s)",
+                  flush=True)  # fmt: skip
+
+    chosen = {k: v for k, v in given.items() if v is not None}
+    result = train_text(data, clip=clip, dtype=dtype, seed=seed, backend=backend, out=out,
+                        progress=show, **chosen)  # fmt: skip
+    base = result.baselines
+    print(f"held-out: {result.bits:.3f} bits per character (character unigram "
+          f"{base['unigram']:.3f}, bigram {base['bigram']:.3f}); "
+          f"{result.seconds:.1f} s")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    print("sample: " + repr(sample(result.model, result.vocabulary, 200, temperature=0.7,
+                                   rng=rng)))  # fmt: skip
+    if result.run_dir is not None:
+        print(f"saved to {result.run_dir}; rnnlab sample {result.run_dir} draws more")
 
 
 def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, tokens: bool,
@@ -442,6 +482,33 @@ def sweep(
 
 
 # -- predict / eval / show ---------------------------------------------------------------------
+
+
+@app.command(name="sample")
+def sample_text(
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A run of `rnnlab train text`.")],
+    length: Annotated[int, typer.Option(help="Characters to draw.")] = 500,
+    temperature: Annotated[
+        float, typer.Option(help="Softmax temperature (lower: surer, more repetitive).")
+    ] = 1.0,
+    prime: Annotated[str, typer.Option(help="Text to read before drawing.")] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 0,
+) -> None:
+    """Draw text from a character-level model, one character at a time, the state carried."""
+    from rnnlab.model import load
+    from rnnlab.text import Vocabulary, sample
+
+    vocabulary_file = run / "vocabulary.json"
+    if not vocabulary_file.is_file():
+        raise CliError(f"{run}: no vocabulary.json; give the folder of an `rnnlab train text` run")
+    _check_positive(length=length)
+    if not temperature > 0:
+        raise CliError(f"--temperature must be positive, got {temperature}")
+    vocabulary = Vocabulary.load(vocabulary_file)
+    model = load(run / "model.safetensors")
+    text = sample(model, vocabulary, length, temperature=temperature, prime=prime,
+                  rng=np.random.default_rng(seed))  # fmt: skip
+    print(prime + text)
 
 
 @app.command()

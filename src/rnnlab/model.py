@@ -506,6 +506,7 @@ class RNN:
         mask=None,
         truncate: int | None = None,
         reduction: str = "mean",
+        initial: State | None = None,
     ) -> tuple[float, FlatParams]:
         """The loss and its exact gradient for every parameter (same names and shapes).
 
@@ -518,6 +519,10 @@ class RNN:
             ``None`` is full BPTT and ``1`` is the notebook's one-step gradient.
         reduction : {"mean", "sum"}
             The mean over scored terms, or their sum (the notebook's).
+        initial : State, optional
+            The states to start from (``h (L, B, H)``, ``c``), as :meth:`step` hands them
+            on: the next chunk of a stream. They are data: ``h0`` and ``c0`` then get no
+            gradient (truncated BPTT across chunks, as min-char-rnn trains).
 
         Returns
         -------
@@ -543,15 +548,17 @@ class RNN:
             loss=self.config.loss,
             reduction=reduction,
             truncate=None if truncate is None else int(truncate),
+            initial=None if initial is None else tuple(initial),
         )
         return value, FlatParams(self.network, grad)
 
-    def loss(self, X, Y=None, *, lengths=None, mask=None, reduction: str = "mean") -> float:
+    def loss(self, X, Y=None, *, lengths=None, mask=None, reduction: str = "mean",
+             initial: State | None = None) -> float:  # fmt: skip
         """The loss alone (see :meth:`loss_and_grad`)."""
         batch = self.batch(X, Y, lengths=lengths, mask=mask)
         if batch.y is None:
             raise ValueError("loss needs targets Y")
-        logits, _, _ = self._forward(batch.x)
+        logits, _, _ = self._forward(batch.x, initial=initial)
         return loss_and_dlogits(self.config.loss, logits, batch.y, batch.mask, reduction)[0]
 
 

@@ -210,19 +210,22 @@ class TrainStep:
             self._for = (backend, net)
         return self._trainer
 
-    def __call__(self, batch: Batch) -> tuple[float, float]:
+    def __call__(self, batch: Batch, initial=None) -> tuple[float, float]:
+        """One update on ``batch``; ``initial``: the states to start from (a
+        :class:`~rnnlab.model.State`: the next chunk of a stream; default ``h0``)."""
         model, optimizer = self.model, self.optimizer
         trainer, theta = self.trainer(), model.params.flat
         batch = model.batch(batch)  # (the model's dtype)
         if batch.y is None:
             raise ValueError("a training step needs a batch with targets")
+        initial = None if initial is None else tuple(initial)
         update = optimizer.flat_update(theta, self.clip)
         if update is not None:  # pass and update in one backend call
-            loss, norm = trainer.train_step(theta, batch.x, batch.y, batch.mask, update)
+            loss, norm = trainer.train_step(theta, batch.x, batch.y, batch.mask, update, initial)
             if math.isfinite(loss) and math.isfinite(norm):
                 optimizer.advance_flat()
             return loss, norm
-        loss, grad = trainer.loss_and_grad(theta, batch.x, batch.y, batch.mask)
+        loss, grad = trainer.loss_and_grad(theta, batch.x, batch.y, batch.mask, initial)
         if not math.isfinite(loss):
             return loss, float(np.linalg.norm(grad))
         return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)

@@ -14,12 +14,16 @@ the same dtype, time-major:
     (else None); without, both None. ``initial``: ``(h (L, B, H), c (L, B, H) or
     None)``, the states to start from instead of the network's ``h0`` (``c0``).
 
-``loss_and_grad(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None)``
+``loss_and_grad(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
+initial=None)``
     ``-> (value, grad)``: the loss of ``y (T, B, O)`` weighted by ``mask (T, B)``
     and its exact gradient (BPTT, or truncated to ``truncate`` steps), a new
-    flat vector laid out as ``theta``.
+    flat vector laid out as ``theta``. ``initial`` as in ``forward``: states carried
+    from an earlier chunk of a stream are data, so ``h0`` and ``c0`` then get no
+    gradient.
 
-``train_step(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None, update)``
+``train_step(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None, update,
+initial=None)``
     ``-> (value, norm)``: one training update of ``theta`` in place: the pass
     above, then the optimizer step ``update`` (an :class:`rnnlab.optim.rules.Update`:
     clipping, rule, state arrays). Returns the loss and the gradient's norm
@@ -27,7 +31,8 @@ the same dtype, time-major:
 
 ``trainer(net, *, loss, reduction="mean", truncate=None) -> Trainer``
     The two calls above with the options fixed, as methods
-    ``loss_and_grad(theta, x, y, mask)`` and ``train_step(theta, x, y, mask, update)``:
+    ``loss_and_grad(theta, x, y, mask, initial=None)`` and
+    ``train_step(theta, x, y, mask, update, initial=None)``:
     what a training loop calls once per update. The compiled backend checks the
     options once and each batch shape once (at ``H = 2`` the checks of a call cost as
     much as the pass); :class:`Trainer` makes one from the two functions.
@@ -55,12 +60,13 @@ class Trainer:
         self.backend, self.net = backend, net
         self.options = {"loss": loss, "reduction": reduction, "truncate": truncate}
 
-    def loss_and_grad(self, theta, x, y, mask):
-        return self.backend.loss_and_grad(self.net, theta, x, y, mask, **self.options)
+    def loss_and_grad(self, theta, x, y, mask, initial=None):
+        return self.backend.loss_and_grad(self.net, theta, x, y, mask, initial=initial,
+                                          **self.options)  # fmt: skip
 
-    def train_step(self, theta, x, y, mask, update):
+    def train_step(self, theta, x, y, mask, update, initial=None):
         return self.backend.train_step(self.net, theta, x, y, mask, update=update,
-                                       **self.options)  # fmt: skip
+                                       initial=initial, **self.options)  # fmt: skip
 
 
 def get_backend(name: str) -> ModuleType | _Auto:
@@ -127,25 +133,21 @@ class _Auto:
             return self._fall_back(err).forward(net, theta, x, states=states, initial=initial)
 
     def loss_and_grad(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                      **path):  # fmt: skip
+                      initial=None, **path):  # fmt: skip
+        options = {"loss": loss, "reduction": reduction, "truncate": truncate, "initial": initial}
         try:
-            return self._active.loss_and_grad(
-                net, theta, x, y, mask, loss=loss, reduction=reduction, truncate=truncate, **path
-            )
+            return self._active.loss_and_grad(net, theta, x, y, mask, **options, **path)
         except self._errors as err:
-            return self._fall_back(err).loss_and_grad(
-                net, theta, x, y, mask, loss=loss, reduction=reduction, truncate=truncate
-            )
+            return self._fall_back(err).loss_and_grad(net, theta, x, y, mask, **options)
 
     def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                   update, **path):  # fmt: skip
+                   update, initial=None, **path):  # fmt: skip
+        options = {"loss": loss, "reduction": reduction, "truncate": truncate, "update": update,
+                   "initial": initial}  # fmt: skip
         try:
-            return self._active.train_step(net, theta, x, y, mask, loss=loss, reduction=reduction,
-                                           truncate=truncate, update=update, **path)  # fmt: skip
+            return self._active.train_step(net, theta, x, y, mask, **options, **path)
         except self._errors as err:
-            return self._fall_back(err).train_step(net, theta, x, y, mask, loss=loss,
-                                                   reduction=reduction, truncate=truncate,
-                                                   update=update)  # fmt: skip
+            return self._fall_back(err).train_step(net, theta, x, y, mask, **options)
 
     def trainer(self, net, *, loss, reduction="mean", truncate=None, **path):
         return _AutoTrainer(self, net, dict(loss=loss, reduction=reduction, truncate=truncate),
@@ -164,17 +166,17 @@ class _AutoTrainer:
         self._active = self._auto._fall_back(err).trainer(self._net, **self._options)
         return self._active
 
-    def loss_and_grad(self, theta, x, y, mask):
+    def loss_and_grad(self, theta, x, y, mask, initial=None):
         try:
-            return self._active.loss_and_grad(theta, x, y, mask)
+            return self._active.loss_and_grad(theta, x, y, mask, initial)
         except self._auto._errors as err:
-            return self._fall_back(err).loss_and_grad(theta, x, y, mask)
+            return self._fall_back(err).loss_and_grad(theta, x, y, mask, initial)
 
-    def train_step(self, theta, x, y, mask, update):
+    def train_step(self, theta, x, y, mask, update, initial=None):
         try:
-            return self._active.train_step(theta, x, y, mask, update)
+            return self._active.train_step(theta, x, y, mask, update, initial)
         except self._auto._errors as err:
-            return self._fall_back(err).train_step(theta, x, y, mask, update)
+            return self._fall_back(err).train_step(theta, x, y, mask, update, initial)
 
 
 _AUTO: _Auto | None = None

@@ -57,8 +57,8 @@ _CALLS: dict[tuple, _Call] = {}
 
 
 def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncate=0,
-          training=False) -> _Call:  # fmt: skip
-    key = (net, dtype, T, B, path, loss, mean, truncate, training)
+          training=False, given_start=False) -> _Call:  # fmt: skip
+    key = (net, dtype, T, B, path, loss, mean, truncate, training, given_start)
     call = _CALLS.get(key)
     if call is None:
         if net.cell not in sizes.TABLE:
@@ -76,8 +76,9 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             and net.num_layers == 1
             and truncate == 0
             and not p.use_blas
-            and not spec.bias_inside
-        ):  # (the sequence loops add the bias to ax)
+            and not spec.bias_inside  # (the sequence loops add the bias to ax ...)
+            and not (training and given_start)  # (... and train from h0)
+        ):
             way = "sequences"
             blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
             p = p._replace(use_blas=net.hidden_size >= blas_from)
@@ -201,9 +202,10 @@ class _Trainer:
         self._code, self._mean = code, reduction == "mean"
         self._calls: dict[tuple, _Call] = {}  # per (dtype, shapes of theta, x, y, mask)
 
-    def _arguments(self, theta, x, y, mask) -> tuple[_Call, tuple]:
+    def _arguments(self, theta, x, y, mask, initial) -> tuple[_Call, tuple]:
         """The call for these arrays and its leading arguments (arrays converted to
-        ``theta``'s dtype and made contiguous where they are not)."""
+        ``theta``'s dtype and made contiguous where they are not; ``initial`` as the
+        driver's array)."""
         dtype = theta.dtype
         # (:func:`_as`'s check, inline: three calls cost 0.25 us of a 6 us step at H = 2)
         if not (type(x) is _ARRAY and x.dtype is dtype and x.flags.c_contiguous):
@@ -212,7 +214,7 @@ class _Trainer:
             y = _as(y, dtype)
         if not (type(mask) is _ARRAY and mask.dtype is dtype and mask.flags.c_contiguous):
             mask = _as(mask, dtype)
-        key = (dtype, theta.shape, x.shape, y.shape, mask.shape)
+        key = (dtype, theta.shape, x.shape, y.shape, mask.shape, initial is None)
         c = self._calls.get(key)
         if c is None:
             net = self.net
@@ -222,11 +224,13 @@ class _Trainer:
             if len(self._calls) >= 256:  # (many batch shapes: start again rather than grow)
                 self._calls.clear()
             c = self._calls[key] = _call(net, dtype, T, B, self.path, self._code, self._mean,
-                                         k, True)  # fmt: skip
-        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace))
+                                         k, True, initial is not None)  # fmt: skip
+        start = _EMPTY[dtype] if initial is None else _initial(self.net, initial, x.shape[1],
+                                                               dtype)  # fmt: skip
+        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace), start)
 
-    def loss_and_grad(self, theta, x, y, mask) -> tuple[float, np.ndarray]:
-        c, arguments = self._arguments(theta, x, y, mask)
+    def loss_and_grad(self, theta, x, y, mask, initial=None) -> tuple[float, np.ndarray]:
+        c, arguments = self._arguments(theta, x, y, mask, initial)
         kernel = _LOSS_AND_GRAD[c.way]
         if c.one_blas_thread:
             value, grad = _one_blas_thread(kernel, *arguments)
@@ -234,8 +238,8 @@ class _Trainer:
             value, grad = kernel(*arguments)
         return float(value), grad
 
-    def train_step(self, theta, x, y, mask, update: Update) -> tuple[float, float]:
-        c, arguments = self._arguments(theta, x, y, mask)
+    def train_step(self, theta, x, y, mask, update: Update, initial=None) -> tuple[float, float]:
+        c, arguments = self._arguments(theta, x, y, mask, initial)
         kernel = _TRAIN_STEP[c.way]
         if c.one_blas_thread:
             return _one_blas_thread(kernel, *arguments, *update)
@@ -269,18 +273,20 @@ def _trainer(net, loss, reduction, truncate, path) -> _Trainer:
 
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                   mask: np.ndarray, *, loss: str, reduction: str = "mean",
-                  truncate: int | None = None, path: sizes.Path | None = None,
-                  ) -> tuple[float, np.ndarray]:  # fmt: skip
+                  truncate: int | None = None, initial: tuple | None = None,
+                  path: sizes.Path | None = None) -> tuple[float, np.ndarray]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels` (``path`` as in :func:`forward`)."""
-    return _trainer(net, loss, reduction, truncate, path).loss_and_grad(theta, x, y, mask)
+    return _trainer(net, loss, reduction, truncate, path).loss_and_grad(theta, x, y, mask,
+                                                                        initial)  # fmt: skip
 
 
 def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                mask: np.ndarray, *, loss: str, reduction: str = "mean",
-               truncate: int | None = None, update: Update,
+               truncate: int | None = None, update: Update, initial: tuple | None = None,
                path: sizes.Path | None = None) -> tuple[float, float]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`: pass and update in one compiled call."""
-    return _trainer(net, loss, reduction, truncate, path).train_step(theta, x, y, mask, update)
+    return _trainer(net, loss, reduction, truncate, path).train_step(theta, x, y, mask, update,
+                                                                     initial)  # fmt: skip
 
 
 def load() -> None:

@@ -345,8 +345,10 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
 
 
 @kernel
-def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
-    """``layer`` back from step ``end`` to ``first``, adding its gradients to ``acc``.
+def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, own_start):
+    """``layer`` back from step ``end`` to ``first``, adding its gradients to ``acc``
+    (``own_start``: the sequences started from the network's ``h0``, ``c0``, which then
+    take what reaches step 0; given states take nothing).
 
     The gradient arriving at its outputs is ``flow[(L - 1 - layer) % 2]`` (T, H, m) (at
     ``end`` only, with ``only_end``); what reaches its input (the layer below) goes to
@@ -417,19 +419,22 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas):
             product_t_add(W_hh, dah, 0, dh, 0, n)
             if layer > 0:
                 product_t_add(W_xh, dax, 0, leaving, s, n)
-    if first == 0:  # what is left reaches the initial states
+    if first == 0 and own_start:  # what is left reaches the initial states
         rows_accumulate(dh, 0, acc, o[H0], n, use_blas)
         if net.cell_state:
             rows_accumulate(dc, 0, acc, o[C0], n, use_blas)
 
 
 @kernel
-def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc, use_blas):
-    """Forward, loss and backward of sequences ``start .. start + n``; returns their
-    weighted loss sum and adds their gradient to ``acc``."""
+def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc, use_blas,
+                initial):  # fmt: skip
+    """Forward, loss and backward of sequences ``start .. start + n`` from ``initial``
+    (see :func:`initial_state`); returns their weighted loss sum and adds their gradient
+    to ``acc``."""
     T, L, H = x.shape[0], net.layers, net.hidden
+    own_start = initial.shape[0] == 0
     copy_in(x, y, mask, start, n, blk, True)
-    initial_state(theta, net, blk, n, no_initial(theta), start)
+    initial_state(theta, net, blk, n, initial, start)
     for layer in range(L):
         layer_forward(theta, net, blk, layer, T, n, True, use_blas)
     W_hy, b_y = head_weights(theta, net)
@@ -456,7 +461,7 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
         rows_accumulate(dzs, t, acc, o_by, n, use_blas)
     if truncate == 0:
         for layer in range(L - 1, -1, -1):
-            layer_sweep(theta, net, blk, acc, layer, T - 1, 0, False, n, use_blas)
+            layer_sweep(theta, net, blk, acc, layer, T - 1, 0, False, n, use_blas, own_start)
     else:
         for origin in range(T):
             scored = False
@@ -467,7 +472,7 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
                 for layer in range(L - 1, -1, -1):
                     only_end = layer == L - 1  # the loss enters at the origin only
                     layer_sweep(theta, net, blk, acc, layer, origin, first, only_end, n,
-                                use_blas)  # fmt: skip
+                                use_blas, own_start)  # fmt: skip
     return value
 
 
@@ -518,7 +523,7 @@ def _sum_lanes(acc, grad):
 
 @inline
 def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                     per_block, columns, block):  # fmt: skip
+                     per_block, columns, block, initial):  # fmt: skip
     """Block ``block`` of the batch in its own share of ``work``: its loss sum into the
     loss values after the shares, its gradient into the last ``P`` numbers of its share."""
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
@@ -531,7 +536,8 @@ def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_b
     acc = _accumulator(mine, row_at if columns == 1 else per_block, P, columns)
     start = block * width
     work[blocks * own + block] = train_block(theta, net, x, y, mask, start, min(width, B - start),
-                                             loss, scale, truncate, blk, acc, use_blas)  # fmt: skip
+                                             loss, scale, truncate, blk, acc, use_blas,
+                                             initial)  # fmt: skip
     if columns > 1:
         row = mine[row_at:own]
         row[:] = 0.0
@@ -553,21 +559,21 @@ def _sum_blocks(work, blocks, own, P):
 
 @kernel
 def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns):  # fmt: skip
+                         per_block, columns, initial):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in range(blocks):
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, block)  # fmt: skip
+                         per_block, columns, block, initial)  # fmt: skip
     return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
 @kernel(parallel=True)
 def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                           per_block, columns):  # fmt: skip
+                           per_block, columns, initial):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in prange(blocks):
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, block)  # fmt: skip
+                         per_block, columns, block, initial)  # fmt: skip
     return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
@@ -925,9 +931,11 @@ def _borrowed(x, y, mask, theta, plan, work):
 
 
 @inline_always
-def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
-    """(loss, gradient (a view into ``work``)) through blocks of sequences."""
+def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial):
+    """(loss, gradient (a view into ``work``)) through blocks of sequences, from
+    ``initial`` (see :func:`initial_state`)."""
     x, y, mask, theta, plan, work = _borrowed(x, y, mask, theta, plan, work)
+    initial = borrow(initial)
     net = make_net(plan)
     loss, mean, truncate, lanes, use_blas = _loss_code(settings), settings[1], settings[2], \
         settings[3], settings[4] != 0  # fmt: skip
@@ -936,10 +944,12 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, threads):
     scale = loss_scale(mask, net.outputs, loss, mean != 0)
     if threads:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
-                                             width, use_blas, work, per_block, columns)  # fmt: skip
+                                             width, use_blas, work, per_block, columns,
+                                             initial)  # fmt: skip
     else:
         value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
-                                           width, use_blas, work, per_block, columns)  # fmt: skip
+                                           width, use_blas, work, per_block, columns,
+                                           initial)  # fmt: skip
     return value * scale, grad
 
 
@@ -978,45 +988,49 @@ def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
 
 
 @kernel
-def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work):
+def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work, initial):
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
-    its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False)
+    its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers;
+    ``initial (2, L, B, H)``: the states to start from (none of their gradient is
+    kept), or empty for the network's own (which take theirs)."""
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial)
     return value, grad.copy()
 
 
 @kernel
-def loss_and_grad_threads(x, y, mask, theta, plan, settings, work):
+def loss_and_grad_threads(x, y, mask, theta, plan, settings, work, initial):
     """:func:`loss_and_grad_blocks` with the blocks on all threads."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True)
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial)
     return value, grad.copy()
 
 
 @kernel
-def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work):
-    """:func:`loss_and_grad_blocks` one sequence at a time."""
+def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work, initial):
+    """:func:`loss_and_grad_blocks` one sequence at a time (``initial`` empty: given
+    states take the blocks' way)."""
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
     return value, grad.copy()
 
 
 @kernel
-def train_step_blocks(x, y, mask, theta, plan, settings, work, numbers, first, second):
+def train_step_blocks(x, y, mask, theta, plan, settings, work, initial, numbers, first, second):
     """:func:`loss_and_grad_blocks`, then the optimizer's update of ``theta`` in place (the three
     arrays of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
     before clipping); when either is not finite ``theta`` is unchanged."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False)
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial)
     return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel
-def train_step_threads(x, y, mask, theta, plan, settings, work, numbers, first, second):
+def train_step_threads(x, y, mask, theta, plan, settings, work, initial, numbers, first, second):
     """:func:`train_step_blocks` with the blocks on all threads."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True)
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial)
     return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel
-def train_step_sequences(x, y, mask, theta, plan, settings, work, numbers, first, second):
+def train_step_sequences(x, y, mask, theta, plan, settings, work, initial, numbers, first,
+                         second):  # fmt: skip
     """:func:`train_step_blocks` one sequence at a time."""
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
     return _apply(theta, value, grad, numbers, first, second)

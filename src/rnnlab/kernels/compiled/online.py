@@ -21,11 +21,14 @@ import math
 import numpy as np
 
 from rnnlab.kernels.compiled.functions import BCE, MSE, activate, activation_derivative
+from rnnlab.kernels.compiled.gemm import gemm
 from rnnlab.kernels.compiled.math import kernel
 
 #: rule codes (the rules of rnnlab.online this kernel runs)
 RTRL, SNAP1, RFLO, TRUNCATE1 = range(4)
 CODES = {"rtrl": RTRL, "snap1": SNAP1, "rflo": RFLO, "truncate1": TRUNCATE1}
+#: RTRL's product W_hh P through BLAS from this many units on (below, a loop is faster)
+BLAS_FROM = 16
 
 
 @kernel
@@ -104,13 +107,16 @@ def learn_chunk(theta, grad, h, P, J, feedback, X, Y, rule, act, loss, lr, clip,
                 acc += (feedback[i, o] if rule == RFLO else theta[o_hy + o * H + i]) * dz[o]
             dh[i] = acc
         if rule == RTRL:  # P = D (W_hh P + M): O(H^2 N)
-            for i in range(H):
-                for c in range(N):
-                    P_new[i, c] = 0.0
-                for j in range(H):
-                    w = theta[o_hh + i * H + j]
+            if H >= BLAS_FROM:
+                gemm(theta[o_hh:o_b].reshape((H, H)), P, P_new, 0.0)
+            else:
+                for i in range(H):
                     for c in range(N):
-                        P_new[i, c] += w * P[j, c]
+                        P_new[i, c] = 0.0
+                    for j in range(H):
+                        w = theta[o_hh + i * H + j]
+                        for c in range(N):
+                            P_new[i, c] += w * P[j, c]
             for i in range(H):
                 for j in range(I):
                     P_new[i, i * I + j] += X[step, j]

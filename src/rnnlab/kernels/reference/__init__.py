@@ -103,13 +103,7 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     h, c : (L, T, B, H) every layer's hidden (and cell) states when ``states``
         (``c`` None for cells without one); None otherwise
     """
-    if initial is not None:
-        shape = (net.num_layers, x.shape[1], net.hidden_size)
-        h, c = initial
-        if np.shape(h) != shape or (net.spec.cell_state and np.shape(c) != shape):
-            raise ValueError(f"initial states must be {shape} (h{', c' * net.spec.cell_state})")
-        initial = (np.asarray(h, x.dtype), None if c is None else np.asarray(c, x.dtype))
-    logits, tape = _run(net, net.unpack(theta), x, initial)
+    logits, tape = _run(net, net.unpack(theta), x, _checked(net, initial, x))
     if not states:
         return logits, None, None
     h = np.stack([hs for hs, _, _ in tape])
@@ -117,19 +111,35 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     return logits, h, c
 
 
+def _checked(net: Network, initial, x: np.ndarray):
+    """``initial`` (h, c) checked and cast to ``x``'s dtype (None stays None)."""
+    if initial is None:
+        return None
+    shape = (net.num_layers, x.shape[1], net.hidden_size)
+    h, c = initial
+    if np.shape(h) != shape or (net.spec.cell_state and np.shape(c) != shape):
+        raise ValueError(f"initial states must be {shape} (h{', c' * net.spec.cell_state})")
+    return np.asarray(h, x.dtype), None if c is None else np.asarray(c, x.dtype)
+
+
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                   mask: np.ndarray, *, loss: str, reduction: str = "mean",
-                  truncate: int | None = None) -> tuple[float, np.ndarray]:  # fmt: skip
+                  truncate: int | None = None,
+                  initial: tuple | None = None) -> tuple[float, np.ndarray]:  # fmt: skip
     """The loss and its exact gradient, a flat vector laid out as ``theta``.
 
     Parameters
     ----------
     x : (T, B, I); y : (T, B, O)
     mask : (T, B), the loss weight of each step (0 on padding and unscored steps)
+    initial : (h (L, B, H), c (L, B, H) or None), optional
+        The states to start from; they are data, so ``h0`` and ``c0`` then get no
+        gradient (default: the network's own ``h0``, ``c0``, which do).
     """
     impl = _step_of(net)
     params = net.unpack(theta)
-    logits, tape = _run(net, params, x)
+    own_start = initial is None
+    logits, tape = _run(net, params, x, _checked(net, initial, x))
     value, dlogits = loss_and_dlogits(loss, logits, y, mask, reduction)  # dlogits (T, B, O)
 
     grad = np.zeros_like(theta)
@@ -144,23 +154,23 @@ def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
     caches = [cache for _, _, cache in tape]
     T = x.shape[0]
     if truncate is None or truncate >= T:
-        _backward_full(net, impl, layers, layer_grads, caches, dtop)
+        _backward_full(net, impl, layers, layer_grads, caches, dtop, own_start)
     else:
-        _backward_truncated(net, impl, layers, layer_grads, caches, dtop, truncate)
+        _backward_truncated(net, impl, layers, layer_grads, caches, dtop, truncate, own_start)
     return value, grad
 
 
 def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                mask: np.ndarray, *, loss: str, reduction: str = "mean",
-               truncate: int | None = None,
-               update: rules.Update) -> tuple[float, float]:  # fmt: skip
+               truncate: int | None = None, update: rules.Update,
+               initial: tuple | None = None) -> tuple[float, float]:  # fmt: skip
     """One training update in place: :func:`loss_and_grad`, then ``update``.
 
     Returns the loss and the gradient's norm before clipping; when either is not
     finite ``theta`` is left as it was.
     """
     value, grad = loss_and_grad(net, theta, x, y, mask, loss=loss, reduction=reduction,
-                                truncate=truncate)  # fmt: skip
+                                truncate=truncate, initial=initial)  # fmt: skip
     if not math.isfinite(value):
         return value, float(np.linalg.norm(grad))
     return value, rules.apply(update, theta, grad)
@@ -173,7 +183,7 @@ def trainer(net: Network, *, loss: str, reduction: str = "mean",
                    truncate=truncate)  # fmt: skip
 
 
-def _backward_full(net, impl, layers, layer_grads, caches, dtop) -> None:
+def _backward_full(net, impl, layers, layer_grads, caches, dtop, own_start) -> None:
     """Exact BPTT, top layer first; each layer hands its input gradients down."""
     carry_size = 2 if net.spec.cell_state else 1
     dout = dtop  # (T, B, H) gradient arriving at this layer's outputs
@@ -187,11 +197,13 @@ def _backward_full(net, impl, layers, layer_grads, caches, dtop) -> None:
             if din is None:
                 din = np.empty((len(caches[layer]), *dx.shape), dtype=dx.dtype)  # (T, B, I_l)
             din[t] = dx
-        _initial_carry_back(net, dcarry, layer_grads[layer])
+        if own_start:
+            _initial_carry_back(net, dcarry, layer_grads[layer])
         dout = din
 
 
-def _backward_truncated(net, impl, layers, layer_grads, caches, dtop, k: int) -> None:
+def _backward_truncated(net, impl, layers, layer_grads, caches, dtop, k: int,
+                        own_start: bool) -> None:  # fmt: skip
     """Each step's loss flows back through at most ``k`` steps, in every layer."""
     carry_size = 2 if net.spec.cell_state else 1
     T = len(caches[0])
@@ -205,7 +217,7 @@ def _backward_truncated(net, impl, layers, layer_grads, caches, dtop, k: int) ->
                 d = dcarry[layer] if dx is None else _add_to_h(dcarry[layer], dx, carry_size)
                 dcarry[layer], dx = impl.step_back(layers[layer], caches[layer][s], d,
                                                    layer_grads[layer])  # fmt: skip
-        if first == 0:
+        if first == 0 and own_start:
             for layer in range(len(layers)):
                 if dcarry[layer] is not None:
                     _initial_carry_back(net, dcarry[layer], layer_grads[layer])

@@ -1,0 +1,266 @@
+"""Character-level language models: a text file as one stream, as min-char-rnn trains them.
+
+The text's characters are the vocabulary (one-hot inputs, a softmax over the next
+character). The training text is cut into ``batch_size`` contiguous tracks, read side
+by side in chunks of ``seq_length`` characters: each update is truncated BPTT over one
+chunk, starting from the states the previous chunk left (:meth:`rnnlab.RNN.loss_and_grad`'s
+``initial``: data, so no gradient crosses a chunk's start), and the tracks start again
+from ``h0`` when they run out. The last ``held_out`` share of the text is scored the
+same way, in bits per character, beside what a character unigram and bigram model
+(add-one smoothed counts of the training text) give. :func:`sample` draws text one
+character at a time with the state carried (:meth:`rnnlab.RNN.step`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab.model import RNN, State
+from rnnlab.optim import make_optimizer
+from rnnlab.resources import check_fits
+from rnnlab.sequences import Batch
+from rnnlab.train import TrainStep
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The characters of a text, sorted; a character's id is its place."""
+
+    chars: str
+
+    @classmethod
+    def of(cls, text: str) -> Vocabulary:
+        return cls("".join(sorted(set(text))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Character ids (int64); ``ValueError`` naming a character it does not hold."""
+        index = {c: i for i, c in enumerate(self.chars)}
+        try:
+            return np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text))
+        except KeyError as err:
+            raise ValueError(f"{err.args[0]!r} is not in the model's vocabulary") from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"chars": self.chars}, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        try:
+            chars = json.loads(path.read_text())["chars"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a vocabulary file ({err})") from None
+        if not isinstance(chars, str) or not chars:
+            raise ValueError(f"{path}: not a vocabulary file (no characters)")
+        return cls(chars)
+
+
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of ``path``; ``ValueError`` (one line) for a missing, empty, binary
+    or too large file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read it ({err.strerror})") from None
+    check_fits(8 * size, f"{path} ({size} bytes)")  # (ids and one-hot chunks: ~8 bytes a char)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start} is not); a text model "
+                         "reads characters") from None  # fmt: skip
+    if "\x00" in text:
+        raise ValueError(f"{path}: holds NUL bytes; a binary file, not text")
+    if len(text) < 2:
+        raise ValueError(f"{path}: the text is empty (a model learns from two characters on)")
+    return text
+
+
+def tracks(ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """``ids (N,)`` cut into ``batch_size`` contiguous tracks ``(B, N // B)`` (the rest
+    dropped)."""
+    length = len(ids) // batch_size
+    if length < 2:
+        raise ValueError(f"{len(ids)} characters cannot fill {batch_size} tracks of 2 or more")
+    return ids[: length * batch_size].reshape(batch_size, length)
+
+
+def chunk(tracks_: np.ndarray, start: int, seq_length: int, vocabulary: int, dtype):
+    """One-hot inputs ``x (T, B, V)`` from column ``start`` on and targets ``y`` (the next
+    characters), ``T <= seq_length`` (the tracks' end cuts the last chunk short)."""
+    T = min(seq_length, tracks_.shape[1] - 1 - start)
+    eye = np.eye(vocabulary, dtype=dtype)
+    x = eye[tracks_[:, start : start + T].T]  # (T, B, V)
+    y = eye[tracks_[:, start + 1 : start + T + 1].T]  # (T, B, V)
+    return x, y
+
+
+def bits_per_char(model: RNN, ids: np.ndarray, *, seq_length: int = 50,
+                  batch_size: int = 32) -> float:  # fmt: skip
+    """The model's mean cross-entropy on ``ids``, in bits per character: the text read
+    as ``batch_size`` tracks (fewer if it is short), chunk by chunk, the state carried."""
+    B = max(1, min(batch_size, len(ids) // (seq_length + 1)))
+    data, V = tracks(ids, B), model.config.output_size
+    nats, count, state = 0.0, 0, None
+    for start in range(0, data.shape[1] - 1, seq_length):
+        x, y = chunk(data, start, seq_length, V, model.params.flat.dtype)
+        logits, h, c = model._forward(x, states=True, initial=state)
+        shifted = logits - logits.max(axis=-1, keepdims=True)  # (T, B, V)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        nats -= float((log_probs * y).sum())
+        count += x.shape[0] * x.shape[1]
+        state = State(h[:, -1], None if c is None else c[:, -1])
+    return nats / count / LN2
+
+
+def ngram_bits(train: np.ndarray, held_out: np.ndarray, vocabulary: int) -> tuple[float, float]:
+    """(unigram, bigram) bits per character on ``held_out`` of add-one smoothed character
+    counts of ``train``."""
+    uni = np.bincount(train, minlength=vocabulary) + 1.0
+    unigram = -np.log2(uni[held_out] / uni.sum()).mean()
+    pairs = np.ones((vocabulary, vocabulary))
+    np.add.at(pairs, (train[:-1], train[1:]), 1.0)
+    rows = pairs / pairs.sum(axis=1, keepdims=True)
+    bigram = -np.log2(rows[held_out[:-1], held_out[1:]]).mean()
+    return float(unigram), float(bigram)
+
+
+@dataclass
+class TextRun:
+    """A trained text model, its vocabulary, how training went and where it was saved."""
+
+    model: RNN
+    vocabulary: Vocabulary
+    history: list[dict]
+    bits: float  # held-out bits per character at the end
+    baselines: dict[str, float]  # unigram, bigram
+    seconds: float  # training time (updates and evaluations)
+    run_dir: Path | None = None
+
+
+def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
+               num_layers: int = 1, seq_length: int = 50, batch_size: int = 32,
+               optimizer: str = "adam", lr: float = 0.003, clip: float | None = 5.0,
+               max_steps: int = 2000, eval_every: int = 250, held_out: float = 0.1,
+               dtype: str = "float32", seed: int = 0, backend: str = "auto",
+               out: str | Path | None = "runs", progress=None) -> TextRun:  # fmt: skip
+    """Train a character-level model on the text file ``path`` (see the module's
+    docstring): ``max_steps`` updates of truncated BPTT over ``seq_length`` characters of
+    ``batch_size`` tracks, the state carried; the held-out bits per character every
+    ``eval_every`` updates and at the end. ``progress(row)`` is called with each history
+    row. Saved to ``out/text-<time>/`` (model, vocabulary, config, history) unless
+    ``out`` is None."""
+    if not 0.0 < held_out < 1.0:
+        raise ValueError(f"held_out must be a share between 0 and 1, got {held_out!r}")
+    text = read_text(path)
+    vocabulary = Vocabulary.of(text)
+    ids = vocabulary.encode(text)
+    cut = int(len(ids) * (1.0 - held_out))
+    train_ids, val_ids = ids[:cut], ids[cut:]
+    if len(val_ids) < 2:
+        raise ValueError(f"{path}: too short to hold out {held_out:.0%} of it")
+    data = tracks(train_ids, batch_size)
+    V = len(vocabulary)
+    activation = {"activation": "tanh"} if cell == "elman" else {}
+    model = RNN(V, hidden_size, V, cell=cell, num_layers=num_layers, loss="softmax",
+                dtype=dtype, seed=seed, backend=backend, **activation)  # fmt: skip
+    step = TrainStep(model, make_optimizer(optimizer, lr), clip=clip)
+    baselines = dict(zip(("unigram", "bigram"), ngram_bits(train_ids, val_ids, V), strict=True))
+    history, state, start, tick = [], None, 0, time.perf_counter()
+    losses = []
+    for update in range(1, max_steps + 1):
+        if start >= data.shape[1] - 1:  # the tracks ran out: again from h0
+            start, state = 0, None
+        x, y = chunk(data, start, seq_length, V, model.params.flat.dtype)
+        batch = Batch(x, y, np.ones(x.shape[:2], x.dtype), np.full(x.shape[1], x.shape[0]), False)
+        loss, _ = step(batch, state)
+        if not math.isfinite(loss):
+            raise ValueError(f"training diverged at update {update} (loss {loss}); lower --lr")
+        _, h, c = model._forward(x, states=True, initial=state)  # the state it leaves
+        state, start = State(h[:, -1], None if c is None else c[:, -1]), start + x.shape[0]
+        losses.append(loss)
+        if update % eval_every == 0 or update == max_steps:
+            bits = bits_per_char(model, val_ids, seq_length=seq_length, batch_size=batch_size)
+            row = {"step": update, "seconds": round(time.perf_counter() - tick, 6),
+                   "train_bits": float(np.mean(losses)) / LN2, "val_bits": bits,
+                   "val_perplexity": 2.0**bits}  # fmt: skip
+            history.append(row)
+            losses = []
+            if progress is not None:
+                progress(row)
+    seconds = time.perf_counter() - tick
+    result = TextRun(model, vocabulary, history, history[-1]["val_bits"], baselines, seconds)
+    if out is not None:
+        result.run_dir = _save(result, Path(out), {
+            "data": str(path), "characters": len(text), "vocabulary": V, "hidden": hidden_size,
+            "cell": cell, "layers": num_layers, "seq_length": seq_length,
+            "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "clip": clip,
+            "max_steps": max_steps, "held_out": held_out, "dtype": dtype, "seed": seed,
+        })  # fmt: skip
+    return result
+
+
+def _save(result: TextRun, out: Path, settings: dict) -> Path:
+    from rnnlab import __version__
+    from rnnlab.runs import strict_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = out / f"text-{stamp}"
+    for n in range(2, 1000):
+        if not run_dir.exists():
+            break
+        run_dir = out / f"text-{stamp}-{n}"
+    run_dir.mkdir()
+    result.model.save(run_dir / "model.safetensors")
+    result.vocabulary.save(run_dir / "vocabulary.json")
+    config = {"task": "text", **settings, "model": result.model.config.to_dict(),
+              "rnnlab_version": __version__, "val_bits": result.bits,
+              "baselines": result.baselines, "seconds": result.seconds}  # fmt: skip
+    (run_dir / "config.json").write_text(json.dumps(strict_json(config), indent=2,
+                                                    allow_nan=False))  # fmt: skip
+    lines = [",".join(result.history[0])] + [",".join(str(v) for v in row.values())
+                                             for row in result.history]  # fmt: skip
+    (run_dir / "history.csv").write_text("\n".join(lines) + "\n")
+    return run_dir
+
+
+def sample(model: RNN, vocabulary: Vocabulary, length: int, *, temperature: float = 1.0,
+           prime: str = "", rng: np.random.Generator) -> str:  # fmt: skip
+    """``length`` characters drawn one at a time from the model's softmax at
+    ``temperature`` (lower: surer), after reading ``prime`` (default: one character
+    drawn from the vocabulary), the state carried from step to step."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    if not (isinstance(temperature, int | float) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    V = len(vocabulary)
+    if model.config.input_size != V or model.config.output_size != V:
+        raise ValueError(f"the model reads {model.config.input_size} symbols; the vocabulary "
+                         f"holds {V}")  # fmt: skip
+    eye = np.eye(V)
+    start = vocabulary.encode(prime) if prime else rng.integers(0, V, size=1)
+    state = model.initial_state(1)
+    for i in start[:-1]:
+        _, state = model.step(eye[i][None], state)
+    current, drawn = int(start[-1]), []
+    for _ in range(length):
+        logits, state = model.step(eye[current][None], state, logits=True)
+        z = logits[0] / temperature
+        p = np.exp(z - z.max())
+        current = int(rng.choice(V, p=p / p.sum()))
+        drawn.append(current)
+    return vocabulary.decode(drawn)
