@@ -10,6 +10,7 @@ reported as sequence-steps per second (batch x length / seconds per step).
     python benchmarks/speed.py --startup      # cold (empty cache) and warm start of the kernels
     python benchmarks/speed.py --solve 10     # seconds to solve shift: rnnlab vs PyTorch
     python benchmarks/speed.py --api          # fit, padded arrays, predict_proba vs PyTorch
+    python benchmarks/speed.py --text         # a character model's update vs PyTorch
 
 Columns: ``nb32`` the compiled backend in float32 — one ``rnnlab.train.TrainStep``,
 the update ``rnnlab.fit`` runs (parameters in one flat vector, compiled clip + Adam);
@@ -255,6 +256,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a small subset of configurations")
     parser.add_argument("--startup", action="store_true", help="time cold and warm kernel start")
     parser.add_argument("--api", action="store_true", help="fit, arrays, predict vs PyTorch")
+    parser.add_argument("--text", action="store_true", help="a character model vs PyTorch")
     parser.add_argument(
         "--solve", type=int, metavar="SEEDS", default=0, help="seconds to solve shift vs PyTorch"
     )
@@ -271,6 +273,10 @@ def main(argv=None):
         return compare(*args.compare)
     if args.startup:
         return startup()
+    if args.text:
+        import speed_text
+
+        return speed_text.main()
     if args.api:
         import speed_api
 

@@ -138,6 +138,28 @@ def ngram_bits(train: np.ndarray, held_out: np.ndarray, vocabulary: int) -> tupl
     return float(unigram), float(bigram)
 
 
+class StreamStep:
+    """One update of truncated BPTT on the next chunk of a stream of tracks, from the
+    states the last chunk left (``reset()``: from ``h0`` again). Calling it with
+    ``x, y (T, B, V)`` returns the chunk's mean loss per character (nats)."""
+
+    def __init__(self, model: RNN, optimizer, clip: float | None = 5.0):
+        self.model, self.step, self.state = model, TrainStep(model, optimizer, clip=clip), None
+
+    def reset(self) -> None:
+        self.state = None
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> float:
+        T, B = x.shape[0], x.shape[1]
+        batch = Batch(x, y, np.ones((T, B), x.dtype), np.full(B, T), False)
+        loss, _ = self.step(batch, self.state)
+        # the states it leaves, with the weights it leaves them (min-char-rnn keeps the
+        # ones its forward pass reached, before the update: a forward pass more here)
+        _, h, c = self.model._forward(x, states=True, initial=self.state)
+        self.state = State(h[:, -1], None if c is None else c[:, -1])
+        return loss
+
+
 @dataclass
 class TextRun:
     """A trained text model, its vocabulary, how training went and where it was saved."""
@@ -177,20 +199,18 @@ def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
     activation = {"activation": "tanh"} if cell == "elman" else {}
     model = RNN(V, hidden_size, V, cell=cell, num_layers=num_layers, loss="softmax",
                 dtype=dtype, seed=seed, backend=backend, **activation)  # fmt: skip
-    step = TrainStep(model, make_optimizer(optimizer, lr), clip=clip)
+    step = StreamStep(model, make_optimizer(optimizer, lr), clip=clip)
     baselines = dict(zip(("unigram", "bigram"), ngram_bits(train_ids, val_ids, V), strict=True))
-    history, state, start, tick = [], None, 0, time.perf_counter()
-    losses = []
+    history, start, losses, tick = [], 0, [], time.perf_counter()
     for update in range(1, max_steps + 1):
         if start >= data.shape[1] - 1:  # the tracks ran out: again from h0
-            start, state = 0, None
+            start = 0
+            step.reset()
         x, y = chunk(data, start, seq_length, V, model.params.flat.dtype)
-        batch = Batch(x, y, np.ones(x.shape[:2], x.dtype), np.full(x.shape[1], x.shape[0]), False)
-        loss, _ = step(batch, state)
+        loss = step(x, y)
         if not math.isfinite(loss):
             raise ValueError(f"training diverged at update {update} (loss {loss}); lower --lr")
-        _, h, c = model._forward(x, states=True, initial=state)  # the state it leaves
-        state, start = State(h[:, -1], None if c is None else c[:, -1]), start + x.shape[0]
+        start += x.shape[0]
         losses.append(loss)
         if update % eval_every == 0 or update == max_steps:
             bits = bits_per_char(model, val_ids, seq_length=seq_length, batch_size=batch_size)
