@@ -6,8 +6,8 @@ Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README qu
 (``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
 ``speed.py --repeats 3`` (also written to docs/speed_grid.txt), ``speed.py --startup``,
 ``rnnlab train shift --inspect`` and ``inspect_examples.py`` (the README's pictures),
-``papers.py`` (the paper-scale sweeps: half an hour on two cores), ``online_rules.py``
-and ``online_cost.py``,
+``papers.py`` (the paper-scale sweeps: half an hour on two cores), ``online_rules.py``,
+``online_cost.py``, ``text_demo.py`` and ``speed.py --text``,
 keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there;
 ``--only``: rerun these outputs, e.g. ``tasks.md,scaling.txt``, and reuse the rest),
 then replaces the README's tables, grid excerpt, summary and timings with them. The
@@ -64,6 +64,8 @@ RUNS = {
     "papers.txt": [sys.executable, "benchmarks/papers.py", "{out}"],
     "online.txt": [sys.executable, "benchmarks/online_rules.py", "{out}"],
     "online_cost.txt": [sys.executable, "benchmarks/online_cost.py"],
+    "text.txt": [sys.executable, "benchmarks/text_demo.py", "{out}/text"],
+    "text_speed.txt": [sys.executable, "benchmarks/speed.py", "--text"],
 }
 
 
@@ -115,6 +117,8 @@ def rewrite(out: Path) -> None:
     s = between(s, "papers", open(out / "papers.txt").read())
     online = open(out / "online.txt").read() + "\n```text\n" + open(out / "online_cost.txt").read()
     s = between(s, "online", online + "```\n")
+    text = open(out / "text.txt").read() + "\n" + open(out / "text_speed.txt").read()
+    s = between(s, "text", "```text\n" + text + "```\n")
     # grid
     open(ROOT / "docs/speed_grid.txt", "w").write(open(out / "grid.txt").read())
     grid = open(out / "grid.txt").read().splitlines()
