@@ -77,7 +77,8 @@ def torch_update(cell, data):
 def main(repeats=3, min_time=0.3):
     data = chunks(np.random.default_rng(0))
     print(f"# character model, float32: V={V} H={H} tracks={B} chunk={T}; us per update; "
-          f"ratio: rnnlab's updates/s over PyTorch's (one thread); median of {repeats}")  # fmt: skip
+          f"ratio: rnnlab's updates/s over PyTorch's (one thread); median of "
+          f"{repeats}")  # fmt: skip
     print(f"{'cell':6} {'rnnlab us':>10} {'torch1 us':>10} {'ratio':>6}")
     for cell in CELLS:
         ours, theirs = rnnlab_update(cell, data), torch_update(cell, data)

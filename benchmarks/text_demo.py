@@ -36,7 +36,8 @@ def main() -> int:
                "--hidden", "128", "--length", "50", "--batch-size", "32", "--lr", "0.003",
                "--max-steps", "3000", "--dtype", "float32", "--out", str(out / "runs")]  # fmt: skip
     print(f"$ rnnlab train text --data python_topics.txt --hidden 128 --length 50 "
-          f"--batch-size 32 --lr 0.003 --max-steps 3000 --dtype float32   # {size:,} characters")  # fmt: skip
+          f"--batch-size 32 --lr 0.003 --max-steps 3000 --dtype float32   "
+          f"# {size:,} characters")  # fmt: skip
     trained = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     lines = trained.splitlines()
     print("\n".join(line for line in lines if not line.startswith("sample:")))
