@@ -229,8 +229,6 @@ def test_the_notebooks_net_learns_the_shift_stream_with_rtrl():
 def test_bad_online_setups_are_refused():
     with pytest.raises(ValueError, match="uoro learns one-layer Elman networks"):
         OnlineGradient(rnnlab.RNN(cell="gru"), "uoro", np.random.default_rng(0))
-    with pytest.raises(ValueError, match="rtrl learns one-layer Elman networks"):
-        OnlineGradient(rnnlab.RNN(cell="exprnn"), "rtrl")
     with pytest.raises(ValueError, match="unknown rule 'bptt'"):
         OnlineGradient(rnnlab.RNN(), "bptt")
     with pytest.raises(ValueError, match="uoro draws random numbers"):
@@ -361,3 +359,30 @@ def test_the_compiled_learner_stops_where_numpy_stops():
         losses = learner.learn(shift_stream(np.random.default_rng(0)), 20000, until=500)
         solved.append((learner.solved_at, len(losses), learner.right_run))
     assert solved[0] == solved[1] and solved[0][0] < 20000
+
+
+def test_snap1_trains_every_layer_of_a_stacked_network():
+    """A top unit reads the layers below within the step: SnAp-1 keeps their parameters
+    in its pattern, so the lower layers get a gradient, close to RTRL's in direction."""
+    rng = np.random.default_rng(8)
+    X, Y = rng.standard_normal((10, 2)), rng.random((10, 1)).round()
+    for cell in ("elman", "gru"):
+        model = rnnlab.RNN(2, 3, 1, cell=cell, num_layers=2, seed=3)
+        gradients = {rule: OnlineGradient(model, rule) for rule in ("snap1", "rtrl")}
+        for x, y in zip(X, Y, strict=True):
+            for gradient in gradients.values():
+                gradient.step(x, y)
+        lower = ["W_xh", "W_hh"]
+        snap, exact = (_flat(gradients[r].grads, lower) for r in ("snap1", "rtrl"))
+        assert np.abs(snap).max() > 1e-4
+        assert snap @ exact / (np.linalg.norm(snap) * np.linalg.norm(exact)) > 0.5
+
+
+def test_learner_settings_are_checked():
+    with pytest.raises(ValueError, match="clip must be a positive number or None"):
+        OnlineLearner(rnnlab.RNN(), "rtrl", clip=0)
+    learner = OnlineLearner(rnnlab.RNN(), "rtrl")
+    with pytest.raises(ValueError, match="until must be a positive integer"):
+        learner.learn(shift_stream(np.random.default_rng(0)), 10, until=0)
+    with pytest.raises(ValueError, match="online rules do not run the exprnn cell"):
+        OnlineGradient(rnnlab.RNN(cell="exprnn"), "rtrl")

@@ -84,6 +84,7 @@ def test_spec_expands_grid_list_and_seeds():
         ('[fixed]\ntask = "copy"\nonline = "rtrl"', 3, "'copy' has no stream"),
         ('[fixed]\nonline = "uoro"\ncell = "gru"', 2, "uoro learns one-layer Elman"),
         ("[fixed]\nupdate_every = 4", 2, "update_every goes with online"),
+        ('[fixed]\nonline = "rtrl"\ndtype = "float32"', 2, "online rules learn in float64"),
     ],
 )
 def test_bad_specs_name_their_line(body, line, words):

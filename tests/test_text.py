@@ -91,6 +91,11 @@ def test_the_state_is_carried_across_chunks_and_the_model_learns_the_text():
     assert text == "abacabadabae" * 2
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         sample(result.model, result.vocabulary, 5, temperature=0, rng=np.random.default_rng(0))
+    cold = sample(result.model, result.vocabulary, 12, temperature=1e-300,
+                  prime="abacabadabae", rng=np.random.default_rng(0))  # fmt: skip
+    assert cold == "abacabadabae"  # (the most likely character each time, no overflow)
+    with pytest.raises(ValueError, match="seq_length must be a positive integer"):
+        train_text(path, seq_length=0, out=None)
 
 
 def test_rnnlab_train_text_and_sample(tmp_path, capsys):
@@ -114,6 +119,12 @@ def test_rnnlab_train_text_and_sample(tmp_path, capsys):
         (["sample", str(tmp_path)], "no vocabulary.json"),
         (["sample", str(run), "--prime", "xyz"], "'x' is not in the model's vocabulary"),
         (["sample", str(run), "--temperature", "0"], "--temperature must be positive"),
+        (["train", "text", "--data", str(path), "--length", "0"], "a positive number"),
+        (["train", "text", "--data", str(path), "--resume", str(run)], "do not take --resume"),
+        (
+            ["train", "text", "--data", str(path), "--truncate", "3", "--param", "a=1"],
+            "do not take --truncate, --param",
+        ),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err

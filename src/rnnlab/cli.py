@@ -164,6 +164,15 @@ def train(
         raise CliError("--online learns float64 nets on a task's stream: drop --data, --resume "
                        "and --dtype")  # fmt: skip
     if task == "text":
+        ignored = {"--resume": resume, "--truncate": truncate, "--activation": activation,
+                   "--init": None if init == "default" else init, "--param": param or None,
+                   "--val": val, "--online": online, "--test-length": test_length,
+                   "--loss": loss, "--targets": None if targets == "every" else targets,
+                   "--tokens": tokens or None, "--patience": patience, "--epochs": epochs,
+                   "--update-every": None if update_every == 1 else update_every}  # fmt: skip
+        dropped = [name for name, value in ignored.items() if value is not None]
+        if dropped:
+            raise CliError(f"text models do not take {', '.join(dropped)}")
         _train_text(data, hidden=hidden, cell=cell, layers=layers, length=length,
                     batch_size=batch_size, optimizer=optimizer, lr=lr, clip=_clip(clip),
                     max_steps=max_steps, dtype=dtype, seed=seed, backend=backend, out=out,
@@ -209,7 +218,7 @@ def train(
 
             result = train_online(task_obj, online, hidden_size=hidden, activation=activation,
                                   cell=cell, num_layers=layers, init=init, seed=seed, out=out,
-                                  plot=plot,
+                                  backend=backend, plot=plot,
                                   fit_config=fit_config, plotter=plotter,
                                   update_every=update_every)  # fmt: skip
         elif data is not None:
@@ -260,8 +269,9 @@ def _train_text(data: Path | None, *, hidden, cell, layers, length, batch_size, 
 
     if data is None:
         raise CliError("text trains on a text file: rnnlab train text --data FILE.txt")
-    if length is not None and not length.isdigit():
-        raise CliError(f"--length for text is the characters per chunk (a number), got {length}")
+    if length is not None and not (length.isdigit() and int(length) > 0):
+        raise CliError(f"--length for text is the characters per chunk (a positive number), "
+                       f"got {length}")  # fmt: skip
     _check_positive(hidden=hidden, layers=layers, batch_size=batch_size, max_steps=max_steps)
     given = {"hidden_size": hidden, "cell": cell, "num_layers": layers, "batch_size": batch_size,
              "optimizer": optimizer, "lr": lr, "max_steps": max_steps,

@@ -39,13 +39,15 @@ depth (GRU, LSTM, stacked layers) through the cells' own hand-written steps
 ``P_t = ds_t / dtheta (S, N)`` advance as ``P_t = A_t P_{t-1} + B_t``, where row ``k`` of
 the one-step Jacobians ``A_t = ds_t / ds_{t-1}`` and ``B_t = ds_t / dtheta`` is one
 backward step from component ``k`` (:class:`_Jacobians`); SnAp-1 keeps the entries of
-``P`` at parameters of each component's own unit (its rows of its layer's gate blocks,
-its ``h0``, ``c0``). :class:`OnlineLearner` feeds a
-stream through one of them and updates its weights every ``k`` steps. Streams:
-:func:`shift_stream` (the notebook's task with no sequence boundaries: the input bit
-``d`` steps back), :func:`parity_stream` (of the last ``k`` bits), :func:`adding_stream`
-(the marked values of a window summed), :func:`tomita_stream`
-(membership of the prefix so far) and :func:`data_stream` (a user's long sequence).
+``P`` where a parameter reaches the component within one step: its own unit's rows of
+its layer's gate blocks, its ``h0``, ``c0``, and every parameter of the layers below.
+:class:`OnlineLearner` feeds a stream through one of them and updates its weights every
+``k`` steps (on the numba backend a one-layer Elman learner runs compiled:
+:mod:`rnnlab.kernels.compiled.online`). Streams: :func:`shift_stream` (the notebook's
+task with no sequence boundaries: the input bit ``d`` steps back), :func:`parity_stream`
+(of the last ``k`` bits), :func:`adding_stream` (the marked values of a window summed),
+:func:`tomita_stream` (membership of the prefix so far) and :func:`data_stream` (a
+user's long sequence).
 """
 
 from __future__ import annotations
@@ -94,7 +96,10 @@ class OnlineGradient:
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
         elman = c.cell == "elman" and c.num_layers == 1
-        if not elman and (rule not in ("rtrl", "snap1") or get_cell(c.cell).orthogonal):
+        if get_cell(c.cell).orthogonal:
+            raise ValueError(f"online rules do not run the {c.cell} cell (its recurrence is a "
+                             "function of its weights)")  # fmt: skip
+        if not elman and rule not in ("rtrl", "snap1"):
             raise ValueError(f"{rule} learns one-layer Elman networks (rtrl and snap1 also "
                              f"GRU, LSTM and stacked ones); this model is {c.num_layers} "
                              f"layer(s) of {c.cell}")  # fmt: skip
@@ -273,6 +278,8 @@ class OnlineLearner:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if not (isinstance(lr, int | float) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if clip is not None and not (isinstance(clip, int | float) and clip > 0):
+            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
         self.model, self.k, self.lr, self.clip = model, k, float(lr), clip
         self.gradient = OnlineGradient(model, rule, np.random.default_rng(seed), window=k)
         self.steps, self.solved_at = 0, None
@@ -286,6 +293,9 @@ class OnlineLearner:
         per-step losses. On the compiled backend the steps run in one call per chunk of
         :data:`CHUNK`, drawn from the stream beforehand: a run stopped by ``until`` leaves
         the rest of its chunk drawn and unused."""
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int)
+                                  or until < 1):  # fmt: skip
+            raise ValueError(f"until must be a positive integer or None, got {until!r}")
         if self.compiled:
             return self._learn_compiled(stream, steps, until)
         losses = np.empty(steps)
@@ -374,7 +384,9 @@ class _Jacobians:
         return [param_name(base, layer) for layer in range(self.net.num_layers) for base in bases]
 
     def _own_units(self, S: int, N: int) -> np.ndarray:
-        """(S, N) bool: component ``k``'s own unit's parameters (SnAp-1's pattern)."""
+        """(S, N) bool, SnAp-1's pattern: where a parameter reaches state component ``k``
+        within one step. That is its own unit's parameters in its own layer, and every
+        parameter of the layers below, whose outputs it reads in the same step."""
         H, keep = self.net.hidden_size, np.zeros((S, N), dtype=bool)
         unit_of_row = np.arange(S) % H
         layer_of_row = np.arange(S) // (self.parts * H)
@@ -382,9 +394,8 @@ class _Jacobians:
             layer = int(name.rsplit("_l", 1)[1]) if "_l" in name else 0
             shape = self.model.params[name].shape
             units = (np.arange(shape[0]) % H).repeat(int(np.prod(shape[1:])))  # per entry
-            keep[:, a:b] = (unit_of_row[:, None] == units[None, :]) & (
-                layer_of_row[:, None] == layer
-            )
+            own = (unit_of_row[:, None] == units[None, :]) & (layer_of_row[:, None] == layer)
+            keep[:, a:b] = own | (layer_of_row[:, None] > layer)
         return keep
 
     def _carries(self, s: np.ndarray) -> list[tuple]:

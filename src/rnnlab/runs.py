@@ -213,6 +213,7 @@ def train_online(
     num_layers: int | None = None,
     init: str = "default",
     seed: int = 0,
+    backend: str = "auto",
     out: str | Path | None = "runs",
     plot: bool = True,
     fit_config: FitConfig | None = None,
@@ -226,7 +227,8 @@ def train_online(
     ``fit_config.max_steps`` steps, 20,000 by default), and save the run as
     :func:`train_task` does. Solved once ``until`` predictions in a row, each made before
     its update, were right; evaluated every 100 steps on the held-out strings and tested
-    at the end as a task run is."""
+    at the end as a task run is. ``backend``: on the numba one a one-layer Elman learner
+    runs compiled (:mod:`rnnlab.kernels.compiled.online`)."""
     from rnnlab.online import OnlineLearner, check_online, shift_stream
 
     check_online(task.name, rule)
@@ -237,7 +239,7 @@ def train_online(
                      num_layers=num_layers)  # fmt: skip
     model = RNN(c.input_size, c.hidden_size, c.output_size, activation=c.activation,
                 cell=c.cell, num_layers=c.num_layers, loss=c.loss, seed=seed,
-                init=init)  # fmt: skip
+                init=init, backend=backend)  # fmt: skip
     learner = OnlineLearner(model, rule, lr=fit_config.lr, k=update_every, clip=fit_config.clip,
                             seed=seed)  # fmt: skip
     stream = shift_stream(np.random.default_rng([seed, 0]), delay=task.delay)

@@ -98,13 +98,19 @@ def tracks(ids: np.ndarray, batch_size: int) -> np.ndarray:
     return ids[: length * batch_size].reshape(batch_size, length)
 
 
+def one_hot(ids: np.ndarray, vocabulary: int, dtype) -> np.ndarray:
+    """``ids (...)`` as one-hot rows ``(..., V)`` (no ``V x V`` identity is made)."""
+    out = np.zeros((*ids.shape, vocabulary), dtype)
+    np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
+    return out
+
+
 def chunk(tracks_: np.ndarray, start: int, seq_length: int, vocabulary: int, dtype):
     """One-hot inputs ``x (T, B, V)`` from column ``start`` on and targets ``y`` (the next
     characters), ``T <= seq_length`` (the tracks' end cuts the last chunk short)."""
     T = min(seq_length, tracks_.shape[1] - 1 - start)
-    eye = np.eye(vocabulary, dtype=dtype)
-    x = eye[tracks_[:, start : start + T].T]  # (T, B, V)
-    y = eye[tracks_[:, start + 1 : start + T + 1].T]  # (T, B, V)
+    x = one_hot(tracks_[:, start : start + T].T, vocabulary, dtype)  # (T, B, V)
+    y = one_hot(tracks_[:, start + 1 : start + T + 1].T, vocabulary, dtype)  # (T, B, V)
     return x, y
 
 
@@ -131,10 +137,13 @@ def ngram_bits(train: np.ndarray, held_out: np.ndarray, vocabulary: int) -> tupl
     counts of ``train``."""
     uni = np.bincount(train, minlength=vocabulary) + 1.0
     unigram = -np.log2(uni[held_out] / uni.sum()).mean()
-    pairs = np.ones((vocabulary, vocabulary))
-    np.add.at(pairs, (train[:-1], train[1:]), 1.0)
-    rows = pairs / pairs.sum(axis=1, keepdims=True)
-    bigram = -np.log2(rows[held_out[:-1], held_out[1:]]).mean()
+    # pairs counted by code a V + b (no V x V table): (count(a, b) + 1) / (count(a) + V)
+    codes, counts = np.unique(train[:-1] * vocabulary + train[1:], return_counts=True)
+    wanted = held_out[:-1] * vocabulary + held_out[1:]
+    at = np.minimum(np.searchsorted(codes, wanted), len(codes) - 1)
+    pair = np.where(codes[at] == wanted, counts[at], 0) + 1.0
+    first = np.bincount(train[:-1], minlength=vocabulary)[held_out[:-1]] + vocabulary
+    bigram = -np.log2(pair / first).mean()
     return float(unigram), float(bigram)
 
 
@@ -187,8 +196,18 @@ def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
     ``out`` is None."""
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out must be a share between 0 and 1, got {held_out!r}")
+    for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers),
+                        ("seq_length", seq_length), ("batch_size", batch_size),
+                        ("max_steps", max_steps), ("eval_every", eval_every)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     text = read_text(path)
     vocabulary = Vocabulary.of(text)
+    # one-hot chunks (inputs, targets, logits and their gradients) of the vocabulary's width
+    check_fits(
+        4 * seq_length * batch_size * len(vocabulary) * 8,
+        f"chunks of {seq_length} x {batch_size} one-hot over {len(vocabulary)} characters",
+    )
     ids = vocabulary.encode(text)
     cut = int(len(ids) * (1.0 - held_out))
     train_ids, val_ids = ids[:cut], ids[cut:]
@@ -271,16 +290,17 @@ def sample(model: RNN, vocabulary: Vocabulary, length: int, *, temperature: floa
     if model.config.input_size != V or model.config.output_size != V:
         raise ValueError(f"the model reads {model.config.input_size} symbols; the vocabulary "
                          f"holds {V}")  # fmt: skip
-    eye = np.eye(V)
     start = vocabulary.encode(prime) if prime else rng.integers(0, V, size=1)
     state = model.initial_state(1)
     for i in start[:-1]:
-        _, state = model.step(eye[i][None], state)
+        _, state = model.step(one_hot(np.array([i]), V, np.float64), state)
     current, drawn = int(start[-1]), []
     for _ in range(length):
-        logits, state = model.step(eye[current][None], state, logits=True)
-        z = logits[0] / temperature
-        p = np.exp(z - z.max())
+        logits, state = model.step(one_hot(np.array([current]), V, np.float64), state,
+                                   logits=True)  # fmt: skip
+        z = logits[0].astype(np.float64)  # (float32 would round a tiny temperature to 0)
+        with np.errstate(over="ignore", under="ignore"):  # (a tiny temperature: argmax)
+            p = np.exp((z - z.max()) / temperature)  # (the exponents are <= 0)
         current = int(rng.choice(V, p=p / p.sum()))
         drawn.append(current)
     return vocabulary.decode(drawn)

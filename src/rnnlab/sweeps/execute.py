@@ -33,6 +33,7 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
         result = train_online(task, setting["online"], hidden_size=setting.get("hidden"),
                               activation=setting.get("activation"), cell=setting.get("cell"),
                               num_layers=setting.get("layers"),
+                              backend=setting.get("backend", "auto"),
                               init=setting.get("init", "default"), seed=seed, out=out,
                               plot=False, fit_config=FitConfig(seed=seed, **fit_options(setting)),
                               update_every=setting.get("update_every", 1))  # fmt: skip

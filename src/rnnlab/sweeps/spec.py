@@ -271,6 +271,8 @@ def _check_online(setting: dict, task: str, fail) -> None:
         if "update_every" in setting:
             raise fail("update_every", "update_every goes with online")
         return
+    if setting.get("dtype", "float64") != "float64":
+        raise fail("online", "online rules learn in float64; drop dtype")
     try:
         check_online(task, setting["online"])
     except ValueError as err:

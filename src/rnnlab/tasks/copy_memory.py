@@ -67,8 +67,8 @@ class CopyTask(Task):
         """The base metrics; with ``blank_class`` also ``symbol_accuracy``: right answers
         at the recall steps (where a symbol, not the blank, is due) over all of them."""
         metrics = super().evaluate(outputs, batch)
-        if self.blank_class:
-            recall = (batch.mask > 0) & (batch.y[..., self.alphabet] == 0)  # (T, B)
+        recall = (batch.mask > 0) & (batch.y[..., self.alphabet] == 0) if self.blank_class else None
+        if recall is not None and recall.any():  # (T, B)
             right = outputs.argmax(axis=-1) == batch.y.argmax(axis=-1)  # (T, B)
             metrics["symbol_accuracy"] = float(right[recall].mean())
         return metrics
