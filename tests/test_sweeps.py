@@ -323,8 +323,10 @@ def _group(pgid: int) -> list[int]:
 def test_workers_die_with_a_killed_sweep(tmp_path):
     """SIGKILL to the sweep's process: its workers go at once, mid-run, silently."""
     spec = tmp_path / "long.toml"
-    spec.write_text('name = "long"\nseeds = 4\n[fixed]\ntask = "shift"\nhidden = 64\n'
-                    'truncate = 1\nmax_steps = 100000\n')  # fmt: skip
+    # runs that last (an Elman net does not learn copy at delay 30): both workers busy,
+    # with a warm kernel cache or a cold one
+    spec.write_text('name = "long"\nseeds = 4\n[fixed]\ntask = "copy"\ndelay = 30\n'
+                    'max_steps = 100000\n')  # fmt: skip
     command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
                "--jobs", "2", "--no-plots", "--no-save", "--quiet"]  # fmt: skip
     with open(tmp_path / "err.txt", "w") as err:
@@ -357,8 +359,10 @@ def test_a_worker_that_dies_stops_the_sweep_with_one_line(tmp_path):
     """A worker killed mid-run (as the out-of-memory killer would): the sweep says so and
     exits; it does not wait for the lost run forever."""
     spec = tmp_path / "long.toml"
-    spec.write_text('name = "long"\nseeds = 4\n[fixed]\ntask = "shift"\nhidden = 64\n'
-                    'truncate = 1\nmax_steps = 100000\n')  # fmt: skip
+    # runs that last (an Elman net does not learn copy at delay 30): both workers busy,
+    # with a warm kernel cache or a cold one
+    spec.write_text('name = "long"\nseeds = 4\n[fixed]\ntask = "copy"\ndelay = 30\n'
+                    'max_steps = 100000\n')  # fmt: skip
     command = [sys.executable, "-m", "rnnlab", "sweep", str(spec), "--out", str(tmp_path),
                "--jobs", "2", "--no-plots", "--no-save", "--quiet"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
