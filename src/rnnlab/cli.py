@@ -727,7 +727,10 @@ def tasks() -> None:
     from rnnlab.tasks import TASKS
 
     table = Table(caption="Every task also takes --length and --test-length (N or LO-HI), "
-                          "and --param n_train=N, --param n_test=N (set sizes).")  # fmt: skip
+                          "and --param n_train=N, --param n_test=N (set sizes). Your own "
+                          "sequences: rnnlab train --data FILE (.npz, .csv, .tsv); a text: "
+                          "rnnlab train text --data FILE.txt (a character model), then "
+                          "rnnlab sample RUN.")  # fmt: skip
     for column in ("task", "what it asks", "in", "out", "loss", "model", "parameters",
                    "train on", "test on"):  # fmt: skip
         table.add_column(column)
