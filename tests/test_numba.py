@@ -342,3 +342,14 @@ def test_training_from_given_states_matches_reference(rng, cell, activation, tru
         own_value, own_grad = compiled.loss_and_grad(net, theta, x, y, mask, path=path,
                                                      loss="bce", truncate=truncate)  # fmt: skip
         assert own_value != value and net.unpack(own_grad)["h0"].any()
+        # the states the pass ends in: the forward pass's last ones, on both backends
+        _, h, c = reference.forward(net, theta, x, states=True, initial=initial)
+        for backend, options in ((compiled, {"path": path}), (reference, {})):
+            final = np.full((2, layers, B, 4), np.nan)
+            again, _ = backend.loss_and_grad(net, theta, x, y, mask, final=final, **kw, **options)
+            assert again == value or relative_error(again, value) <= 1e-12
+            assert relative_error(final[0], h[:, -1]) <= 1e-12
+            if c is None:
+                assert not final[1].any()
+            else:
+                assert relative_error(final[1], c[:, -1]) <= 1e-12

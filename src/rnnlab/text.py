@@ -160,12 +160,13 @@ class StreamStep:
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> float:
         T, B = x.shape[0], x.shape[1]
+        c = self.model.config
         batch = Batch(x, y, np.ones((T, B), x.dtype), np.full(B, T), False)
-        loss, _ = self.step(batch, self.state)
-        # the states it leaves, with the weights it leaves them (min-char-rnn keeps the
-        # ones its forward pass reached, before the update: a forward pass more here)
-        _, h, c = self.model._forward(x, states=True, initial=self.state)
-        self.state = State(h[:, -1], None if c is None else c[:, -1])
+        # the pass writes the states it ends in (before the update, as min-char-rnn keeps
+        # its forward pass's): the next chunk starts there
+        final = np.empty((2, c.num_layers, B, c.hidden_size), self.model.params.flat.dtype)
+        loss, _ = self.step(batch, self.state, final)
+        self.state = State(final[0], final[1] if self.model.network.spec.cell_state else None)
         return loss
 
 

@@ -210,9 +210,11 @@ class TrainStep:
             self._for = (backend, net)
         return self._trainer
 
-    def __call__(self, batch: Batch, initial=None) -> tuple[float, float]:
+    def __call__(self, batch: Batch, initial=None, final=None) -> tuple[float, float]:
         """One update on ``batch``; ``initial``: the states to start from (a
-        :class:`~rnnlab.model.State`: the next chunk of a stream; default ``h0``)."""
+        :class:`~rnnlab.model.State`: the next chunk of a stream; default ``h0``);
+        ``final``: a ``(2, L, B, H)`` array of the model's dtype that receives the states
+        the pass ends in (before the update: the next chunk's ``initial``)."""
         model, optimizer = self.model, self.optimizer
         trainer, theta = self.trainer(), model.params.flat
         batch = model.batch(batch)  # (the model's dtype)
@@ -221,11 +223,12 @@ class TrainStep:
         initial = None if initial is None else tuple(initial)
         update = optimizer.flat_update(theta, self.clip)
         if update is not None:  # pass and update in one backend call
-            loss, norm = trainer.train_step(theta, batch.x, batch.y, batch.mask, update, initial)
+            loss, norm = trainer.train_step(theta, batch.x, batch.y, batch.mask, update, initial,
+                                            final)  # fmt: skip
             if math.isfinite(loss) and math.isfinite(norm):
                 optimizer.advance_flat()
             return loss, norm
-        loss, grad = trainer.loss_and_grad(theta, batch.x, batch.y, batch.mask, initial)
+        loss, grad = trainer.loss_and_grad(theta, batch.x, batch.y, batch.mask, initial, final)
         if not math.isfinite(loss):
             return loss, float(np.linalg.norm(grad))
         return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)

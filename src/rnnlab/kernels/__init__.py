@@ -15,15 +15,17 @@ the same dtype, time-major:
     None)``, the states to start from instead of the network's ``h0`` (``c0``).
 
 ``loss_and_grad(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-initial=None)``
+initial=None, final=None)``
     ``-> (value, grad)``: the loss of ``y (T, B, O)`` weighted by ``mask (T, B)``
     and its exact gradient (BPTT, or truncated to ``truncate`` steps), a new
     flat vector laid out as ``theta``. ``initial`` as in ``forward``: states carried
     from an earlier chunk of a stream are data, so ``h0`` and ``c0`` then get no
-    gradient.
+    gradient. ``final``, a ``(2, L, B, H)`` array of ``theta``'s dtype, receives the
+    states after the last step (h, then c; zeros for cells without c): the next chunk's
+    ``initial``.
 
 ``train_step(net, theta, x, y, mask, *, loss, reduction="mean", truncate=None, update,
-initial=None)``
+initial=None, final=None)``
     ``-> (value, norm)``: one training update of ``theta`` in place: the pass
     above, then the optimizer step ``update`` (an :class:`rnnlab.optim.rules.Update`:
     clipping, rule, state arrays). Returns the loss and the gradient's norm
@@ -31,8 +33,8 @@ initial=None)``
 
 ``trainer(net, *, loss, reduction="mean", truncate=None) -> Trainer``
     The two calls above with the options fixed, as methods
-    ``loss_and_grad(theta, x, y, mask, initial=None)`` and
-    ``train_step(theta, x, y, mask, update, initial=None)``:
+    ``loss_and_grad(theta, x, y, mask, initial=None, final=None)`` and
+    ``train_step(theta, x, y, mask, update, initial=None, final=None)``:
     what a training loop calls once per update. The compiled backend checks the
     options once and each batch shape once (at ``H = 2`` the checks of a call cost as
     much as the pass); :class:`Trainer` makes one from the two functions.
@@ -60,13 +62,13 @@ class Trainer:
         self.backend, self.net = backend, net
         self.options = {"loss": loss, "reduction": reduction, "truncate": truncate}
 
-    def loss_and_grad(self, theta, x, y, mask, initial=None):
+    def loss_and_grad(self, theta, x, y, mask, initial=None, final=None):
         return self.backend.loss_and_grad(self.net, theta, x, y, mask, initial=initial,
-                                          **self.options)  # fmt: skip
+                                          final=final, **self.options)  # fmt: skip
 
-    def train_step(self, theta, x, y, mask, update, initial=None):
+    def train_step(self, theta, x, y, mask, update, initial=None, final=None):
         return self.backend.train_step(self.net, theta, x, y, mask, update=update,
-                                       initial=initial, **self.options)  # fmt: skip
+                                       initial=initial, final=final, **self.options)  # fmt: skip
 
 
 def get_backend(name: str) -> ModuleType | _Auto:
@@ -133,17 +135,18 @@ class _Auto:
             return self._fall_back(err).forward(net, theta, x, states=states, initial=initial)
 
     def loss_and_grad(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                      initial=None, **path):  # fmt: skip
-        options = {"loss": loss, "reduction": reduction, "truncate": truncate, "initial": initial}
+                      initial=None, final=None, **path):  # fmt: skip
+        options = {"loss": loss, "reduction": reduction, "truncate": truncate, "initial": initial,
+                   "final": final}  # fmt: skip
         try:
             return self._active.loss_and_grad(net, theta, x, y, mask, **options, **path)
         except self._errors as err:
             return self._fall_back(err).loss_and_grad(net, theta, x, y, mask, **options)
 
     def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                   update, initial=None, **path):  # fmt: skip
+                   update, initial=None, final=None, **path):  # fmt: skip
         options = {"loss": loss, "reduction": reduction, "truncate": truncate, "update": update,
-                   "initial": initial}  # fmt: skip
+                   "initial": initial, "final": final}  # fmt: skip
         try:
             return self._active.train_step(net, theta, x, y, mask, **options, **path)
         except self._errors as err:
@@ -166,17 +169,17 @@ class _AutoTrainer:
         self._active = self._auto._fall_back(err).trainer(self._net, **self._options)
         return self._active
 
-    def loss_and_grad(self, theta, x, y, mask, initial=None):
+    def loss_and_grad(self, theta, x, y, mask, initial=None, final=None):
         try:
-            return self._active.loss_and_grad(theta, x, y, mask, initial)
+            return self._active.loss_and_grad(theta, x, y, mask, initial, final)
         except self._auto._errors as err:
-            return self._fall_back(err).loss_and_grad(theta, x, y, mask, initial)
+            return self._fall_back(err).loss_and_grad(theta, x, y, mask, initial, final)
 
-    def train_step(self, theta, x, y, mask, update, initial=None):
+    def train_step(self, theta, x, y, mask, update, initial=None, final=None):
         try:
-            return self._active.train_step(theta, x, y, mask, update, initial)
+            return self._active.train_step(theta, x, y, mask, update, initial, final)
         except self._auto._errors as err:
-            return self._fall_back(err).train_step(theta, x, y, mask, update, initial)
+            return self._fall_back(err).train_step(theta, x, y, mask, update, initial, final)
 
 
 _AUTO: _Auto | None = None

@@ -87,19 +87,20 @@ class Orthogonal:
                                     initial=initial, **path)  # fmt: skip
 
     def loss_and_grad(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                      initial=None, **path):  # fmt: skip
+                      initial=None, final=None, **path):  # fmt: skip
         value, grad = self.backend.loss_and_grad(net, self.kernel_theta(net, theta), x, y, mask,
                                                  loss=loss, reduction=reduction,
-                                                 truncate=truncate, initial=initial,
+                                                 truncate=truncate, initial=initial, final=final,
                                                  **path)  # fmt: skip
         for A, dW in zip(_recurrent_slots(net, theta), _recurrent_slots(net, grad), strict=True):
             dW[...] = pull_back(A, dW)
         return value, grad
 
     def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                   update, initial=None, **path):  # fmt: skip
+                   update, initial=None, final=None, **path):  # fmt: skip
         value, grad = self.loss_and_grad(net, theta, x, y, mask, loss=loss, reduction=reduction,
-                                         truncate=truncate, initial=initial, **path)  # fmt: skip
+                                         truncate=truncate, initial=initial, final=final,
+                                         **path)  # fmt: skip
         if not math.isfinite(value):
             return value, float(np.linalg.norm(grad))
         return value, rules.apply(update, theta, grad)

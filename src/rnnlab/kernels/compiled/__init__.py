@@ -57,8 +57,8 @@ _CALLS: dict[tuple, _Call] = {}
 
 
 def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncate=0,
-          training=False, given_start=False) -> _Call:  # fmt: skip
-    key = (net, dtype, T, B, path, loss, mean, truncate, training, given_start)
+          training=False, stateful=False) -> _Call:  # fmt: skip
+    key = (net, dtype, T, B, path, loss, mean, truncate, training, stateful)
     call = _CALLS.get(key)
     if call is None:
         if net.cell not in sizes.TABLE:
@@ -77,7 +77,7 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             and truncate == 0
             and not p.use_blas
             and not spec.bias_inside  # (the sequence loops add the bias to ax ...)
-            and not (training and given_start)  # (... and train from h0)
+            and not (training and stateful)  # (... and train from h0, keeping no state)
         ):
             way = "sequences"
             blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
@@ -202,10 +202,10 @@ class _Trainer:
         self._code, self._mean = code, reduction == "mean"
         self._calls: dict[tuple, _Call] = {}  # per (dtype, shapes of theta, x, y, mask)
 
-    def _arguments(self, theta, x, y, mask, initial) -> tuple[_Call, tuple]:
+    def _arguments(self, theta, x, y, mask, initial, final) -> tuple[_Call, tuple]:
         """The call for these arrays and its leading arguments (arrays converted to
         ``theta``'s dtype and made contiguous where they are not; ``initial`` as the
-        driver's array)."""
+        driver's array; ``final`` checked)."""
         dtype = theta.dtype
         # (:func:`_as`'s check, inline: three calls cost 0.25 us of a 6 us step at H = 2)
         if not (type(x) is _ARRAY and x.dtype is dtype and x.flags.c_contiguous):
@@ -214,7 +214,8 @@ class _Trainer:
             y = _as(y, dtype)
         if not (type(mask) is _ARRAY and mask.dtype is dtype and mask.flags.c_contiguous):
             mask = _as(mask, dtype)
-        key = (dtype, theta.shape, x.shape, y.shape, mask.shape, initial is None)
+        stateful = initial is not None or final is not None
+        key = (dtype, theta.shape, x.shape, y.shape, mask.shape, stateful)
         c = self._calls.get(key)
         if c is None:
             net = self.net
@@ -224,13 +225,21 @@ class _Trainer:
             if len(self._calls) >= 256:  # (many batch shapes: start again rather than grow)
                 self._calls.clear()
             c = self._calls[key] = _call(net, dtype, T, B, self.path, self._code, self._mean,
-                                         k, True, initial is not None)  # fmt: skip
+                                         k, True, stateful)  # fmt: skip
         start = _EMPTY[dtype] if initial is None else _initial(self.net, initial, x.shape[1],
                                                                dtype)  # fmt: skip
-        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace), start)
+        shape = (2, self.net.num_layers, x.shape[1], self.net.hidden_size)
+        if final is None:
+            final = _EMPTY[dtype]
+        elif not (type(final) is _ARRAY and final.shape == shape and final.dtype is dtype
+                  and final.flags.c_contiguous):  # fmt: skip
+            raise ValueError(f"final must be a C-contiguous {dtype} array of shape {shape}")
+        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace), start,
+                   final)  # fmt: skip
 
-    def loss_and_grad(self, theta, x, y, mask, initial=None) -> tuple[float, np.ndarray]:
-        c, arguments = self._arguments(theta, x, y, mask, initial)
+    def loss_and_grad(self, theta, x, y, mask, initial=None,
+                      final=None) -> tuple[float, np.ndarray]:  # fmt: skip
+        c, arguments = self._arguments(theta, x, y, mask, initial, final)
         kernel = _LOSS_AND_GRAD[c.way]
         if c.one_blas_thread:
             value, grad = _one_blas_thread(kernel, *arguments)
@@ -238,8 +247,9 @@ class _Trainer:
             value, grad = kernel(*arguments)
         return float(value), grad
 
-    def train_step(self, theta, x, y, mask, update: Update, initial=None) -> tuple[float, float]:
-        c, arguments = self._arguments(theta, x, y, mask, initial)
+    def train_step(self, theta, x, y, mask, update: Update, initial=None,
+                   final=None) -> tuple[float, float]:  # fmt: skip
+        c, arguments = self._arguments(theta, x, y, mask, initial, final)
         kernel = _TRAIN_STEP[c.way]
         if c.one_blas_thread:
             return _one_blas_thread(kernel, *arguments, *update)
@@ -274,19 +284,21 @@ def _trainer(net, loss, reduction, truncate, path) -> _Trainer:
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                   mask: np.ndarray, *, loss: str, reduction: str = "mean",
                   truncate: int | None = None, initial: tuple | None = None,
+                  final: np.ndarray | None = None,
                   path: sizes.Path | None = None) -> tuple[float, np.ndarray]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels` (``path`` as in :func:`forward`)."""
     return _trainer(net, loss, reduction, truncate, path).loss_and_grad(theta, x, y, mask,
-                                                                        initial)  # fmt: skip
+                                                                        initial, final)  # fmt: skip
 
 
 def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                mask: np.ndarray, *, loss: str, reduction: str = "mean",
                truncate: int | None = None, update: Update, initial: tuple | None = None,
+               final: np.ndarray | None = None,
                path: sizes.Path | None = None) -> tuple[float, float]:  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`: pass and update in one compiled call."""
     return _trainer(net, loss, reduction, truncate, path).train_step(theta, x, y, mask, update,
-                                                                     initial)  # fmt: skip
+                                                                     initial, final)  # fmt: skip
 
 
 def load() -> None:

@@ -427,16 +427,24 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
 
 @kernel
 def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc, use_blas,
-                initial):  # fmt: skip
+                initial, final):  # fmt: skip
     """Forward, loss and backward of sequences ``start .. start + n`` from ``initial``
     (see :func:`initial_state`); returns their weighted loss sum and adds their gradient
-    to ``acc``."""
+    to ``acc``. When ``final (2, L, B, H)`` is not empty, the states after the last step
+    go there (h, then c)."""
     T, L, H = x.shape[0], net.layers, net.hidden
     own_start = initial.shape[0] == 0
     copy_in(x, y, mask, start, n, blk, True)
     initial_state(theta, net, blk, n, initial, start)
     for layer in range(L):
         layer_forward(theta, net, blk, layer, T, n, True, use_blas)
+    if final.shape[0] > 0:
+        for layer in range(L):
+            for b in range(n):
+                for j in range(H):
+                    final[0, layer, start + b, j] = blk.hs[layer, T, j, b]
+                    final[1, layer, start + b, j] = blk.cs[layer, T, j, b] if net.cell_state \
+                        else 0.0  # fmt: skip
     W_hy, b_y = head_weights(theta, net)
     top, dtop = blk.hs[L - 1], blk.flow[0]  # the top layer reads flow[0]
     zs, ys, ws, dzs, ltmp = blk.zs, blk.ys, blk.ws, blk.dzs, blk.ltmp
@@ -523,7 +531,7 @@ def _sum_lanes(acc, grad):
 
 @inline
 def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                     per_block, columns, block, initial):  # fmt: skip
+                     per_block, columns, block, initial, final):  # fmt: skip
     """Block ``block`` of the batch in its own share of ``work``: its loss sum into the
     loss values after the shares, its gradient into the last ``P`` numbers of its share."""
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
@@ -537,7 +545,7 @@ def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_b
     start = block * width
     work[blocks * own + block] = train_block(theta, net, x, y, mask, start, min(width, B - start),
                                              loss, scale, truncate, blk, acc, use_blas,
-                                             initial)  # fmt: skip
+                                             initial, final)  # fmt: skip
     if columns > 1:
         row = mine[row_at:own]
         row[:] = 0.0
@@ -559,21 +567,21 @@ def _sum_blocks(work, blocks, own, P):
 
 @kernel
 def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, initial):  # fmt: skip
+                         per_block, columns, initial, final):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in range(blocks):
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, block, initial)  # fmt: skip
+                         per_block, columns, block, initial, final)  # fmt: skip
     return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
 @kernel(parallel=True)
 def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                           per_block, columns, initial):  # fmt: skip
+                           per_block, columns, initial, final):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in prange(blocks):
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, block, initial)  # fmt: skip
+                         per_block, columns, block, initial, final)  # fmt: skip
     return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
@@ -931,11 +939,12 @@ def _borrowed(x, y, mask, theta, plan, work):
 
 
 @inline_always
-def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial):
+def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial, final):
     """(loss, gradient (a view into ``work``)) through blocks of sequences, from
-    ``initial`` (see :func:`initial_state`)."""
+    ``initial`` (see :func:`initial_state`); the last states into ``final`` if it is not
+    empty."""
     x, y, mask, theta, plan, work = _borrowed(x, y, mask, theta, plan, work)
-    initial = borrow(initial)
+    initial, final = borrow(initial), borrow(final)
     net = make_net(plan)
     loss, mean, truncate, lanes, use_blas = _loss_code(settings), settings[1], settings[2], \
         settings[3], settings[4] != 0  # fmt: skip
@@ -945,11 +954,11 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial):
     if threads:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
                                              width, use_blas, work, per_block, columns,
-                                             initial)  # fmt: skip
+                                             initial, final)  # fmt: skip
     else:
         value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
                                            width, use_blas, work, per_block, columns,
-                                           initial)  # fmt: skip
+                                           initial, final)  # fmt: skip
     return value * scale, grad
 
 
@@ -988,49 +997,56 @@ def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
 
 
 @kernel
-def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work, initial):
+def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work, initial, final):
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
     its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers;
     ``initial (2, L, B, H)``: the states to start from (none of their gradient is
-    kept), or empty for the network's own (which take theirs)."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial)
+    kept), or empty for the network's own (which take theirs); ``final (2, L, B, H)``,
+    unless empty, receives the states after the last step."""
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial,
+                               final)  # fmt: skip
     return value, grad.copy()
 
 
 @kernel
-def loss_and_grad_threads(x, y, mask, theta, plan, settings, work, initial):
+def loss_and_grad_threads(x, y, mask, theta, plan, settings, work, initial, final):
     """:func:`loss_and_grad_blocks` with the blocks on all threads."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial)
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial,
+                               final)  # fmt: skip
     return value, grad.copy()
 
 
 @kernel
-def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work, initial):
-    """:func:`loss_and_grad_blocks` one sequence at a time (``initial`` empty: given
-    states take the blocks' way)."""
+def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work, initial, final):
+    """:func:`loss_and_grad_blocks` one sequence at a time (``initial`` and ``final``
+    empty: calls with states given or wanted take the blocks' way)."""
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
     return value, grad.copy()
 
 
 @kernel
-def train_step_blocks(x, y, mask, theta, plan, settings, work, initial, numbers, first, second):
+def train_step_blocks(x, y, mask, theta, plan, settings, work, initial, final, numbers, first,
+                      second):  # fmt: skip
     """:func:`loss_and_grad_blocks`, then the optimizer's update of ``theta`` in place (the three
     arrays of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
     before clipping); when either is not finite ``theta`` is unchanged."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial)
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial,
+                               final)  # fmt: skip
     return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel
-def train_step_threads(x, y, mask, theta, plan, settings, work, initial, numbers, first, second):
+def train_step_threads(x, y, mask, theta, plan, settings, work, initial, final, numbers, first,
+                       second):  # fmt: skip
     """:func:`train_step_blocks` with the blocks on all threads."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial)
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial,
+                               final)  # fmt: skip
     return _apply(theta, value, grad, numbers, first, second)
 
 
 @kernel
-def train_step_sequences(x, y, mask, theta, plan, settings, work, initial, numbers, first,
-                         second):  # fmt: skip
+def train_step_sequences(x, y, mask, theta, plan, settings, work, initial, final, numbers,
+                         first, second):  # fmt: skip
     """:func:`train_step_blocks` one sequence at a time."""
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
     return _apply(theta, value, grad, numbers, first, second)

@@ -124,8 +124,8 @@ def _checked(net: Network, initial, x: np.ndarray):
 
 def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                   mask: np.ndarray, *, loss: str, reduction: str = "mean",
-                  truncate: int | None = None,
-                  initial: tuple | None = None) -> tuple[float, np.ndarray]:  # fmt: skip
+                  truncate: int | None = None, initial: tuple | None = None,
+                  final: np.ndarray | None = None) -> tuple[float, np.ndarray]:  # fmt: skip
     """The loss and its exact gradient, a flat vector laid out as ``theta``.
 
     Parameters
@@ -135,11 +135,19 @@ def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
     initial : (h (L, B, H), c (L, B, H) or None), optional
         The states to start from; they are data, so ``h0`` and ``c0`` then get no
         gradient (default: the network's own ``h0``, ``c0``, which do).
+    final : (2, L, B, H), optional
+        Receives the states after the last step (h, then c; zeros for cells without c).
     """
     impl = _step_of(net)
     params = net.unpack(theta)
     own_start = initial is None
     logits, tape = _run(net, params, x, _checked(net, initial, x))
+    if final is not None:
+        final[...] = 0.0
+        for layer, (hs, cs, _) in enumerate(tape):
+            final[0, layer] = hs[-1]
+            if cs is not None:
+                final[1, layer] = cs[-1]
     value, dlogits = loss_and_dlogits(loss, logits, y, mask, reduction)  # dlogits (T, B, O)
 
     grad = np.zeros_like(theta)
@@ -163,14 +171,15 @@ def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
 def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                mask: np.ndarray, *, loss: str, reduction: str = "mean",
                truncate: int | None = None, update: rules.Update,
-               initial: tuple | None = None) -> tuple[float, float]:  # fmt: skip
+               initial: tuple | None = None,
+               final: np.ndarray | None = None) -> tuple[float, float]:  # fmt: skip
     """One training update in place: :func:`loss_and_grad`, then ``update``.
 
     Returns the loss and the gradient's norm before clipping; when either is not
     finite ``theta`` is left as it was.
     """
     value, grad = loss_and_grad(net, theta, x, y, mask, loss=loss, reduction=reduction,
-                                truncate=truncate, initial=initial)  # fmt: skip
+                                truncate=truncate, initial=initial, final=final)  # fmt: skip
     if not math.isfinite(value):
         return value, float(np.linalg.norm(grad))
     return value, rules.apply(update, theta, grad)
