@@ -207,13 +207,22 @@ def test_loader_fuzz_never_crashes_and_stays_bounded(tmp_path, data):
 # -- Ctrl-C, divergence, unwritable outputs ---------------------------------------------------
 
 INTERRUPTED_TRAINING = """
-import os, signal, sys, threading
+import os, signal, sys, threading, time
 from rnnlab.cli import main
 backend = sys.argv[1]
 if backend == "numba":  # compile first, so the signal arrives during training
     main(["train", "shift", "--quiet", "--max-steps", "2", "--out", sys.argv[2] + "/warm",
           "--no-plot", "--backend", "numba"])
-threading.Timer(float(sys.argv[3]), os.kill, (os.getpid(), signal.SIGINT)).start()
+
+def interrupt():  # once training has begun (its handler is in), and a while into it
+    for _ in range(2000):
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            break
+        time.sleep(0.01)
+    time.sleep(float(sys.argv[3]))
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
 # (two units cannot learn copy: it trains until stopped)
 sys.exit(main(["train", "copy", "--hidden", "2", "--quiet", "--max-steps", "1000000",
                "--patience", "1000000", "--out", sys.argv[2] + "/runs", "--no-plot",
