@@ -209,6 +209,9 @@ def test_loader_fuzz_never_crashes_and_stays_bounded(tmp_path, data):
 INTERRUPTED_TRAINING = """
 import os, signal, sys, threading, time
 from rnnlab.cli import main
+# as an interactive process has it (a runner started in the background, as `cmd &` in a
+# script, hands its children SIGINT ignored, and Ctrl-C then cannot reach training)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 backend = sys.argv[1]
 if backend == "numba":  # compile first, so the signal arrives during training
     main(["train", "shift", "--quiet", "--max-steps", "2", "--out", sys.argv[2] + "/warm",
