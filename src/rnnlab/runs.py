@@ -122,7 +122,7 @@ def train_task(
         fit_config = fit_config or FitConfig(seed=seed)
         optimizer = make_fit_optimizer(fit_config, task)
     if out is not None:  # refused now, not after training
-        _check_writable(Path(out))
+        check_writable(Path(out))
     timings["build"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -185,7 +185,7 @@ def train_data(
     fit_config = (fit_config or FitConfig(seed=seed)).resolved(task, batches[0].size)
     optimizer = make_fit_optimizer(fit_config, task)
     if out is not None:
-        _check_writable(Path(out))
+        check_writable(Path(out))
     timings["build"] = time.perf_counter() - tick
     tick = time.perf_counter()
     history = fit(model, batches[0], validation=batches[1], config=fit_config,
@@ -245,7 +245,7 @@ def train_online(
     stream = shift_stream(np.random.default_rng([seed, 0]), delay=task.delay)
     val = held_out_set(task, seed, 1)
     if out is not None:
-        _check_writable(Path(out))
+        check_writable(Path(out))
     history, tick = History(), time.perf_counter()
     while learner.steps < fit_config.max_steps and learner.solved_at is None:
         chunk = min(100, fit_config.max_steps - learner.steps)
@@ -377,7 +377,7 @@ def strict_json(value):
     return value
 
 
-def _check_writable(root: Path) -> None:
+def check_writable(root: Path) -> None:
     """Refuse an output directory that cannot be written, before any training."""
     probe = root
     while not probe.exists():

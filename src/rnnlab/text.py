@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.io import atomic_write_text, publish_run_dir, staging_dir
+from rnnlab.losses import LOSSES
 from rnnlab.model import RNN, State
 from rnnlab.optim import make_optimizer
 from rnnlab.resources import check_fits
 from rnnlab.sequences import Batch
+from rnnlab.tasks.base import one_hot
 from rnnlab.train import TrainStep
 
 LN2 = math.log(2.0)
@@ -98,13 +101,6 @@ def tracks(ids: np.ndarray, batch_size: int) -> np.ndarray:
     return ids[: length * batch_size].reshape(batch_size, length)
 
 
-def one_hot(ids: np.ndarray, vocabulary: int, dtype) -> np.ndarray:
-    """``ids (...)`` as one-hot rows ``(..., V)`` (no ``V x V`` identity is made)."""
-    out = np.zeros((*ids.shape, vocabulary), dtype)
-    np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
-    return out
-
-
 def chunk(tracks_: np.ndarray, start: int, seq_length: int, vocabulary: int, dtype):
     """One-hot inputs ``x (T, B, V)`` from column ``start`` on and targets ``y`` (the next
     characters), ``T <= seq_length`` (the tracks' end cuts the last chunk short)."""
@@ -120,13 +116,11 @@ def bits_per_char(model: RNN, ids: np.ndarray, *, seq_length: int = 50,
     as ``batch_size`` tracks (fewer if it is short), chunk by chunk, the state carried."""
     B = max(1, min(batch_size, len(ids) // (seq_length + 1)))
     data, V = tracks(ids, B), model.config.output_size
-    nats, count, state = 0.0, 0, None
+    nats, count, state = 0.0, 0, None  # (the softmax loss per character: nats)
     for start in range(0, data.shape[1] - 1, seq_length):
         x, y = chunk(data, start, seq_length, V, model.params.flat.dtype)
         logits, h, c = model._forward(x, states=True, initial=state)
-        shifted = logits - logits.max(axis=-1, keepdims=True)  # (T, B, V)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-        nats -= float((log_probs * y).sum())
+        nats += float(LOSSES["softmax"].step_loss(logits, y).sum())
         count += x.shape[0] * x.shape[1]
         state = State(h[:, -1], None if c is None else c[:, -1])
     return nats / count / LN2
@@ -203,6 +197,10 @@ def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     text = read_text(path)
+    if out is not None:  # refused now, not after training
+        from rnnlab.runs import check_writable
+
+        check_writable(Path(out))
     vocabulary = Vocabulary.of(text)
     # one-hot chunks (inputs, targets, logits and their gradients) of the vocabulary's width
     check_fits(
@@ -254,28 +252,22 @@ def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
 
 
 def _save(result: TextRun, out: Path, settings: dict) -> Path:
+    """The run directory, written whole, then published (:func:`rnnlab.io.staging_dir`)."""
     from rnnlab import __version__
     from rnnlab.runs import strict_json
 
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = out / f"text-{stamp}"
-    for n in range(2, 1000):
-        if not run_dir.exists():
-            break
-        run_dir = out / f"text-{stamp}-{n}"
-    run_dir.mkdir()
+    run_dir = staging_dir(out, "text")
     result.model.save(run_dir / "model.safetensors")
     result.vocabulary.save(run_dir / "vocabulary.json")
     config = {"task": "text", **settings, "model": result.model.config.to_dict(),
               "rnnlab_version": __version__, "val_bits": result.bits,
               "baselines": result.baselines, "seconds": result.seconds}  # fmt: skip
-    (run_dir / "config.json").write_text(json.dumps(strict_json(config), indent=2,
-                                                    allow_nan=False))  # fmt: skip
-    lines = [",".join(result.history[0])] + [",".join(str(v) for v in row.values())
-                                             for row in result.history]  # fmt: skip
-    (run_dir / "history.csv").write_text("\n".join(lines) + "\n")
-    return run_dir
+    text = json.dumps(strict_json(config), indent=2, allow_nan=False)
+    atomic_write_text(run_dir / "config.json", text + "\n")
+    rows = [",".join(result.history[0])] + [",".join(str(v) for v in row.values())
+                                            for row in result.history]  # fmt: skip
+    atomic_write_text(run_dir / "history.csv", "\n".join(rows) + "\n")
+    return publish_run_dir(run_dir, "text")
 
 
 def sample(model: RNN, vocabulary: Vocabulary, length: int, *, temperature: float = 1.0,

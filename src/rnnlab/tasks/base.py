@@ -416,6 +416,10 @@ def last_step_mask(lengths: np.ndarray, T: int) -> np.ndarray:
     return mask
 
 
-def one_hot(indices: np.ndarray, size: int) -> np.ndarray:
-    """``indices (...)`` of ints in ``0..size-1`` as float one-hot rows ``(..., size)``."""
-    return np.eye(size)[indices]
+def one_hot(indices: np.ndarray, size: int, dtype=np.float64) -> np.ndarray:
+    """``indices (...)`` of ints in ``0..size-1`` as float one-hot rows ``(..., size)``
+    (no ``size x size`` identity is made: a vocabulary may be large)."""
+    indices = np.asarray(indices)
+    out = np.zeros((*indices.shape, size), dtype)
+    np.put_along_axis(out, indices[..., None], 1.0, axis=-1)
+    return out
