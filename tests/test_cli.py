@@ -65,7 +65,7 @@ def test_train_shift_solves_and_saves_a_run(capsys, tmp_path):
     assert {p.name for p in run_dir.iterdir()} == {
         "config.json",
         "model.safetensors",
-        "optimizer.safetensors",
+        "checkpoint.safetensors",
         "history.csv",
     }
     config = json.loads((run_dir / "config.json").read_text())

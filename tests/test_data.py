@@ -89,7 +89,9 @@ def test_train_on_a_file_and_predict_from_a_file_and_stdin(capsys, monkeypatch, 
     assert "bce on" in out and "held-out split" in out
     (run_dir,) = out_dir.iterdir()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["task"] == "data" and config["task_params"] == {"data": str(npz)}
+    assert config["task"] == "data" and config["task_params"]["data"] == str(npz.resolve())
+    recorded = config["task_params"]
+    assert recorded["targets"] == "every" and len(recorded["sha256"]) == 64
     assert config["metrics"]["held-out split"]["n"] == 50
     model = run_dir / "model.safetensors"
     code, out, _ = run(capsys, "predict", model, "--data", csv)

@@ -249,39 +249,35 @@ def test_ctrl_c_saves_the_run_says_how_to_resume_and_exits_130(tmp_path, backend
     config = json.loads((run / "config.json").read_text())
     assert config["interrupted"] is True and config["stop_reason"].startswith("interrupted")
     assert config["steps"] > 0
-    assert (run / "model.safetensors").exists() and (run / "optimizer.safetensors").exists()
+    assert (run / "model.safetensors").exists() and (run / "checkpoint.safetensors").exists()
     load(run / "model.safetensors", backend="numpy")  # a whole, loadable model
     assert not list(run.glob(".*.tmp"))
 
 
-def test_a_resumed_run_continues_with_the_optimizer_state(tmp_path):
-    from rnnlab.runs import load_optimizer, train_task
-    from rnnlab.train import FitConfig, make_fit_optimizer
+def test_a_resumed_run_continues_for_the_steps_it_had_left(tmp_path):
+    from rnnlab.fit_state import FitState
+    from rnnlab.runs import train_task
+    from rnnlab.train import FitConfig
 
     first = train_task("shift", out=tmp_path, plot=False, backend="numpy",
-                       fit_config=FitConfig(max_steps=7, seed=0))  # fmt: skip
-    saved_step = first.optimizer.state["flat"]["step"]
-    optimizer = make_fit_optimizer(first.fit_config, first.task)
-    load_optimizer(first.run_dir / "optimizer.safetensors", optimizer)
-    assert optimizer.state["flat"]["step"] == saved_step == 7
-    assert np.array_equal(optimizer.state["flat"]["exp_avg"],
+                       fit_config=FitConfig(max_steps=7, seed=0,
+                                            stop_when_solved=False))  # fmt: skip
+    state = FitState.load(first.run_dir / "checkpoint.safetensors")
+    assert state.step == 7 and state.optimizer["step"] == 7
+    assert np.array_equal(state.optimizer["exp_avg"],
                           first.optimizer.state["flat"]["exp_avg"])  # fmt: skip
     # (a run that ran all its steps has none left)
     with pytest.raises(ValueError, match="already ran its 7 steps"):
         train_task("shift", out=tmp_path, plot=False, resume=first.run_dir)
     config = json.loads((first.run_dir / "config.json").read_text())
-    config["fit"]["max_steps"] = 10
+    config["fit"]["max_steps"] = 10  # (given more, it goes on)
     (first.run_dir / "config.json").write_text(json.dumps(config))
     second = train_task("shift", out=tmp_path, plot=False, backend="numpy",
                         resume=first.run_dir)  # fmt: skip
-    assert second.history.steps == 3  # the steps it had left
-    assert second.optimizer.state["flat"]["step"] == 10
-    # a warmup carries on where it was, not from the start (nor refused: 5 >= 3 left)
-    config["fit"]["warmup"], config["fit"]["max_steps"] = 5, 10
-    (first.run_dir / "config.json").write_text(json.dumps(config))
-    third = train_task("shift", out=tmp_path, plot=False, backend="numpy",
-                       resume=first.run_dir)  # fmt: skip
-    assert third.fit_config.warmup == 0 and third.history.steps == 3
+    assert second.history.steps == 10 and second.optimizer.state["flat"]["step"] == 10
+    (first.run_dir / "checkpoint.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"no checkpoint\.safetensors"):
+        train_task("shift", out=tmp_path, plot=False, resume=first.run_dir)
 
 
 def test_divergence_returns_to_the_last_finite_weights_and_writes_strict_json(tmp_path):

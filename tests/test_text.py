@@ -120,7 +120,7 @@ def test_rnnlab_train_text_and_sample(tmp_path, capsys):
         (["sample", str(run), "--prime", "xyz"], "'x' is not in the model's vocabulary"),
         (["sample", str(run), "--temperature", "0"], "--temperature must be positive"),
         (["train", "text", "--data", str(path), "--length", "0"], "a positive number"),
-        (["train", "text", "--data", str(path), "--resume", str(run)], "do not take --resume"),
+        (["train", "text", "--data", str(path), "--resume", str(run)], "settings; drop --data"),
         (
             ["train", "text", "--data", str(path), "--truncate", "3", "--param", "a=1"],
             "do not take --truncate, --param",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import json
 import math
 import os
 import sys
@@ -139,7 +141,7 @@ def train(
     Ctrl-C stops after the current update and saves the run (resume it with
     --resume); a second Ctrl-C stops at once, saving nothing."""
     from rnnlab.plots import PlotWorker
-    from rnnlab.runs import train_task
+    from rnnlab.runs import train_data, train_task
     from rnnlab.tasks import get_task
     from rnnlab.train import FitConfig
 
@@ -155,7 +157,10 @@ def train(
                  "--clip": None if clip == "1.0" else clip,
                  "--test-length": test_length,
                  "--init": None if init == "default" else init,
-                 "--dtype": None if dtype == "float64" else dtype}  # fmt: skip
+                 "--dtype": None if dtype == "float64" else dtype, "--data": data,
+                 "--val": val, "--loss": loss,
+                 "--targets": None if targets == "every" else targets,
+                 "--tokens": tokens or None}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
@@ -163,6 +168,10 @@ def train(
     if online is not None and (data is not None or resume or dtype != "float64"):
         raise CliError("--online learns float64 nets on a task's stream: drop --data, --resume "
                        "and --dtype")  # fmt: skip
+    resumed = None if resume is None else _recorded_run(resume)
+    if resumed is not None and resumed["task"] == "text":
+        _train_text(None, resume=resume, backend=backend, out=out, quiet=quiet)
+        return
     if task == "text":
         ignored = {"--resume": resume, "--truncate": truncate, "--activation": activation,
                    "--init": None if init == "default" else init, "--param": param or None,
@@ -221,6 +230,11 @@ def train(
                                   backend=backend, plot=plot,
                                   fit_config=fit_config, plotter=plotter,
                                   update_every=update_every)  # fmt: skip
+        elif resumed is not None and resumed["task"] == "data":
+            file = _read_data(**_recorded_source(resumed))
+            result = train_data(file, source=resumed["task_params"], backend=backend, out=out,
+                                plot=plot, progress=not quiet and sys.stderr.isatty(),
+                                plotter=plotter, resume=resume)  # fmt: skip
         elif data is not None:
             result = _train_on_data(data, val, loss, targets == "last", tokens, fit_config,
                                     plotter,
@@ -262,12 +276,15 @@ def train(
         _print_inspection(inspect_model(result.run_dir))
 
 
-def _train_text(data: Path | None, *, hidden, cell, layers, length, batch_size, optimizer, lr,
-                clip, max_steps, dtype, seed, backend, out, quiet) -> None:  # fmt: skip
-    """``rnnlab train text --data FILE.txt``: a character-level model (:mod:`rnnlab.text`)."""
+def _train_text(data: Path | None, *, hidden=None, cell="elman", layers=None, length=None,
+                batch_size=None, optimizer=None, lr=None, clip=5.0, max_steps=None,
+                dtype="float32", seed=0, backend="auto", out=Path("runs"), quiet=False,
+                resume: Path | None = None) -> None:  # fmt: skip
+    """``rnnlab train text --data FILE.txt``: a character-level model (:mod:`rnnlab.text`);
+    ``--resume RUN`` continues a stopped one."""
     from rnnlab.text import sample, train_text
 
-    if data is None:
+    if data is None and resume is None:
         raise CliError("text trains on a text file: rnnlab train text --data FILE.txt")
     if length is not None and not (length.isdigit() and int(length) > 0):
         raise CliError(f"--length for text is the characters per chunk (a positive number), "
@@ -284,8 +301,16 @@ def _train_text(data: Path | None, *, hidden, cell, layers, length, batch_size, 
                   flush=True)  # fmt: skip
 
     chosen = {k: v for k, v in given.items() if v is not None}
-    result = train_text(data, clip=clip, dtype=dtype, seed=seed, backend=backend, out=out,
-                        progress=show, **chosen)  # fmt: skip
+    if resume is not None:
+        result = train_text(resume=resume, backend=backend, out=out, progress=show)
+    else:
+        result = train_text(data, clip=clip, dtype=dtype, seed=seed, backend=backend, out=out,
+                            progress=show, **chosen)  # fmt: skip
+    if result.interrupted:
+        print(f"interrupted after update {result.steps}; the run is saved in "
+              f"{result.run_dir}; continue it with: rnnlab train --resume {result.run_dir}",
+              file=sys.stderr)  # fmt: skip
+        raise typer.Exit(130)
     base = result.baselines
     print(f"held-out: {result.bits:.3f} bits per character (character unigram "
           f"{base['unigram']:.3f}, bigram {base['bigram']:.3f}); "
@@ -303,11 +328,26 @@ def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, t
                    quiet):  # fmt: skip
     """``rnnlab train --data``: the file's sequences (and held-out ones) through
     :func:`rnnlab.runs.train_data`."""
-    from rnnlab.data import DataFile, load
     from rnnlab.runs import train_data
 
     if loss is not None and loss not in ("bce", "mse", "softmax"):
         raise CliError(f"--loss must be bce, mse or softmax, got {loss!r}")
+    file = _read_data(data, val, last, tokens)
+    source = {"data": str(data.resolve()), "val": None if val is None else str(val.resolve()),
+              "targets": "last" if last else "every", "tokens": tokens,
+              "sha256": _digest(data, val)}  # fmt: skip
+    return train_data(file, source=source, loss=loss, hidden_size=hidden,
+                      activation=activation, cell=cell, num_layers=layers, init=init,
+                      dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
+                      progress=not quiet and sys.stderr.isatty(), fit_config=fit_config,
+                      plotter=plotter)  # fmt: skip
+
+
+def _read_data(data: Path, val: Path | None, last: bool, tokens: bool):
+    """The sequences of ``data`` (and held-out ones of ``val``) as a DataFile, token ids
+    one-hot over one vocabulary for both."""
+    from rnnlab.data import DataFile, load
+
     file = load(data, last=last)
     if val is not None:
         if file.val is not None:
@@ -320,11 +360,50 @@ def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, t
         size = max(one_hot_tokens(part)[1] for part in parts)
         encoded = [one_hot_tokens(part, size)[0] for part in parts]
         file = DataFile(encoded[0], encoded[1] if len(encoded) > 1 else None)
-    return train_data(file, source=str(data), loss=loss, hidden_size=hidden,
-                      activation=activation, cell=cell, num_layers=layers, init=init,
-                      dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
-                      progress=not quiet and sys.stderr.isatty(), fit_config=fit_config,
-                      plotter=plotter)  # fmt: skip
+    return file
+
+
+def _digest(*paths: Path | None) -> str:
+    """SHA-256 of the files' bytes, in turn (a resumed data run checks its files are the
+    ones it trained on)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is not None:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _recorded_run(run: Path) -> dict:
+    """A run directory's config.json (what ``--resume`` continues)."""
+    try:
+        saved = json.loads((run / "config.json").read_text())
+        if not isinstance(saved, dict) or not isinstance(saved.get("task"), str):
+            raise ValueError("no task named")
+    except (OSError, ValueError) as err:
+        raise CliError(f"--resume {run}: not a run directory rnnlab can continue ({err})"
+                       ) from None  # fmt: skip
+    return saved
+
+
+def _recorded_source(saved: dict) -> dict:
+    """The reading options a data run recorded, its files checked unchanged."""
+    params = saved.get("task_params") or {}
+    try:
+        data, val = Path(params["data"]), params["val"] and Path(params["val"])
+        options = {"data": data, "val": val, "last": params["targets"] == "last",
+                   "tokens": bool(params["tokens"])}  # fmt: skip
+        same = _digest(data, val) == params["sha256"]
+    except OSError as err:
+        raise CliError(f"--resume: cannot read the run's data ({err})") from None
+    except (KeyError, TypeError) as err:
+        raise CliError(f"--resume: the run does not record how its data was read ({err})"
+                       ) from None  # fmt: skip
+    if not same:
+        raise CliError(f"--resume: {data} (or its --val file) changed since the run trained "
+                       "on it; a run continues on its own data")  # fmt: skip
+    return options
 
 
 def _clip(text: str) -> float | None:

@@ -12,14 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import __version__
-from rnnlab.io import (
-    ModelFileError,
-    atomic_write_text,
-    publish_run_dir,
-    read_model_file,
-    staging_dir,
-    write_model_file,
-)
+from rnnlab.fit_state import FitState
+from rnnlab.io import ModelFileError, atomic_write_text, publish_run_dir, staging_dir
 from rnnlab.kernels.registry import get_cell
 from rnnlab.model import RNN, RNNConfig, load
 from rnnlab.optim import Optimizer
@@ -104,14 +98,17 @@ def train_task(
     The model is tested on held-out data at the training lengths and at the
     task's longer test lengths. ``init``: how its weights are drawn (see
     :mod:`rnnlab.initializers`); ``dtype``: float64 or float32. With ``out=None``
-    nothing is written. ``resume``: a run directory (saved by an interrupted run) whose
-    model, optimizer state and settings continue for the steps it had left (its task
-    and sizes; the other arguments must be left unset).
+    nothing is written. ``resume``: a run directory (saved by an interrupted run) that
+    continues exactly where it stopped (its checkpoint: :mod:`rnnlab.fit_state`), with
+    its own task, sizes and settings (the other arguments must be left unset).
     """
     timings = {}
     tick = time.perf_counter()
+    state = None
     if resume is not None:
-        model, optimizer, task, fit_config = _resumed(Path(resume), backend)
+        model, saved, fit_config, state = resumed_run(Path(resume), backend)
+        task = get_task(saved["task"], **saved.get("task_params", {}))
+        optimizer = make_fit_optimizer(fit_config, task)
     else:
         task = get_task(task) if isinstance(task, str) else task
         c = model_config(task, hidden_size=hidden_size, activation=activation, cell=cell,
@@ -126,7 +123,8 @@ def train_task(
     timings["build"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    history = fit(model, task, config=fit_config, progress=progress, optimizer=optimizer)
+    history = fit(model, task, config=fit_config, progress=progress, optimizer=optimizer,
+                  resume=state)  # fmt: skip
     timings["fit"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -144,7 +142,7 @@ def train_task(
 def train_data(
     data,
     *,
-    source: str,
+    source: str | dict,
     loss: str | None = None,
     hidden_size: int | None = None,
     activation: str | None = None,
@@ -159,25 +157,34 @@ def train_data(
     progress: bool = False,
     fit_config: FitConfig | None = None,
     plotter=None,
+    resume: str | Path | None = None,
 ) -> RunResult:
     """Train a fresh model on a user's sequences (a :class:`rnnlab.data.DataFile`, read
     from ``source``) and save the run, as :func:`train_task` does for a task: sizes from
     the data, ``loss`` inferred (0/1 targets: ``bce``, else ``mse``) unless given, 16
     units of an Elman tanh cell unless given; tested on the file's held-out split (or,
-    without one, on the training data)."""
+    without one, on the training data). ``source``: what the run records of the file
+    (its path, or a dict of the options it was read with: ``rnnlab train --resume`` reads
+    it again from them); ``resume``:
+    a run directory of the same data to continue (:func:`train_task`'s)."""
     from rnnlab.data import feature_size, infer_loss
     from rnnlab.train import DataTask
 
     timings = {}
     tick = time.perf_counter()
     train, val = data.train, data.val
-    loss = loss or infer_loss(train.Y, train.lengths)
-    cell = cell or "elman"
-    activation = activation or default_activation(cell)
-    outputs = feature_size(train.Y) if loss != "softmax" else _classes(train.Y)
-    model = RNN(feature_size(train.X), hidden_size or 16, outputs, activation=activation,
-                cell=cell, num_layers=num_layers or 1, loss=loss, seed=seed, backend=backend,
-                init=init, dtype=dtype)  # fmt: skip
+    state = None
+    if resume is not None:
+        model, _, fit_config, state = resumed_run(Path(resume), backend)
+        loss = model.config.loss
+    else:
+        loss = loss or infer_loss(train.Y, train.lengths)
+        cell = cell or "elman"
+        activation = activation or default_activation(cell)
+        outputs = feature_size(train.Y) if loss != "softmax" else _classes(train.Y)
+        model = RNN(feature_size(train.X), hidden_size or 16, outputs, activation=activation,
+                    cell=cell, num_layers=num_layers or 1, loss=loss, seed=seed,
+                    backend=backend, init=init, dtype=dtype)  # fmt: skip
     batches = [None if part is None else model.batch(part.X, part.Y, lengths=part.lengths,
                                                      mask=part.mask)
                for part in (train, val)]  # fmt: skip
@@ -189,7 +196,7 @@ def train_data(
     timings["build"] = time.perf_counter() - tick
     tick = time.perf_counter()
     history = fit(model, batches[0], validation=batches[1], config=fit_config,
-                  progress=progress, optimizer=optimizer)  # fmt: skip
+                  progress=progress, optimizer=optimizer, resume=state)  # fmt: skip
     timings["fit"] = time.perf_counter() - tick
     tested = batches[1] if batches[1] is not None else batches[0]
     label = "held-out split" if batches[1] is not None else "training data"
@@ -197,7 +204,8 @@ def train_data(
     if history.trained:
         metrics[label] = {"n": tested.size, **evaluate(model, tested, task)}
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
-                       fit_config=fit_config, init=init)  # fmt: skip
+                       fit_config=fit_config,
+                       init=None if resume is not None else init)  # fmt: skip
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
@@ -315,8 +323,8 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
     history = result.history
     if history.trained:  # a run that never had finite weights saves no model
         result.model.save(run_dir / "model.safetensors")
-        if result.optimizer is not None:
-            save_optimizer(run_dir / "optimizer.safetensors", result.optimizer)
+        if history.state is not None:  # (where training stood: --resume goes on from it)
+            history.state.save(run_dir / "checkpoint.safetensors")
     config = {
         "task": result.task.name,
         "task_params": result.task.params,
@@ -388,33 +396,11 @@ def check_writable(root: Path) -> None:
         raise ValueError(f"--out {root}: {probe} is not writable")
 
 
-def save_optimizer(path: Path, optimizer: Optimizer) -> Path:
-    """An optimizer's flat state (its moments and step count) as a model-style file."""
-    state = optimizer.state.get("flat", {"step": 0})
-    arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
-    config = {"optimizer": optimizer.name, "step": int(state.get("step", 0))}
-    return write_model_file(path, config, arrays)
-
-
-def load_optimizer(path: Path, optimizer: Optimizer) -> Optimizer:
-    """Put the state saved by :func:`save_optimizer` back into ``optimizer`` (same kind)."""
-    config, arrays = read_model_file(path)
-    if config.get("optimizer") != optimizer.name:
-        raise ModelFileError(f"{path}: holds the state of {config.get('optimizer')!r}, "
-                             f"not {optimizer.name!r}")  # fmt: skip
-    step = config.get("step")
-    if type(step) is not int or step < 0:
-        raise ModelFileError(f"{path}: invalid step count {step!r}")
-    optimizer.state["flat"] = {"step": step, **{k: v.copy() for k, v in arrays.items()}}
-    return optimizer
-
-
-def _resumed(run: Path, backend: str) -> tuple[RNN, Optimizer, Task, FitConfig]:
-    """What an interrupted run left: its model, optimizer, task and the settings for the
-    steps it had left."""
+def resumed_run(run: Path, backend: str) -> tuple[RNN, dict, FitConfig, FitState]:
+    """What a stopped run left: its model, its config.json, the settings it trained with
+    and its checkpoint (where training stood)."""
     try:
         saved = json.loads((run / "config.json").read_text())
-        task = get_task(saved["task"], **saved.get("task_params", {}))
         known = {f.name for f in fields(FitConfig)}
         fit_config = FitConfig(**{k: v for k, v in saved["fit"].items() if k in known})
         steps = int(saved["steps"])
@@ -423,13 +409,14 @@ def _resumed(run: Path, backend: str) -> tuple[RNN, Optimizer, Task, FitConfig]:
                          ) from None  # fmt: skip
     if not (run / "model.safetensors").exists():
         raise ValueError(f"--resume {run}: the run saved no model (it never trained)")
+    if not (run / "checkpoint.safetensors").exists():
+        raise ValueError(f"--resume {run}: no checkpoint.safetensors (an online run, or one "
+                         "saved by an older rnnlab): it cannot be continued")  # fmt: skip
+    if fit_config.max_steps is not None and steps >= fit_config.max_steps:
+        raise ValueError(f"--resume {run}: it already ran its {fit_config.max_steps} steps")
     model = load(run / "model.safetensors", backend=backend)
-    optimizer = make_fit_optimizer(fit_config, task)
-    if (run / "optimizer.safetensors").exists():
-        load_optimizer(run / "optimizer.safetensors", optimizer)
-    max_steps = fit_config.max_steps or task.defaults.max_steps
-    if steps >= max_steps:
-        raise ValueError(f"--resume {run}: it already ran its {max_steps} steps")
-    warmup = max(0, fit_config.warmup - steps)  # (what is left of it)
-    return model, optimizer, task, replace(fit_config, max_steps=max_steps - steps,
-                                           warmup=warmup)  # fmt: skip
+    try:
+        state = FitState.load(run / "checkpoint.safetensors")
+    except ModelFileError as err:
+        raise ValueError(f"--resume {run}: {err}") from None
+    return model, saved, fit_config, state

@@ -13,6 +13,7 @@ character at a time with the state carried (:meth:`rnnlab.RNN.step`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.fit_state import FitState
 from rnnlab.io import atomic_write_text, publish_run_dir, staging_dir
 from rnnlab.losses import LOSSES
 from rnnlab.model import RNN, State
@@ -147,10 +149,11 @@ class StreamStep:
     ``x, y (T, B, V)`` returns the chunk's mean loss per character (nats)."""
 
     def __init__(self, model: RNN, optimizer, clip: float | None = 5.0):
-        self.model, self.step, self.state = model, TrainStep(model, optimizer, clip=clip), None
+        self.model, self.step = model, TrainStep(model, optimizer, clip=clip)
+        self.carry(None)
 
     def reset(self) -> None:
-        self.state = None
+        self.carry(None)
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> float:
         T, B = x.shape[0], x.shape[1]
@@ -158,10 +161,23 @@ class StreamStep:
         batch = Batch(x, y, np.ones((T, B), x.dtype), np.full(B, T), False)
         # the pass writes the states it ends in (before the update, as min-char-rnn keeps
         # its forward pass's): the next chunk starts there
-        final = np.empty((2, c.num_layers, B, c.hidden_size), self.model.params.flat.dtype)
+        final = np.zeros((2, c.num_layers, B, c.hidden_size), self.model.params.flat.dtype)
         loss, _ = self.step(batch, self.state, final)
-        self.state = State(final[0], final[1] if self.model.network.spec.cell_state else None)
+        self.carry(final)
         return loss
+
+    @property
+    def carried(self) -> np.ndarray | None:
+        """The states the next chunk starts from, ``(2, L, B, H)`` (h; c or zeros), or
+        None (from ``h0``)."""
+        return self._carried
+
+    def carry(self, states: np.ndarray | None) -> None:
+        """Start the next chunk from ``states`` (:attr:`carried`'s form; None: ``h0``)."""
+        self._carried = states
+        cell_state = self.model.network.spec.cell_state
+        self.state = None if states is None else State(states[0], states[1] if cell_state
+                                                       else None)  # fmt: skip
 
 
 @dataclass
@@ -171,24 +187,42 @@ class TextRun:
     model: RNN
     vocabulary: Vocabulary
     history: list[dict]
-    bits: float  # held-out bits per character at the end
+    bits: float | None  # held-out bits per character at the last evaluation (None: none)
     baselines: dict[str, float]  # unigram, bigram
     seconds: float  # training time (updates and evaluations)
+    steps: int = 0  # updates made, in all (a resumed run's included)
+    interrupted: bool = False  # stopped by Ctrl-C: resumable (train_text's ``resume``)
     run_dir: Path | None = None
 
 
-def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
+#: train_text's settings a run records (and a resumed run takes from it)
+SETTINGS = ("hidden_size", "cell", "num_layers", "seq_length", "batch_size", "optimizer",
+            "lr", "clip", "max_steps", "eval_every", "held_out", "dtype", "seed")  # fmt: skip
+
+
+def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: str = "elman",
                num_layers: int = 1, seq_length: int = 50, batch_size: int = 32,
                optimizer: str = "adam", lr: float = 0.003, clip: float | None = 5.0,
                max_steps: int = 2000, eval_every: int = 250, held_out: float = 0.1,
                dtype: str = "float32", seed: int = 0, backend: str = "auto",
-               out: str | Path | None = "runs", progress=None) -> TextRun:  # fmt: skip
+               out: str | Path | None = "runs", progress=None,
+               resume: str | Path | None = None) -> TextRun:  # fmt: skip
     """Train a character-level model on the text file ``path`` (see the module's
     docstring): ``max_steps`` updates of truncated BPTT over ``seq_length`` characters of
     ``batch_size`` tracks, the state carried; the held-out bits per character every
     ``eval_every`` updates and at the end. ``progress(row)`` is called with each history
-    row. Saved to ``out/text-<time>/`` (model, vocabulary, config, history) unless
-    ``out`` is None."""
+    row. Saved to ``out/text-<time>/`` (model, vocabulary, config, history, checkpoint)
+    unless ``out`` is None. Ctrl-C stops after the current update and saves the run;
+    ``resume`` (its directory) continues it exactly, on its own file and settings."""
+    state = None
+    if resume is not None:
+        settings, state, model = _resumed(Path(resume), backend)
+        path = settings["data"]
+        hidden_size, cell, num_layers, seq_length, batch_size, optimizer, lr, clip = (
+            settings[k] for k in SETTINGS[:8])  # fmt: skip
+        max_steps, eval_every, held_out, dtype, seed = (settings[k] for k in SETTINGS[8:])
+    if path is None:
+        raise ValueError("train_text needs a text file (or a run to resume)")
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out must be a share between 0 and 1, got {held_out!r}")
     for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers),
@@ -197,6 +231,10 @@ def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     text = read_text(path)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if resume is not None and digest != settings["sha256"]:
+        raise ValueError(f"--resume {resume}: {path} changed since the run trained on it; a "
+                         "run continues on its own text")  # fmt: skip
     if out is not None:  # refused now, not after training
         from rnnlab.runs import check_writable
 
@@ -214,44 +252,101 @@ def train_text(path: str | Path, *, hidden_size: int = 128, cell: str = "elman",
         raise ValueError(f"{path}: too short to hold out {held_out:.0%} of it")
     data = tracks(train_ids, batch_size)
     V = len(vocabulary)
-    activation = {"activation": "tanh"} if cell == "elman" else {}
-    model = RNN(V, hidden_size, V, cell=cell, num_layers=num_layers, loss="softmax",
-                dtype=dtype, seed=seed, backend=backend, **activation)  # fmt: skip
+    if state is None:
+        activation = {"activation": "tanh"} if cell == "elman" else {}
+        model = RNN(V, hidden_size, V, cell=cell, num_layers=num_layers, loss="softmax",
+                    dtype=dtype, seed=seed, backend=backend, **activation)  # fmt: skip
     step = StreamStep(model, make_optimizer(optimizer, lr), clip=clip)
+    if state is None:
+        state = FitState(initial=model.params.flat.copy())
+    else:
+        state = state.put_back(model, step.step.optimizer, max_steps)
+        step.carry(state.carried)
     baselines = dict(zip(("unigram", "bigram"), ngram_bits(train_ids, val_ids, V), strict=True))
-    history, start, losses, tick = [], 0, [], time.perf_counter()
-    for update in range(1, max_steps + 1):
-        if start >= data.shape[1] - 1:  # the tracks ran out: again from h0
-            start = 0
-            step.reset()
-        x, y = chunk(data, start, seq_length, V, model.params.flat.dtype)
-        loss = step(x, y)
-        if not math.isfinite(loss):
-            raise ValueError(f"training diverged at update {update} (loss {loss}); lower --lr")
-        start += x.shape[0]
-        losses.append(loss)
-        if update % eval_every == 0 or update == max_steps:
-            bits = bits_per_char(model, val_ids, seq_length=seq_length, batch_size=batch_size)
-            row = {"step": update, "seconds": round(time.perf_counter() - tick, 6),
-                   "train_bits": float(np.mean(losses)) / LN2, "val_bits": bits,
-                   "val_perplexity": 2.0**bits}  # fmt: skip
-            history.append(row)
-            losses = []
-            if progress is not None:
-                progress(row)
-    seconds = time.perf_counter() - tick
-    result = TextRun(model, vocabulary, history, history[-1]["val_bits"], baselines, seconds)
+    _read(
+        model,
+        step,
+        state,
+        data,
+        val_ids,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        seq_length=seq_length,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    rows = state.rows
+    result = TextRun(model, vocabulary, rows, rows[-1]["val_bits"] if rows else None,
+                     baselines, state.seconds, steps=state.step,
+                     interrupted=state.step < max_steps)  # fmt: skip
     if out is not None:
-        result.run_dir = _save(result, Path(out), {
-            "data": str(path), "characters": len(text), "vocabulary": V, "hidden": hidden_size,
-            "cell": cell, "layers": num_layers, "seq_length": seq_length,
-            "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "clip": clip,
-            "max_steps": max_steps, "held_out": held_out, "dtype": dtype, "seed": seed,
+        settings = dict(zip(SETTINGS, (hidden_size, cell, num_layers, seq_length, batch_size,
+                                       optimizer, lr, clip, max_steps, eval_every, held_out,
+                                       dtype, seed), strict=True))  # fmt: skip
+        result.run_dir = _save(result, state, Path(out), {
+            "data": str(Path(path).resolve()), "sha256": digest, "characters": len(text),
+            "vocabulary": V, **settings,
         })  # fmt: skip
     return result
 
 
-def _save(result: TextRun, out: Path, settings: dict) -> Path:
+def _read(model: RNN, step: StreamStep, state: FitState, data: np.ndarray,
+          val_ids: np.ndarray, *, max_steps: int, eval_every: int, seq_length: int,
+          batch_size: int, progress) -> None:  # fmt: skip
+    """The training loop: updates from where ``state`` stands to ``max_steps`` (or Ctrl-C),
+    ``state`` kept up to date (weights, optimizer, stream position and carried states)."""
+    from rnnlab.train import _StopOnInterrupt
+
+    tick = time.perf_counter() - state.seconds
+    V = model.config.output_size
+    with _StopOnInterrupt() as interrupt:
+        while state.step < max_steps and not interrupt.requested:
+            if state.position >= data.shape[1] - 1:  # the tracks ran out: again from h0
+                state.position = 0
+                step.reset()
+            x, y = chunk(data, state.position, seq_length, V, model.params.flat.dtype)
+            loss = step(x, y)
+            if not math.isfinite(loss):
+                raise ValueError(f"training diverged at update {state.step + 1} (loss {loss}); "
+                                 "lower --lr")  # fmt: skip
+            state.position += x.shape[0]
+            state.step += 1
+            state.running_loss += loss
+            state.seen += 1
+            if state.step % eval_every == 0 or state.step == max_steps:
+                bits = bits_per_char(model, val_ids, seq_length=seq_length,
+                                     batch_size=batch_size)  # fmt: skip
+                row = {"step": state.step, "seconds": round(time.perf_counter() - tick, 6),
+                       "train_bits": state.running_loss / state.seen / LN2, "val_bits": bits,
+                       "val_perplexity": 2.0**bits}  # fmt: skip
+                state.rows.append(row)
+                state.running_loss, state.seen = 0.0, 0
+                if progress is not None:
+                    progress(row)
+    state.seconds = time.perf_counter() - tick
+    state.weights, state.carried = model.params.flat.copy(), step.carried
+    state.take_optimizer(step.step.optimizer)
+
+
+def _resumed(run: Path, backend: str) -> tuple[dict, FitState, RNN]:
+    """A stopped text run's settings, checkpoint and model."""
+    from rnnlab.model import load
+
+    try:
+        saved = json.loads((run / "config.json").read_text())
+        settings = {k: saved[k] for k in (*SETTINGS, "data", "sha256")}
+        steps = int(saved["steps"])
+        state = FitState.load(run / "checkpoint.safetensors")
+        model = load(run / "model.safetensors", backend=backend)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--resume {run}: not a text run rnnlab can continue ({err})"
+                         ) from None  # fmt: skip
+    if steps >= settings["max_steps"]:
+        raise ValueError(f"--resume {run}: it already ran its {settings['max_steps']} steps")
+    return settings, state, model
+
+
+def _save(result: TextRun, state: FitState, out: Path, settings: dict) -> Path:
     """The run directory, written whole, then published (:func:`rnnlab.io.staging_dir`)."""
     from rnnlab import __version__
     from rnnlab.runs import strict_json
@@ -259,13 +354,16 @@ def _save(result: TextRun, out: Path, settings: dict) -> Path:
     run_dir = staging_dir(out, "text")
     result.model.save(run_dir / "model.safetensors")
     result.vocabulary.save(run_dir / "vocabulary.json")
+    state.save(run_dir / "checkpoint.safetensors")
     config = {"task": "text", **settings, "model": result.model.config.to_dict(),
-              "rnnlab_version": __version__, "val_bits": result.bits,
+              "rnnlab_version": __version__, "steps": result.steps,
+              "interrupted": result.interrupted, "val_bits": result.bits,
               "baselines": result.baselines, "seconds": result.seconds}  # fmt: skip
     text = json.dumps(strict_json(config), indent=2, allow_nan=False)
     atomic_write_text(run_dir / "config.json", text + "\n")
-    rows = [",".join(result.history[0])] + [",".join(str(v) for v in row.values())
-                                            for row in result.history]  # fmt: skip
+    fields = ("step", "seconds", "train_bits", "val_bits", "val_perplexity")
+    rows = [",".join(fields)] + [",".join(str(row[k]) for k in fields)
+                                 for row in result.history]  # fmt: skip
     atomic_write_text(run_dir / "history.csv", "\n".join(rows) + "\n")
     return publish_run_dir(run_dir, "text")
 

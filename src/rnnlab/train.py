@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from rnnlab.fit_state import FitState
+from rnnlab.fit_state import resolve as resolve_state
 from rnnlab.losses import LOSSES, check_reduction, loss_and_dlogits
 from rnnlab.model import RNN
 from rnnlab.optim import Optimizer, make_optimizer, make_schedule
@@ -129,6 +131,7 @@ class History:
     interrupted: bool = False  # stopped by Ctrl-C (SIGINT)
     diverged: bool = False  # stopped by a non-finite loss or gradient
     trained: bool = True  # False: it diverged before any weights were evaluated as finite
+    state: FitState | None = field(default=None, repr=False)  # where the loop stopped
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -141,11 +144,14 @@ class History:
 class DataTask:
     """User data seen as a task: the loss's own metric; solved when every sequence is right."""
 
-    def __init__(self, loss: str, tolerance: float = 0.04, source: str | None = None):
+    def __init__(self, loss: str, tolerance: float = 0.04, source: str | dict | None = None):
         self.name = "data"
         self.loss = loss
         self.tolerance = tolerance
-        self.params = {} if source is None else {"data": source}  # (what a run records)
+        # what a run records of the data: its path, or the options it was read with
+        self.params = dict(source) if isinstance(source, dict) else {"data": source}
+        if source is None:
+            self.params = {}
 
     def evaluate(self, outputs: np.ndarray, batch: Batch) -> dict:
         return evaluate_outputs(outputs, batch, self.loss, tolerance=self.tolerance)
@@ -258,6 +264,7 @@ def fit(
     progress: bool = False,
     backend: str | None = None,
     callbacks=(),
+    resume=None,
     **overrides,
 ) -> History:
     """Train ``model`` in place and return its :class:`History`.
@@ -283,6 +290,11 @@ def fit(
         update), ``on_eval(step, row, model)`` (after each held-out evaluation; ``row``
         is the history's) and ``on_end(history, model)``; :mod:`rnnlab.callbacks` has a
         CSV logger and a checkpoint writer.
+    resume : FitState, its file, or a run directory, optional
+        Continue a stopped run exactly where it stood (:mod:`rnnlab.fit_state`): its
+        weights, optimizer state, data order and history; the other arguments must be
+        the run's own (``max_steps`` counts from its start). ``History.state`` is where
+        a run stands when ``fit`` returns (``history.state.save(path)``).
 
     Stops when the held-out data is solved (unless ``stop_when_solved=False``), when
     ``patience`` evaluations
@@ -301,11 +313,11 @@ def fit(
                          f"{', '.join(f.name for f in fields(FitConfig))}")  # fmt: skip
     config = replace(config or FitConfig(), **overrides)
     if backend is None:
-        return _fit(model, data, validation, config, progress, optimizer, callbacks)
+        return _fit(model, data, validation, config, progress, optimizer, callbacks, resume)
     own = model.backend  # "numba" or "numpy": what runs now
     model.use_backend(backend)
     try:
-        return _fit(model, data, validation, config, progress, optimizer, callbacks)
+        return _fit(model, data, validation, config, progress, optimizer, callbacks, resume)
     finally:
         model.use_backend(own)
 
@@ -318,7 +330,7 @@ def make_fit_optimizer(config: FitConfig, task=None) -> Optimizer:
 
 
 def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
-         optimizer: Optimizer | None, callbacks=()) -> History:  # fmt: skip
+         optimizer: Optimizer | None, callbacks=(), resume=None) -> History:  # fmt: skip
     task, train, val = _prepare(model, data, validation, config)
     settings = config.resolved(task, train.size)
     batch_size, max_steps = settings.batch_size, settings.max_steps
@@ -331,34 +343,31 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     train_step = TrainStep(model, optimizer, truncate=config.truncate,
                            reduction=config.reduction, clip=config.clip)  # fmt: skip
 
-    rng = np.random.default_rng(config.seed)
-    order = np.empty(0, dtype=np.int64)
-    history = History()
-    best_score, best_params, evals_since_best = None, None, 0
-    best_solved = last_solved = False  # (the kept evaluation's, the last one's)
-    # the weights last evaluated with a finite loss, and when (divergence returns to them;
-    # to the weights it started from when there are none)
-    good_params, good_step = None, None
-    initial_params = model.params.flat.copy()
-    running_loss, seen = 0.0, 0
+    # the loop's state (what a checkpoint holds): fresh, or where a stopped run stood
+    if resume is None:
+        s = FitState(initial=model.params.flat.copy())
+        rng = np.random.default_rng(config.seed)
+    else:
+        s = resolve_state(resume).put_back(model, optimizer, max_steps)
+        rng = s.generator()
+    history = History(rows=[dict(row) for row in s.rows], best=dict(s.best_metrics))
     if model.kernels.name != "numpy":  # (the clock starts once the kernels are in)
         with _CompilingNotice(enabled=progress):
             train_step.warm(train.take(np.resize(np.arange(train.size), batch_size)))
             evaluate(model, val, task)
-    start = time.perf_counter()
+    start = time.perf_counter() - s.seconds
     bar = _ProgressBar(max_steps, enabled=progress)
-    step = 0
     # (overflow in a diverging run is caught below and reported; numpy need not warn)
     with bar, _StopOnInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore"):
-        while step < max_steps:
+        while s.step < max_steps:
             if interrupt.requested:
                 history.interrupted = True
-                history.stop_reason = f"interrupted (Ctrl-C) after step {step}"
+                history.stop_reason = f"interrupted (Ctrl-C) after step {s.step}"
                 break
-            if len(order) < batch_size:
-                order = np.concatenate([order, rng.permutation(train.size)])
-            index, order = order[:batch_size], order[batch_size:]
-            optimizer.lr = schedule(step)
+            if len(s.order) < batch_size:
+                s.order = np.concatenate([s.order, rng.permutation(train.size)])
+            index, s.order = s.order[:batch_size], s.order[batch_size:]
+            optimizer.lr = schedule(s.step)
             loss, norm = train_step(train.take(index))
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = (
@@ -367,24 +376,25 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
                     else f"gradient norm became {norm}"
                 )
                 history.diverged = True
-                if good_params is None:
+                if s.good is None:
                     history.trained = False
-                    model.params.flat[...] = initial_params
+                    model.params.flat[...] = s.initial
                     history.stop_reason = (
-                        f"{what} at step {step + 1}, before any weights were evaluated as "
+                        f"{what} at step {s.step + 1}, before any weights were evaluated as "
                         "finite: nothing trained, the weights are as they started (try a "
                         "smaller --lr or gradient clipping)"
                     )
                 else:
-                    model.params.flat[...] = good_params
+                    model.params.flat[...] = s.good
                     history.stop_reason = (
-                        f"{what} at step {step + 1}; returned to the weights evaluated at "
-                        f"step {good_step} (try a smaller --lr or gradient clipping)"
+                        f"{what} at step {s.step + 1}; returned to the weights evaluated at "
+                        f"step {s.good_step} (try a smaller --lr or gradient clipping)"
                     )
                 break
-            step += 1
-            running_loss += loss
-            seen += 1
+            s.step += 1
+            step = s.step
+            s.running_loss += loss
+            s.seen += 1
             for call in on_step:
                 call(step, loss, norm)
 
@@ -394,31 +404,32 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
                     "step": step,
                     "seconds": round(time.perf_counter() - start, 6),
                     "lr": optimizer.lr,
-                    "train_loss": running_loss / seen,
+                    "train_loss": s.running_loss / s.seen,
                     "val_loss": metrics["loss"],
                     "val_step_accuracy": metrics["step_accuracy"],
                     "val_sequence_accuracy": metrics["sequence_accuracy"],
                 }
                 history.rows.append(row)
-                running_loss, seen = 0.0, 0
+                s.running_loss, s.seen = 0.0, 0
                 bar.update(step, row)
                 if math.isfinite(metrics["loss"]):
-                    good_params, good_step = model.params.flat.copy(), step
-                last_solved = task.is_solved(metrics) and _every_string_right(model, task)
+                    s.good, s.good_step = model.params.flat.copy(), step
+                s.last_solved = task.is_solved(metrics) and _every_string_right(model, task)
                 score = rank(metrics)
-                if math.isfinite(metrics["loss"]) and (best_score is None or score > best_score):
-                    best_score, evals_since_best = score, 0
-                    best_params, best_solved = model.params.flat.copy(), last_solved
+                if math.isfinite(metrics["loss"]) and (s.best_score is None
+                                                       or score > s.best_score):  # fmt: skip
+                    s.best_score, s.evals_since_best = score, 0
+                    s.best, s.best_solved = model.params.flat.copy(), s.last_solved
                     history.best = metrics
                 else:
-                    evals_since_best += 1
+                    s.evals_since_best += 1
                 for call in on_eval:
                     call(step, row, model)
-                if last_solved and config.stop_when_solved:
+                if s.last_solved and config.stop_when_solved:
                     history.solved = True
                     history.stop_reason = f"solved at step {step}"
                     break
-                if config.patience is not None and evals_since_best >= config.patience:
+                if config.patience is not None and s.evals_since_best >= config.patience:
                     history.stop_reason = (
                         f"no improvement in {config.patience} evaluations (step {step})"
                     )
@@ -426,14 +437,20 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
         else:
             history.stop_reason = f"reached max_steps={max_steps}"
 
+    # where the loop stands, before the best weights come back: a resume goes on from here
+    s.seconds = time.perf_counter() - start
+    s.weights, s.rng = model.params.flat.copy(), rng.bit_generator.state
+    s.rows, s.best_metrics = history.rows, history.best
+    s.take_optimizer(optimizer)
+    history.state = s
     if not history.solved:  # (solved: whether the weights it ends with were, when evaluated)
-        if config.restore_best and best_params is not None and history.trained:
-            model.params.flat[...] = best_params
-            history.solved = best_solved
+        if config.restore_best and s.best is not None and history.trained:
+            model.params.flat[...] = s.best
+            history.solved = s.best_solved
         else:
-            history.solved = last_solved and history.trained
-    history.steps = step
-    history.seconds = time.perf_counter() - start
+            history.solved = s.last_solved and history.trained
+    history.steps = s.step
+    history.seconds = s.seconds
     for callback in callbacks:
         if hasattr(callback, "on_end"):
             callback.on_end(history, model)
