@@ -19,6 +19,15 @@ from rnnlab.io import ModelFileError, read_model_file
 from rnnlab.train import TrainStep
 
 
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c():
+    """Python's own SIGINT handler, as an interactive process has it (a runner started in
+    the background hands its children SIGINT ignored, and fit leaves that alone)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class StopAt:
     """Ctrl-C (a real SIGINT) during update ``step``: the loop stops after it."""
 
