@@ -127,6 +127,10 @@ def train(
     tokens: Annotated[
         bool, typer.Option(help="With --data: inputs are integer token ids, fed one-hot.")
     ] = False,
+    embedding: Annotated[
+        int | None,
+        typer.Option(help="With --tokens or text: a learned input embedding of this size."),
+    ] = None,
     length: Annotated[
         str | None,
         typer.Option(help="Training sequence lengths: N or LO-HI (default: the task's)."),
@@ -160,7 +164,7 @@ def train(
                  "--dtype": None if dtype == "float64" else dtype, "--data": data,
                  "--val": val, "--loss": loss,
                  "--targets": None if targets == "every" else targets,
-                 "--tokens": tokens or None}  # fmt: skip
+                 "--tokens": tokens or None, "--embedding": embedding}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
@@ -185,10 +189,12 @@ def train(
         _train_text(data, hidden=hidden, cell=cell, layers=layers, length=length,
                     batch_size=batch_size, optimizer=optimizer, lr=lr, clip=_clip(clip),
                     max_steps=max_steps, dtype=dtype, seed=seed, backend=backend, out=out,
-                    quiet=quiet)  # fmt: skip
+                    quiet=quiet, embedding=embedding)  # fmt: skip
         return
     if data is None and (val is not None or loss is not None or targets != "every" or tokens):
         raise CliError("--val, --loss, --targets and --tokens go with --data")
+    if embedding is not None and not tokens:
+        raise CliError("--embedding goes with --data FILE --tokens (or rnnlab train text)")
     if targets not in ("every", "last"):
         raise CliError(f"--targets must be every or last, got {targets!r}")
     if data is not None and (task != "shift" or param or length or test_length or resume):
@@ -217,7 +223,8 @@ def train(
         monitor=monitor,
         stop_when_solved=stop_when_solved,
     )
-    _check_positive(hidden=hidden, layers=layers, update_every=update_every)
+    _check_positive(hidden=hidden, layers=layers, update_every=update_every,
+                    embedding=embedding)  # fmt: skip
     if update_every != 1 and online is None:
         raise CliError("--update-every goes with --online")
     # matplotlib imports in a second process while this one trains (~0.5 s off the wall time)
@@ -241,7 +248,7 @@ def train(
                                     hidden=hidden,
                                     activation=activation, cell=cell, layers=layers, init=init,
                                     dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
-                                    quiet=quiet)  # fmt: skip
+                                    quiet=quiet, embedding=embedding)  # fmt: skip
         else:
             result = train_task(
                 task_obj,
@@ -279,7 +286,7 @@ def train(
 def _train_text(data: Path | None, *, hidden=None, cell="elman", layers=None, length=None,
                 batch_size=None, optimizer=None, lr=None, clip=5.0, max_steps=None,
                 dtype="float32", seed=0, backend="auto", out=Path("runs"), quiet=False,
-                resume: Path | None = None) -> None:  # fmt: skip
+                resume: Path | None = None, embedding: int | None = None) -> None:  # fmt: skip
     """``rnnlab train text --data FILE.txt``: a character-level model (:mod:`rnnlab.text`);
     ``--resume RUN`` continues a stopped one."""
     from rnnlab.text import sample, train_text
@@ -289,9 +296,11 @@ def _train_text(data: Path | None, *, hidden=None, cell="elman", layers=None, le
     if length is not None and not (length.isdigit() and int(length) > 0):
         raise CliError(f"--length for text is the characters per chunk (a positive number), "
                        f"got {length}")  # fmt: skip
-    _check_positive(hidden=hidden, layers=layers, batch_size=batch_size, max_steps=max_steps)
-    given = {"hidden_size": hidden, "cell": cell, "num_layers": layers, "batch_size": batch_size,
-             "optimizer": optimizer, "lr": lr, "max_steps": max_steps,
+    _check_positive(hidden=hidden, layers=layers, batch_size=batch_size, max_steps=max_steps,
+                    embedding=embedding)  # fmt: skip
+    given = {"embedding": embedding, "hidden_size": hidden, "cell": cell,
+             "num_layers": layers, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+             "max_steps": max_steps,
              "seq_length": None if length is None else int(length)}  # fmt: skip
 
     def show(row: dict) -> None:
@@ -325,7 +334,7 @@ def _train_text(data: Path | None, *, hidden=None, cell="elman", layers=None, le
 def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, tokens: bool,
                    fit_config, plotter, *,
                    hidden, activation, cell, layers, init, dtype, seed, backend, out, plot,
-                   quiet):  # fmt: skip
+                   quiet, embedding=None):  # fmt: skip
     """``rnnlab train --data``: the file's sequences (and held-out ones) through
     :func:`rnnlab.runs.train_data`."""
     from rnnlab.runs import train_data
@@ -340,6 +349,7 @@ def _train_on_data(data: Path, val: Path | None, loss: str | None, last: bool, t
                       activation=activation, cell=cell, num_layers=layers, init=init,
                       dtype=dtype, seed=seed, backend=backend, out=out, plot=plot,
                       progress=not quiet and sys.stderr.isatty(), fit_config=fit_config,
+                      embedding=embedding,
                       plotter=plotter)  # fmt: skip
 
 
@@ -618,6 +628,10 @@ def predict(
     tokens: Annotated[
         bool, typer.Option(help="With --data: inputs are integer token ids, fed one-hot.")
     ] = False,
+    embedding: Annotated[
+        int | None,
+        typer.Option(help="With --tokens or text: a learned input embedding of this size."),
+    ] = None,
 ) -> None:
     """Run a saved model on one input sequence, or on every sequence of --data."""
     from rnnlab.model import load

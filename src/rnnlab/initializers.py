@@ -110,6 +110,7 @@ def init_params(
     rng: np.random.Generator,
     dtype=np.float64,
     init: str = "default",
+    embedding: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Fresh parameters for a network, float ``dtype``, in a fixed draw order.
 
@@ -136,7 +137,7 @@ def init_params(
         w_in, w_rec = glorot_uniform, orthogonal
     params = {}
     for layer in range(num_layers):
-        layer_input = input_size if layer == 0 else hidden_size
+        layer_input = (embedding or input_size) if layer == 0 else hidden_size
         for base, shape in spec.shapes(layer_input, hidden_size).items():
             if base == "W_xh":
                 value = _recurrent_blocks(w_in, shape, spec.gates, rng=rng)
@@ -155,6 +156,9 @@ def init_params(
         glorot_uniform((output_size, hidden_size), rng=rng), dtype=dtype
     )
     params["b_y"] = np.zeros(output_size, dtype=dtype)
+    if embedding is not None:  # (drawn last: the other weights are those of no table)
+        params["E"] = np.ascontiguousarray(gaussian((input_size, embedding), rng=rng, std=1.0),
+                                           dtype=dtype)  # fmt: skip
     return params
 
 

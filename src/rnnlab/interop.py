@@ -97,6 +97,9 @@ def to_torch(model: RNN):
     c = model.config
     if not get_cell(c.cell).torch_class:
         raise ValueError(f"to_torch: PyTorch has no module for the {c.cell} cell")
+    if c.embedding is not None:
+        raise ValueError("to_torch gives (rnn, linear); a model with an input embedding "
+                         "also needs torch.nn.Embedding(weight=params['E'])")  # fmt: skip
     I, H, O, L = c.input_size, c.hidden_size, c.output_size, c.num_layers
     dtype = {"float64": torch.float64, "float32": torch.float32}[c.dtype]
     nn = torch.nn

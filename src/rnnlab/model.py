@@ -22,6 +22,7 @@ import numpy as np
 
 from rnnlab import io, kernels
 from rnnlab.initializers import init_params
+from rnnlab.kernels.embedded import Embedded
 from rnnlab.kernels.layout import (
     FlatParams,
     Network,
@@ -77,6 +78,7 @@ class RNNConfig:
     num_layers: int = 1
     loss: str = "bce"  # binary cross-entropy on logits, the notebook's log loss
     dtype: str = "float64"  # exact gradient checks need float64
+    embedding: int | None = None  # a learned (input_size, D) input table (tokens), or none
 
     def __post_init__(self):
         for field in ("input_size", "hidden_size", "output_size", "num_layers"):
@@ -84,6 +86,11 @@ class RNNConfig:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
             object.__setattr__(self, field, int(value))
+        if self.embedding is not None:
+            e = self.embedding
+            if isinstance(e, bool) or not isinstance(e, int | np.integer) or e < 1:
+                raise ValueError(f"embedding must be a positive integer or None, got {e!r}")
+            object.__setattr__(self, "embedding", int(e))
         if not isinstance(self.cell, str):
             raise ValueError(f"cell must be a name, got {self.cell!r}")
         spec = get_cell(self.cell)
@@ -117,10 +124,13 @@ class RNNConfig:
     def parameter_count(self) -> tuple[int, int]:
         """(arrays, numbers) of the parameters, counted without listing them."""
         return parameter_count(self.cell, self.input_size, self.hidden_size,
-                               self.output_size, self.num_layers)  # fmt: skip
+                               self.output_size, self.num_layers, self.embedding)  # fmt: skip
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        fields = asdict(self)
+        if fields["embedding"] is None:  # (a model without one saves what it always did)
+            del fields["embedding"]
+        return fields
 
     @classmethod
     def from_dict(cls, fields: dict) -> RNNConfig:
@@ -140,7 +150,7 @@ class RNNConfig:
     def network(self) -> Network:
         """The :class:`~rnnlab.kernels.layout.Network` every backend takes (cached)."""
         return network(self.cell, self.activation, self.num_layers, self.input_size,
-                       self.hidden_size, self.output_size)  # fmt: skip
+                       self.hidden_size, self.output_size, self.embedding)  # fmt: skip
 
 
 class HiddenStates(NamedTuple):
@@ -193,6 +203,10 @@ class RNN:
     init : {"default", "irnn", "orthogonal"}
         How the initial weights are drawn (see :mod:`rnnlab.initializers`): the scheme
         of the activation, Le et al.'s IRNN, or orthogonal recurrent weights.
+    embedding : int, optional
+        A learned input table ``E (I, D)``: inputs pass through ``x -> E^T x`` (for
+        one-hot tokens, the token's row, as ``torch.nn.Embedding``) and the first layer
+        reads ``D`` numbers (:mod:`rnnlab.kernels.embedded`). ``E`` starts ``N(0, 1)``.
 
     Attributes
     ----------
@@ -206,7 +220,8 @@ class RNN:
         ``h0 (H,)``, ``c0 (H,)``; expRNN: ``W_xh (H, I)``, ``A_hh (H, H)`` (the
         recurrence is ``expm(A - A^T)`` of its strict upper triangle), ``b_h (H,)``
         (modReLU's bias), ``h0 (H,)``. Layers after the first add ``_l1``, ``_l2``...;
-        then ``W_hy (O, H)`` and ``b_y (O,)``. Editing these arrays in place
+        then ``W_hy (O, H)`` and ``b_y (O,)``; with an embedding, first ``E (I, D)``
+        (and the first layer's ``W_xh`` reads ``D``). Editing these arrays in place
         changes the model, on every backend; assigning a name (or
         ``model.params = {...}``) copies the values into the model's arrays (cast
         to its dtype), as ``param.data.copy_`` would. The arrays are made once:
@@ -215,7 +230,8 @@ class RNN:
         The backend in use: ``"numba"`` or ``"numpy"``.
     kernels : module
         That backend (it implements the protocol of :mod:`rnnlab.kernels`; for expRNN
-        wrapped in :class:`~rnnlab.kernels.orthogonal.Orthogonal`).
+        wrapped in :class:`~rnnlab.kernels.orthogonal.Orthogonal`, with an embedding in
+        :class:`~rnnlab.kernels.embedded.Embedded`).
     """
 
     def __init__(
@@ -232,10 +248,10 @@ class RNN:
         backend: str = "auto",
         dtype="float64",
         init: str = "default",
+        embedding: int | None = None,
     ):
-        config = RNNConfig(
-            input_size, hidden_size, output_size, cell, activation, num_layers, loss, dtype
-        )
+        config = RNNConfig(input_size, hidden_size, output_size, cell, activation, num_layers,
+                           loss, dtype, embedding)  # fmt: skip
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         params = init_params(
@@ -248,6 +264,7 @@ class RNN:
             rng=np.random.default_rng(seed),
             dtype=DTYPES[config.dtype],
             init=init,
+            embedding=config.embedding,
         )
         self._setup(config, params, backend)
 
@@ -256,7 +273,7 @@ class RNN:
         """A model from a config and a full parameter dict (checked against the config)."""
         expected = param_shapes(
             config.cell, config.input_size, config.hidden_size, config.output_size,
-            config.num_layers,
+            config.num_layers, config.embedding,
         )  # fmt: skip
         if set(params) != set(expected):
             missing, extra = set(expected) - set(params), set(params) - set(expected)
@@ -301,7 +318,9 @@ class RNN:
         the same objects.
         """
         chosen = kernels.get_backend(backend)
-        self.kernels = Orthogonal(chosen) if get_cell(self.config.cell).orthogonal else chosen
+        if get_cell(self.config.cell).orthogonal:
+            chosen = Orthogonal(chosen)
+        self.kernels = chosen if self.config.embedding is None else Embedded(chosen)
 
     def __getstate__(self) -> dict:
         """Pickled and deep-copied with its backend's name (a module is not data)."""

@@ -99,6 +99,8 @@ class OnlineGradient:
         if get_cell(c.cell).orthogonal:
             raise ValueError(f"online rules do not run the {c.cell} cell (its recurrence is a "
                              "function of its weights)")  # fmt: skip
+        if c.embedding is not None:
+            raise ValueError("online rules learn networks without an input embedding")
         if not elman and rule not in ("rtrl", "snap1"):
             raise ValueError(f"{rule} learns one-layer Elman networks (rtrl and snap1 also "
                              f"GRU, LSTM and stacked ones); this model is {c.num_layers} "

@@ -158,11 +158,13 @@ def train_data(
     fit_config: FitConfig | None = None,
     plotter=None,
     resume: str | Path | None = None,
+    embedding: int | None = None,
 ) -> RunResult:
     """Train a fresh model on a user's sequences (a :class:`rnnlab.data.DataFile`, read
     from ``source``) and save the run, as :func:`train_task` does for a task: sizes from
     the data, ``loss`` inferred (0/1 targets: ``bce``, else ``mse``) unless given, 16
-    units of an Elman tanh cell unless given; tested on the file's held-out split (or,
+    units of an Elman tanh cell unless given (``embedding``: a learned input table of
+    that size, for one-hot tokens); tested on the file's held-out split (or,
     without one, on the training data). ``source``: what the run records of the file
     (its path, or a dict of the options it was read with: ``rnnlab train --resume`` reads
     it again from them); ``resume``:
@@ -184,7 +186,7 @@ def train_data(
         outputs = feature_size(train.Y) if loss != "softmax" else _classes(train.Y)
         model = RNN(feature_size(train.X), hidden_size or 16, outputs, activation=activation,
                     cell=cell, num_layers=num_layers or 1, loss=loss, seed=seed,
-                    backend=backend, init=init, dtype=dtype)  # fmt: skip
+                    backend=backend, init=init, dtype=dtype, embedding=embedding)  # fmt: skip
     batches = [None if part is None else model.batch(part.X, part.Y, lengths=part.lengths,
                                                      mask=part.mask)
                for part in (train, val)]  # fmt: skip

@@ -197,7 +197,8 @@ class TextRun:
 
 #: train_text's settings a run records (and a resumed run takes from it)
 SETTINGS = ("hidden_size", "cell", "num_layers", "seq_length", "batch_size", "optimizer",
-            "lr", "clip", "max_steps", "eval_every", "held_out", "dtype", "seed")  # fmt: skip
+            "lr", "clip", "max_steps", "eval_every", "held_out", "dtype", "seed",
+            "embedding")  # fmt: skip
 
 
 def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: str = "elman",
@@ -206,12 +207,15 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
                max_steps: int = 2000, eval_every: int = 250, held_out: float = 0.1,
                dtype: str = "float32", seed: int = 0, backend: str = "auto",
                out: str | Path | None = "runs", progress=None,
-               resume: str | Path | None = None) -> TextRun:  # fmt: skip
+               resume: str | Path | None = None, embedding: int | None = None
+               ) -> TextRun:  # fmt: skip
     """Train a character-level model on the text file ``path`` (see the module's
     docstring): ``max_steps`` updates of truncated BPTT over ``seq_length`` characters of
     ``batch_size`` tracks, the state carried; the held-out bits per character every
     ``eval_every`` updates and at the end. ``progress(row)`` is called with each history
-    row. Saved to ``out/text-<time>/`` (model, vocabulary, config, history, checkpoint)
+    row. ``embedding``: a learned table of that size between the characters and the
+    first layer (default: one-hot straight in, ``W_xh``'s columns being the characters'
+    vectors). Saved to ``out/text-<time>/`` (model, vocabulary, config, history, checkpoint)
     unless ``out`` is None. Ctrl-C stops after the current update and saves the run;
     ``resume`` (its directory) continues it exactly, on its own file and settings."""
     state = None
@@ -220,7 +224,8 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
         path = settings["data"]
         hidden_size, cell, num_layers, seq_length, batch_size, optimizer, lr, clip = (
             settings[k] for k in SETTINGS[:8])  # fmt: skip
-        max_steps, eval_every, held_out, dtype, seed = (settings[k] for k in SETTINGS[8:])
+        max_steps, eval_every, held_out, dtype, seed, embedding = (
+            settings[k] for k in SETTINGS[8:])  # fmt: skip
     if path is None:
         raise ValueError("train_text needs a text file (or a run to resume)")
     if not 0.0 < held_out < 1.0:
@@ -255,7 +260,8 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
     if state is None:
         activation = {"activation": "tanh"} if cell == "elman" else {}
         model = RNN(V, hidden_size, V, cell=cell, num_layers=num_layers, loss="softmax",
-                    dtype=dtype, seed=seed, backend=backend, **activation)  # fmt: skip
+                    dtype=dtype, seed=seed, backend=backend, embedding=embedding,
+                    **activation)  # fmt: skip
     step = StreamStep(model, make_optimizer(optimizer, lr), clip=clip)
     if state is None:
         state = FitState(initial=model.params.flat.copy())
@@ -282,7 +288,7 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
     if out is not None:
         settings = dict(zip(SETTINGS, (hidden_size, cell, num_layers, seq_length, batch_size,
                                        optimizer, lr, clip, max_steps, eval_every, held_out,
-                                       dtype, seed), strict=True))  # fmt: skip
+                                       dtype, seed, embedding), strict=True))  # fmt: skip
         result.run_dir = _save(result, state, Path(out), {
             "data": str(Path(path).resolve()), "sha256": digest, "characters": len(text),
             "vocabulary": V, **settings,

@@ -1,7 +1,10 @@
 """A network's shape and where each of its parameters lives in one flat vector.
 
 Layer 0 uses the cell's base names (``W_xh``, ``W_hh``, ...); layer ``l >= 1``
-adds ``_l{l}`` (``W_xh_l1``). The linear head is ``W_hy (O, H)``, ``b_y (O,)``.
+adds ``_l{l}`` (``W_xh_l1``). The linear head is ``W_hy (O, H)``, ``b_y (O,)``. A
+network with an ``embedding`` of size ``D`` first maps its inputs through a learned
+table ``E (I, D)`` (``x -> E^T x``: with one-hot tokens, a row lookup), and its first
+layer reads ``D`` numbers (:mod:`rnnlab.kernels.embedded`).
 Adding layers never renames the first one, so a one-layer model keeps the
 notebook's names.
 
@@ -28,13 +31,21 @@ def param_name(base: str, layer: int) -> str:
 
 
 def param_shapes(
-    cell: str, input_size: int, hidden_size: int, output_size: int, num_layers: int
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    num_layers: int,
+    embedding: int | None = None,
 ) -> dict[str, tuple[int, ...]]:
-    """Every parameter's name and shape, layer by layer, then the head."""
+    """Every parameter's name and shape: the embedding table (if any), layer by layer,
+    then the head."""
     spec = get_cell(cell)
     shapes: dict[str, tuple[int, ...]] = {}
+    if embedding is not None:
+        shapes["E"] = (input_size, embedding)
     for layer in range(num_layers):
-        layer_input = input_size if layer == 0 else hidden_size
+        layer_input = (embedding or input_size) if layer == 0 else hidden_size
         for base, shape in spec.shapes(layer_input, hidden_size).items():
             shapes[param_name(base, layer)] = shape
     shapes["W_hy"] = (output_size, hidden_size)
@@ -43,16 +54,18 @@ def param_shapes(
 
 
 def parameter_count(cell: str, input_size: int, hidden_size: int, output_size: int,
-                    num_layers: int) -> tuple[int, int]:  # fmt: skip
+                    num_layers: int, embedding: int | None = None) -> tuple[int, int]:  # fmt: skip
     """(arrays, numbers) of a network, worked out without listing them (so a config
     that claims a billion layers is measured before anything is built)."""
     spec = get_cell(cell)
-    first = spec.shapes(input_size, hidden_size)
+    first = spec.shapes(embedding or input_size, hidden_size)
     later = spec.shapes(hidden_size, hidden_size)
     numbers = sum(math.prod(s) for s in first.values())
     numbers += (num_layers - 1) * sum(math.prod(s) for s in later.values())
     numbers += output_size * hidden_size + output_size
-    return len(first) * num_layers + len(HEAD), numbers
+    table = 0 if embedding is None else 1
+    numbers += table * input_size * (embedding or 0)
+    return len(first) * num_layers + len(HEAD) + table, numbers
 
 
 class Network:
@@ -71,15 +84,16 @@ class Network:
     """
 
     def __init__(self, cell: str, activation: str, num_layers: int, input_size: int,
-                 hidden_size: int, output_size: int):  # fmt: skip
+                 hidden_size: int, output_size: int, embedding: int | None = None):  # fmt: skip
         self.spec: CellSpec = get_cell(cell)
         if activation not in self.spec.activations:
             raise ValueError(f"activation {activation!r} is not one of {self.spec.name}'s "
                              f"({', '.join(self.spec.activations)})")  # fmt: skip
         self.cell, self.activation, self.num_layers = cell, activation, num_layers
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        self.embedding = embedding
         self.activation_code = ACTIVATION_CODES[activation]
-        shapes = param_shapes(cell, input_size, hidden_size, output_size, num_layers)
+        shapes = param_shapes(cell, input_size, hidden_size, output_size, num_layers, embedding)
         self.names = tuple(shapes)
         self.shapes = tuple(shapes.values())
         starts, start, slices = {}, 0, []
@@ -106,11 +120,12 @@ class Network:
     @property
     def key(self) -> tuple:
         return (self.cell, self.activation, self.num_layers, self.input_size,
-                self.hidden_size, self.output_size)  # fmt: skip
+                self.hidden_size, self.output_size, self.embedding)  # fmt: skip
 
     def __repr__(self) -> str:
+        embedding = "" if self.embedding is None else f", embedding={self.embedding}"
         return "Network(cell={!r}, activation={!r}, num_layers={}, input_size={}, " \
-               "hidden_size={}, output_size={})".format(*self.key)  # fmt: skip
+               "hidden_size={}, output_size={}".format(*self.key) + embedding + ")"  # fmt: skip
 
     def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Named views into a flat vector (no copies)."""
@@ -127,9 +142,10 @@ class Network:
 
 @cache
 def network(cell: str, activation: str, num_layers: int, input_size: int, hidden_size: int,
-            output_size: int) -> Network:  # fmt: skip
+            output_size: int, embedding: int | None = None) -> Network:  # fmt: skip
     """The :class:`Network` of these sizes (one object per shape, made once)."""
-    return Network(cell, activation, num_layers, input_size, hidden_size, output_size)
+    return Network(cell, activation, num_layers, input_size, hidden_size, output_size,
+                   embedding)  # fmt: skip
 
 
 #: bytes the start of a flat vector or a workspace is aligned to (a cache line)
