@@ -88,7 +88,7 @@ def test_gradients_equal_torch_autograd(cell, backend):
     np.testing.assert_allclose(model.logits(X, lengths=lengths),
                                logits.detach().numpy()[:, : lengths.max()],
                                rtol=1e-12, atol=1e-12)  # fmt: skip
-    with pytest.raises(ValueError, match="torch.nn.Embedding"):
+    with pytest.raises(ValueError, match=r"torch\.nn\.Embedding"):
         to_torch(model)
 
 
