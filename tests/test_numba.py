@@ -353,3 +353,36 @@ def test_training_from_given_states_matches_reference(rng, cell, activation, tru
                 assert not final[1].any()
             else:
                 assert relative_error(final[1], c[:, -1]) <= 1e-12
+
+
+# -- one-hot inputs: a column of W_xh per step and sequence ---------------------------------
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELLS)
+@pytest.mark.parametrize(("H", "B"), [(6, 40), (24, 10), (24, 40), (5, 3)])  # lanes, gathered,
+def test_one_hot_inputs_take_columns_and_equal_numpy(cell, activation, H, B):  # BLAS, sequences
+    """Inputs whose every row is one-hot or zero (text, tokens) skip the product over
+    the vocabulary; the sums are the same, so the results equal numpy's, in both dtypes,
+    and a batch with one row that is not one-hot takes the product and equals it too."""
+    rng = np.random.default_rng(H * B)
+    V, T, L = 11, 6, 2
+    net = network(cell, activation, L, V, H, V)
+    numba_backend = get_backend("numba")
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+        theta = (rng.normal(size=net.size) * 0.5).astype(dtype)
+        x = np.eye(V, dtype=dtype)[rng.integers(0, V, size=(T, B))]
+        x[T - 1, 0] = 0.0  # (a zero row: no token)
+        y = np.eye(V, dtype=dtype)[rng.integers(0, V, size=(T, B))]
+        mask = np.ones((T, B), dtype)
+        dense = x.copy()
+        dense[0, 0, 0] = 0.5  # not one-hot: the product over the vocabulary
+        for inputs in (x, dense):
+            for truncate in (None, 2):
+                want = reference.loss_and_grad(net, theta, inputs, y, mask, loss="softmax",
+                                               truncate=truncate)  # fmt: skip
+                got = numba_backend.loss_and_grad(net, theta, inputs, y, mask, loss="softmax",
+                                                  truncate=truncate)  # fmt: skip
+                assert got[0] == pytest.approx(want[0], rel=tol)
+                assert relative_error(got[1], want[1], 1e-3) < tol
+            logits = numba_backend.forward(net, theta, inputs)[0]
+            assert relative_error(logits, reference.forward(net, theta, inputs)[0], 1e-3) < tol

@@ -61,6 +61,7 @@ from rnnlab.kernels.compiled.products import (
     GATHER,
     NARROW,
     THIN,
+    add_columns,
     blas_outer_accumulate,
     blas_product_add,
     gather_step,
@@ -68,6 +69,7 @@ from rnnlab.kernels.compiled.products import (
     product_add,
     product_t_add,
     rows_accumulate,
+    scatter_columns,
 )
 from rnnlab.kernels.compiled.views import borrow, carve, view
 from rnnlab.kernels.layout import B_H, B_X, C0, H0, W_HH, W_XH
@@ -119,6 +121,8 @@ class Block(NamedTuple):
     dah: np.ndarray  # (1, G H, m)
     ltmp: np.ndarray  # (3, m) loss scratch
     gather: np.ndarray  # (gathered numbers,) BLAS sweeps: see :func:`gather_steps`
+    ids: np.ndarray  # (T, m) with one-hot inputs, each step's index (-1: none); (1,) below
+    onehot: np.ndarray  # (1,): 1 when every input row of the block is one-hot (or zero)
 
 
 @inline
@@ -164,7 +168,8 @@ def block_size(net, T, m, training, use_blas):
     Tt, Td = (T, T) if training else (1, 0)
     gathered = _gathered(net, T, m, training, use_blas)
     return (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
-            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + gathered)  # fmt: skip
+            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 4) * m + gathered + T * m + 1
+            )  # fmt: skip
 
 
 @inline
@@ -194,8 +199,10 @@ def make_block(net, T, m, training, use_blas, buffer):
     dah, at = carve(buffer, at, (1, GH, m))
     ltmp, at = carve(buffer, at, (3, m))
     gather, at = carve(buffer, at, (gathered,))
+    ids, at = carve(buffer, at, (T, m))
+    onehot, at = carve(buffer, at, (1,))
     return Block(xs, ys, ws, hs, cs, tape, ax, ah, zs, dzs, flow, dh, dc, dax, dah, ltmp,
-                 gather)  # fmt: skip
+                 gather, ids, onehot)  # fmt: skip
 
 
 @inline
@@ -265,6 +272,7 @@ def copy_in(x, y, mask, start, n, blk, with_targets):
         for b in range(n):
             for k in range(I):
                 blk.xs[t, k, b] = x[t, start + b, k]
+    blk.onehot[0] = 1.0 if I >= NARROW and _token_ids(x, start, n, blk.ids) else 0.0
     if with_targets:
         O = y.shape[2]
         for t in range(T):
@@ -272,6 +280,26 @@ def copy_in(x, y, mask, start, n, blk, with_targets):
                 blk.ws[t, b] = mask[t, start + b]
                 for o in range(O):
                     blk.ys[t, o, b] = y[t, start + b, o]
+
+
+@inline
+def _token_ids(x, start, n, ids):
+    """Whether every row ``x[t, start + b]`` (``b < n``) is one-hot or zero; if so ``ids
+    (T, m)`` holds the index of each one (-1 for a zero row). Tokens fed one-hot (text,
+    ``--tokens``) then cost the first layer a column of ``W_xh`` per step and sequence,
+    not a product over the vocabulary: the same sums, without the zero terms."""
+    T, I = x.shape[0], x.shape[2]
+    for t in range(T):
+        for b in range(n):
+            at = -1
+            for k in range(I):
+                v = x[t, start + b, k]
+                if v != 0.0:
+                    if v != 1.0 or at >= 0:
+                        return False
+                    at = k
+            ids[t, b] = at
+    return True
 
 
 @inline
@@ -318,6 +346,7 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     cell, act, split, inside = net.cell, net.act, net.split, net.bias_inside
     side = ah if split else ax  # where W_hh h_{t-1} goes
     narrow = below.shape[1] < NARROW
+    tokens, ids = layer == 0 and blk.onehot[0] != 0.0, blk.ids  # one-hot inputs: columns
     for t in range(T):
         if inside:  # the cell adds its bias itself: it gets it in ah
             for g in range(GH):
@@ -332,14 +361,15 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
             for g in range(GH):
                 for b in range(n):
                     ah[0, g, b] = b_h[g]
+        if tokens:
+            add_columns(W_xh, ids, t, ax, n)
+        elif use_blas and not narrow:
+            blas_product_add(W_xh, below[t + shift], ax, 0)
+        else:  # (BLAS: a product this small costs more in the call than the work)
+            product_add(W_xh, below, t + shift, ax, 0, n)
         if use_blas:
-            if narrow:  # a product this small costs BLAS more in the call than the work
-                product_add(W_xh, below, t + shift, ax, 0, n)
-            else:
-                blas_product_add(W_xh, below[t + shift], ax, 0)
             blas_product_add(W_hh, hs[t], side, 0)
         else:
-            product_add(W_xh, below, t + shift, ax, 0, n)
             product_add(W_hh, hs, t, side, 0, n)
         forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, n)
 
@@ -368,6 +398,7 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
     gather, cell, act, split = blk.gather, net.cell, net.act, net.split
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
     chunk = gather_steps(blk.xs.shape[0], dax.shape[2], True, use_blas)  # 0: one per step
+    tokens, ids = layer == 0 and blk.onehot[0] != 0.0, blk.ids  # one-hot inputs: columns
     for j in range(H):
         for b in range(n):
             dh[0, j, b] = 0.0
@@ -386,8 +417,11 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
             for j in range(H):
                 for b in range(n):
                     leaving[s, j, b] = 0.0
+        if tokens:
+            scatter_columns(dax, 0, ids, s, acc, o_xh, K, n, use_blas)
         if use_blas and chunk == 0:
-            blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh)
+            if not tokens:
+                blas_outer_accumulate(dax[0], below[s + shift], acc, o_xh)
             blas_outer_accumulate(dah[0], hs[s], acc, o_hh)
         elif use_blas:
             # the weight gradients sum da_s v_s^T over steps: gathered, one product each
@@ -401,15 +435,18 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
             gather_step(dax[0], gx, g, n)
             if split:
                 gather_step(dah[0], gh, g, n)
-            gather_step(below[s + shift], vx, g, n)
+            if not tokens:
+                gather_step(below[s + shift], vx, g, n)
             gather_step(hs[s], vh, g, n)
             g += 1
             if g == k:
-                blas_outer_accumulate(gx, vx, acc, o_xh)
+                if not tokens:
+                    blas_outer_accumulate(gx, vx, acc, o_xh)
                 blas_outer_accumulate(gh, vh, acc, o_hh)
                 g = 0
         else:
-            outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, False)
+            if not tokens:
+                outer_accumulate(dax, 0, below, s + shift, acc, o_xh, n, False)
             outer_accumulate(dah, 0, hs, s, acc, o_hh, n, False)
         if use_blas:
             blas_product_add(W_hh.T, dah[0], dh, 0)  # dh is now dh_{s-1}

@@ -89,13 +89,15 @@ def loss_block(loss, z, y, w, t, scale, dz, tmp, n):
         for o in range(1, O):
             for b in range(n):
                 zmax[b] = max(zmax[b], z[0, o, b])
-        for o in range(O):
+        for o in range(O):  # (each exponential kept in dz until the sum is known)
             for b in range(n):
-                total[b] += exp_nonpositive(z[0, o, b] - zmax[b])
+                e = exp_nonpositive(z[0, o, b] - zmax[b])
+                dz[t, o, b] = e
+                total[b] += e
                 yz[b] += y[t, o, b] * z[0, o, b]
         for o in range(O):
             for b in range(n):
-                p = exp_nonpositive(z[0, o, b] - zmax[b]) / total[b]
+                p = dz[t, o, b] / total[b]
                 dz[t, o, b] = (p - y[t, o, b]) * (w[t, b] * scale) if w[t, b] != 0.0 else 0.0
         for b in range(n):
             if w[t, b] != 0.0:

@@ -139,3 +139,28 @@ def rows_accumulate(u, tu, acc, offset, n, summed):
             for b in range(n):
                 acc[offset + j, b] += u[tu, j, b]
     hold(u, acc)
+
+
+@inline
+def add_columns(W, ids, t, out, n):
+    """out[0] (J, m) += W (J, K)[:, ids[t, b]] in lanes ``b < n``: the product with one-hot
+    rows (index -1: a zero row, nothing added)."""
+    for j in range(W.shape[0]):
+        for b in range(n):
+            k = int(ids[t, b])
+            if k >= 0:
+                out[0, j, b] += W[j, k]
+    hold(W, ids, out)
+
+
+@inline
+def scatter_columns(u, tu, ids, t, acc, offset, K, n, summed):
+    """The gradient of a (J, K) weight at ``offset`` += u[tu] (J, n) times one-hot rows
+    ``ids[t]`` (:func:`outer_accumulate` with them): column ``ids[t, b]`` of row ``j``
+    gets ``u[tu, j, b]``, per lane (``acc (P, m)``) or ``summed`` into column 0."""
+    for j in range(u.shape[1]):
+        for b in range(n):
+            k = int(ids[t, b])
+            if k >= 0:
+                acc[offset + j * K + k, 0 if summed else b] += u[tu, j, b]
+    hold(u, ids, acc)
