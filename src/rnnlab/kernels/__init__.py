@@ -47,10 +47,41 @@ specification; ``rnnlab.kernels.compiled`` must match it to 1e-12 (float64).
 
 from __future__ import annotations
 
+import math
 import warnings
 from types import ModuleType
 
+import numpy as np
+
 BACKENDS = ("auto", "numpy", "numba")
+
+
+class Reparametrized:
+    """A backend around another, for parameters the kernels do not take as they are
+    (:mod:`.orthogonal`, :mod:`.embedded`): a subclass maps ``theta`` to the kernels'
+    parameters in ``forward`` and ``loss_and_grad`` and pulls the gradient back; the
+    update is that gradient and the optimizer's rule."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
+                   update, initial=None, final=None, **path):  # fmt: skip
+        from rnnlab.optim import rules  # (optim's compiled rules import this package)
+
+        value, grad = self.loss_and_grad(net, theta, x, y, mask, loss=loss, reduction=reduction,
+                                         truncate=truncate, initial=initial, final=final,
+                                         **path)  # fmt: skip
+        if not math.isfinite(value):
+            return value, float(np.linalg.norm(grad))
+        return value, rules.apply(update, theta, grad)
+
+    def trainer(self, net, *, loss, reduction="mean", truncate=None) -> Trainer:
+        return Trainer(self, net, loss=loss, reduction=reduction, truncate=truncate)
 
 
 class Trainer:

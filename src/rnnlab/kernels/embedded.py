@@ -23,13 +23,10 @@ and does that mapping before and after each call; the kernels never see ``E``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from rnnlab.kernels import Trainer
+from rnnlab.kernels import Reparametrized
 from rnnlab.kernels.layout import Network, aligned_empty, network
-from rnnlab.optim import rules
 
 
 def kernel_network(net: Network) -> Network:
@@ -39,16 +36,9 @@ def kernel_network(net: Network) -> Network:
                    net.output_size)  # fmt: skip
 
 
-class Embedded:
+class Embedded(Reparametrized):
     """A backend (the protocol of :mod:`rnnlab.kernels`) for networks with an
     ``embedding``, made from one that runs the network without it."""
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    @property
-    def name(self) -> str:
-        return self.backend.name
 
     @staticmethod
     def kernel_theta(net: Network, theta: np.ndarray) -> tuple[Network, np.ndarray]:
@@ -81,15 +71,3 @@ class Embedded:
         d_ours["W_xh"][...] = dM @ ours["E"]  # (G H, D)
         d_ours["E"][...] = dM.T @ ours["W_xh"]  # (I, D)
         return value, grad
-
-    def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                   update, initial=None, final=None, **path):  # fmt: skip
-        value, grad = self.loss_and_grad(net, theta, x, y, mask, loss=loss, reduction=reduction,
-                                         truncate=truncate, initial=initial, final=final,
-                                         **path)  # fmt: skip
-        if not math.isfinite(value):
-            return value, float(np.linalg.norm(grad))
-        return value, rules.apply(update, theta, grad)
-
-    def trainer(self, net, *, loss, reduction="mean", truncate=None) -> Trainer:
-        return Trainer(self, net, loss=loss, reduction=reduction, truncate=truncate)

@@ -27,14 +27,11 @@ the derivative at ``K^T``). The exponential and its derivative are scipy's
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.linalg import expm, expm_frechet
 
-from rnnlab.kernels import Trainer
+from rnnlab.kernels import Reparametrized
 from rnnlab.kernels.layout import W_HH
-from rnnlab.optim import rules
 
 
 def skew(A: np.ndarray) -> np.ndarray:
@@ -63,16 +60,9 @@ def _recurrent_slots(net, flat: np.ndarray):
         yield flat[start : start + H * H].reshape(H, H)
 
 
-class Orthogonal:
+class Orthogonal(Reparametrized):
     """A backend (the protocol of :mod:`rnnlab.kernels`) for networks whose cell is
     ``orthogonal`` in the registry, made from one that computes with ``W_hh`` itself."""
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    @property
-    def name(self) -> str:
-        return self.backend.name
 
     @staticmethod
     def kernel_theta(net, theta: np.ndarray) -> np.ndarray:
@@ -95,15 +85,3 @@ class Orthogonal:
         for A, dW in zip(_recurrent_slots(net, theta), _recurrent_slots(net, grad), strict=True):
             dW[...] = pull_back(A, dW)
         return value, grad
-
-    def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
-                   update, initial=None, final=None, **path):  # fmt: skip
-        value, grad = self.loss_and_grad(net, theta, x, y, mask, loss=loss, reduction=reduction,
-                                         truncate=truncate, initial=initial, final=final,
-                                         **path)  # fmt: skip
-        if not math.isfinite(value):
-            return value, float(np.linalg.norm(grad))
-        return value, rules.apply(update, theta, grad)
-
-    def trainer(self, net, *, loss, reduction="mean", truncate=None) -> Trainer:
-        return Trainer(self, net, loss=loss, reduction=reduction, truncate=truncate)
