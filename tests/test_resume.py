@@ -217,3 +217,24 @@ def test_a_text_run_resumed_from_the_api_and_the_cli_equals_one_that_went_throug
                  "--backend", "numpy"]) == 0  # fmt: skip
     assert main([*argv, "--out", str(tmp_path / "cli-through")]) == 0
     same_runs(only_run(tmp_path / "cli-resumed"), only_run(tmp_path / "cli-through"))
+
+
+def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, monkeypatch,
+                                                                     capsys):  # fmt: skip
+    from rnnlab.online import OnlineLearner
+
+    learn = OnlineLearner.learn
+
+    def interrupted(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(OnlineLearner, "learn", interrupted)
+    code = main(["train", "shift", "--online", "rtrl", "--max-steps", "100000", "--no-plot",
+                 "--quiet", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    run = only_run(tmp_path)
+    assert err == f"interrupted after step 100; the run is saved in {run}"
+    config = json.loads((run / "config.json").read_text())
+    assert config["interrupted"] and config["steps"] == 100 and config["online"] == "rtrl"

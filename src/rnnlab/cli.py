@@ -271,8 +271,10 @@ def train(
     history = result.history
     if history.interrupted:
         where = result.run_dir
-        print(f"interrupted after step {history.steps}; the run is saved in {where}; "
-              f"continue it with: rnnlab train --resume {where}", file=sys.stderr)  # fmt: skip
+        then = ("" if result.online else
+                f"; continue it with: rnnlab train --resume {where}")  # fmt: skip
+        print(f"interrupted after step {history.steps}; the run is saved in {where}{then}",
+              file=sys.stderr)  # fmt: skip
         raise typer.Exit(130)
     if not history.trained:
         print(f"error: {history.stop_reason}; no model saved", file=sys.stderr)

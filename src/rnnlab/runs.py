@@ -21,6 +21,7 @@ from rnnlab.tasks import Task, get_task
 from rnnlab.train import (
     FitConfig,
     History,
+    StopOnInterrupt,
     evaluate,
     fit,
     held_out_set,
@@ -257,19 +258,16 @@ def train_online(
     if out is not None:
         check_writable(Path(out))
     history, tick = History(), time.perf_counter()
-    while learner.steps < fit_config.max_steps and learner.solved_at is None:
-        chunk = min(100, fit_config.max_steps - learner.steps)
-        losses = learner.learn(stream, chunk, until=until)
-        metrics = evaluate(model, val, task)
-        history.rows.append({
-            "step": learner.steps, "seconds": round(time.perf_counter() - tick, 6),
-            "lr": fit_config.lr, "train_loss": float(losses.mean()),
-            "val_loss": metrics["loss"], "val_step_accuracy": metrics["step_accuracy"],
-            "val_sequence_accuracy": metrics["sequence_accuracy"],
-        })  # fmt: skip
+    with StopOnInterrupt() as interrupt:  # (Ctrl-C: stop after this stretch, save the run)
+        while (learner.steps < fit_config.max_steps and learner.solved_at is None
+               and not interrupt.requested):  # fmt: skip
+            _learn_stretch(learner, stream, until, model, val, task, fit_config, history, tick)
+    history.interrupted = interrupt.requested
     history.steps, history.seconds = learner.steps, time.perf_counter() - tick
     history.solved = learner.solved_at is not None
     history.stop_reason = f"reached max_steps={fit_config.max_steps}"
+    if history.interrupted:
+        history.stop_reason = f"interrupted (Ctrl-C) after step {learner.steps}"
     if history.solved:
         history.stop_reason = (f"solved at step {learner.solved_at}: {until} predictions in a "
                                "row right on the stream")  # fmt: skip
@@ -280,6 +278,18 @@ def train_online(
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
+
+
+def _learn_stretch(learner, stream, until, model, val, task, fit_config, history, tick) -> None:
+    """Up to 100 steps of online learning, then a held-out evaluation (a history row)."""
+    losses = learner.learn(stream, min(100, fit_config.max_steps - learner.steps), until=until)
+    metrics = evaluate(model, val, task)
+    history.rows.append({
+        "step": learner.steps, "seconds": round(time.perf_counter() - tick, 6),
+        "lr": fit_config.lr, "train_loss": float(losses.mean()),
+        "val_loss": metrics["loss"], "val_step_accuracy": metrics["step_accuracy"],
+        "val_sequence_accuracy": metrics["sequence_accuracy"],
+    })  # fmt: skip
 
 
 def _classes(Y) -> int:

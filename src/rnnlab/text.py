@@ -301,11 +301,11 @@ def _read(model: RNN, step: StreamStep, state: FitState, data: np.ndarray,
           batch_size: int, progress) -> None:  # fmt: skip
     """The training loop: updates from where ``state`` stands to ``max_steps`` (or Ctrl-C),
     ``state`` kept up to date (weights, optimizer, stream position and carried states)."""
-    from rnnlab.train import _StopOnInterrupt
+    from rnnlab.train import StopOnInterrupt
 
     tick = time.perf_counter() - state.seconds
     V = model.config.output_size
-    with _StopOnInterrupt() as interrupt:
+    with StopOnInterrupt() as interrupt:
         while state.step < max_steps and not interrupt.requested:
             if state.position >= data.shape[1] - 1:  # the tracks ran out: again from h0
                 state.position = 0

@@ -358,7 +358,7 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     start = time.perf_counter() - s.seconds
     bar = _ProgressBar(max_steps, enabled=progress)
     # (overflow in a diverging run is caught below and reported; numpy need not warn)
-    with bar, _StopOnInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore"):
+    with bar, StopOnInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore"):
         while s.step < max_steps:
             if interrupt.requested:
                 history.interrupted = True
@@ -473,7 +473,7 @@ def _every_string_right(model: RNN, task) -> bool:
     return batch is None or evaluate(model, batch, task)["sequence_accuracy"] >= 1.0
 
 
-class _StopOnInterrupt:
+class StopOnInterrupt:
     """Ctrl-C (SIGINT) during training asks the loop to stop after the current update;
     a second Ctrl-C interrupts at once, as usual. Only on the main thread, and only
     while Python's default handler is installed (an application's own is left alone).
