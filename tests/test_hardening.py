@@ -254,7 +254,7 @@ def test_ctrl_c_saves_the_run_says_how_to_resume_and_exits_130(tmp_path, backend
     assert not list(run.glob(".*.tmp"))
 
 
-def test_a_resumed_run_continues_for_the_steps_it_had_left(tmp_path):
+def test_only_an_interrupted_run_is_resumed(tmp_path):
     from rnnlab.fit_state import FitState
     from rnnlab.runs import train_task
     from rnnlab.train import FitConfig
@@ -263,18 +263,19 @@ def test_a_resumed_run_continues_for_the_steps_it_had_left(tmp_path):
                        fit_config=FitConfig(max_steps=7, seed=0,
                                             stop_when_solved=False))  # fmt: skip
     state = FitState.load(first.run_dir / "checkpoint.safetensors")
-    assert state.step == 7 and state.optimizer["step"] == 7
+    assert state.step == 7 and state.optimizer["step"] == 7 and state.optimizer_name == "adam"
     assert np.array_equal(state.optimizer["exp_avg"],
                           first.optimizer.state["flat"]["exp_avg"])  # fmt: skip
-    # (a run that ran all its steps has none left)
-    with pytest.raises(ValueError, match="already ran its 7 steps"):
+    with pytest.raises(ValueError, match=r"the run ended \(reached max_steps=7\); only an "
+                                         "interrupted run continues"):  # fmt: skip
         train_task("shift", out=tmp_path, plot=False, resume=first.run_dir)
     config = json.loads((first.run_dir / "config.json").read_text())
-    config["fit"]["max_steps"] = 10  # (given more, it goes on)
+    config["interrupted"], config["fit"]["max_steps"] = True, 10  # (as if stopped at 7 of 10)
     (first.run_dir / "config.json").write_text(json.dumps(config))
     second = train_task("shift", out=tmp_path, plot=False, backend="numpy",
                         resume=first.run_dir)  # fmt: skip
     assert second.history.steps == 10 and second.optimizer.state["flat"]["step"] == 10
+    assert json.loads((second.run_dir / "config.json").read_text())["init"] == "default"
     (first.run_dir / "checkpoint.safetensors").unlink()
     with pytest.raises(ValueError, match=r"no checkpoint\.safetensors"):
         train_task("shift", out=tmp_path, plot=False, resume=first.run_dir)

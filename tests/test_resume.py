@@ -163,7 +163,7 @@ def test_rnnlab_train_resume_continues_a_task_run_exactly(tmp_path, interrupt_at
     same_runs(resumed, only_run(tmp_path / "through"))
     assert json.loads((resumed / "config.json").read_text())["steps"] == 60
     assert main(["train", "--resume", str(resumed)]) == 2
-    assert "already ran its 60 steps" in capsys.readouterr().err
+    assert "the run ended (reached max_steps=60)" in capsys.readouterr().err
 
 
 def test_rnnlab_train_resume_continues_a_data_run_on_its_own_file(tmp_path, interrupt_at,
@@ -238,3 +238,60 @@ def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, mo
     assert err == f"interrupted after step 100; the run is saved in {run}"
     config = json.loads((run / "config.json").read_text())
     assert config["interrupted"] and config["steps"] == 100 and config["online"] == "rtrl"
+
+
+def test_a_state_is_refused_for_another_optimizer_and_after_a_divergence(tmp_path):
+    from rnnlab.optim import make_optimizer
+
+    first = rnnlab.fit(fresh(), "parity", callbacks=[StopAt(12)], **SETTINGS)
+    with pytest.raises(ValueError, match="holds adam's state; the optimizer is momentum"):
+        rnnlab.fit(fresh(), "parity", resume=first.state,
+                   optimizer=make_optimizer("momentum", lr=0.1), **SETTINGS)  # fmt: skip
+
+    class BlowUp:  # NaN weights after step 12: fit goes back to step 10's
+        def __init__(self, model):
+            self.model = model
+
+        def on_step(self, step, loss, norm):
+            if step == 12:
+                self.model.params.flat[:] = np.nan
+
+    model = fresh()
+    history = rnnlab.fit(model, "parity", callbacks=[BlowUp(model)], **SETTINGS)
+    assert history.diverged and "returned to the weights evaluated at step 10" in (
+        history.stop_reason)  # fmt: skip
+    assert history.state is None  # (no place to go on from)
+
+
+def test_damaged_states_and_finished_runs_are_refused_in_one_line(tmp_path, capsys):
+    model = fresh()
+    history = rnnlab.fit(model, "parity", callbacks=[StopAt(12)], **SETTINGS)
+    path = history.state.save(tmp_path / "state.safetensors")
+    from rnnlab.io import read_model_file, write_model_file
+
+    config, arrays = read_model_file(path)
+    for key, bad in (("best_metrics", []), ("best_score", "x"), ("rng", 3), ("good_step", -1)):
+        write_model_file(tmp_path / "bad.safetensors", {**config, key: bad}, arrays)
+        with pytest.raises(ModelFileError, match="a damaged fit state"):
+            FitState.load(tmp_path / "bad.safetensors")
+    assert main([*TASK_RUN, "--max-steps", "20", "--out", str(tmp_path / "runs")]) == 0
+    run = only_run(tmp_path / "runs")
+    capsys.readouterr()
+    for argv, words in [
+        (["train", "--resume", str(run)], "the run ended (reached max_steps=20)"),
+        (["train", "parity", "--resume", str(run), "--seed", "4"], "drop --seed"),
+        (["train", "copy", "--resume", str(run)], "own task (parity); drop copy"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+
+
+def test_the_kernels_refuse_a_network_with_an_embedding():
+    from rnnlab.kernels import get_backend
+
+    model = rnnlab.RNN(9, 4, 9, embedding=3)
+    for backend in ("numpy", "numba"):
+        with pytest.raises(ValueError, match="without an input embedding"):
+            get_backend(backend).forward(model.network, model.params.flat, np.zeros((2, 1, 9)))
+    assert "embedding=3" in repr(model)

@@ -164,7 +164,9 @@ def train(
                  "--dtype": None if dtype == "float64" else dtype, "--data": data,
                  "--val": val, "--loss": loss,
                  "--targets": None if targets == "every" else targets,
-                 "--tokens": tokens or None, "--embedding": embedding}  # fmt: skip
+                 "--tokens": tokens or None, "--embedding": embedding,
+                 "--seed": seed or None, "--online": online,
+                 "--update-every": None if update_every == 1 else update_every}  # fmt: skip
         clashing = [name for name, value in given.items() if value is not None]
         if clashing:
             raise CliError(f"--resume continues a run with its own settings; drop "
@@ -173,6 +175,11 @@ def train(
         raise CliError("--online learns float64 nets on a task's stream: drop --data, --resume "
                        "and --dtype")  # fmt: skip
     resumed = None if resume is None else _recorded_run(resume)
+    if resumed is not None and task not in ("shift", resumed["task"]):  # (shift: no name given)
+        raise CliError(f"--resume continues {resume}'s own task ({resumed['task']}); drop "
+                       f"{task}")  # fmt: skip
+    if resumed is not None and resumed["task"] == "text" and inspect:
+        raise CliError("--inspect reads automata of task runs, not of text models")
     if resumed is not None and resumed["task"] == "text":
         _train_text(None, resume=resume, backend=backend, out=out, quiet=quiet)
         return
@@ -630,10 +637,6 @@ def predict(
     tokens: Annotated[
         bool, typer.Option(help="With --data: inputs are integer token ids, fed one-hot.")
     ] = False,
-    embedding: Annotated[
-        int | None,
-        typer.Option(help="With --tokens or text: a learned input embedding of this size."),
-    ] = None,
 ) -> None:
     """Run a saved model on one input sequence, or on every sequence of --data."""
     from rnnlab.model import load

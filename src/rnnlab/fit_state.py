@@ -36,6 +36,7 @@ class FitState:
     rng: dict | None = None  # the data order's generator: bit_generator.state
     order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # rest of an epoch
     optimizer: dict = field(default_factory=dict)  # optimizer.state["flat"]: step, moments
+    optimizer_name: str | None = None  # whose state that is ("adam", ...)
     rows: list[dict] = field(default_factory=list)  # the history's rows so far
     best: np.ndarray | None = None  # (P,) the best weights evaluated so far
     best_score: tuple | None = None  # their rank (fit's monitor)
@@ -70,6 +71,7 @@ class FitState:
             "row_fields": names,
             "rng": self.rng,
             "optimizer_step": int(self.optimizer.get("step", 0)),
+            "optimizer_name": self.optimizer_name,
             "odd_rows": [[int(i), int(j), repr(float(rows[i, j]))] for i, j in np.argwhere(odd)],
             "best_score": _score(self.best_score),
             "best_metrics": {k: float(v) for k, v in self.best_metrics.items()},  # (finite)
@@ -96,26 +98,31 @@ class FitState:
             order = arrays.pop("order").astype(np.int64)
             moments = {k.removeprefix("optimizer."): arrays.pop(k)
                        for k in list(arrays) if k.startswith("optimizer.")}  # fmt: skip
-            score, names = config["best_score"], config["row_fields"]
+            score, names = _score_of(config["best_score"]), config["row_fields"]
+            metrics, rng = config["best_metrics"], config["rng"]
+            if not isinstance(metrics, dict) or not isinstance(rng, dict | None):
+                raise TypeError("best_metrics and rng must be objects")
+            name = config.get("optimizer_name")
             state = cls(
                 step=_count(config["step"]),
-                rng=config["rng"],
+                rng=rng,
                 order=order,
                 optimizer={"step": _count(config["optimizer_step"]), **moments},
+                optimizer_name=name if isinstance(name, str) else None,
                 rows=[dict(zip(names, _row_values(r), strict=True)) for r in rows],
-                best_score=tuple(score) if isinstance(score, list) else score,
-                best_metrics={k: float(v) for k, v in config["best_metrics"].items()},
+                best_score=score,
+                best_metrics={k: float(v) for k, v in metrics.items()},
                 best_solved=bool(config["best_solved"]),
                 last_solved=bool(config["last_solved"]),
                 evals_since_best=_count(config["evals_since_best"]),
-                good_step=config["good_step"],
+                good_step=None if config["good_step"] is None else _count(config["good_step"]),
                 running_loss=float(config["running_loss"]),
                 seen=_count(config["seen"]),
                 seconds=float(config["seconds"]),
                 position=_count(config["position"]),
                 **{name: arrays.pop(name, None) for name in _ARRAYS},
             )
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
             raise ModelFileError(f"{path}: a damaged fit state ({err!r})") from None
         if state.weights is None or state.initial is None:
             raise ModelFileError(f"{path}: a damaged fit state (no weights)")
@@ -131,6 +138,9 @@ class FitState:
             if value is not None and value.shape != (size,):
                 raise ValueError(f"the fit state to resume holds {value.size} weights "
                                  f"({name}); the model has {size}")  # fmt: skip
+        if self.optimizer_name is not None and self.optimizer_name != optimizer.name:
+            raise ValueError(f"the fit state to resume holds {self.optimizer_name}'s state; "
+                             f"the optimizer is {optimizer.name}")  # fmt: skip
         if self.step >= max_steps:
             raise ValueError(f"the fit state to resume has run {self.step} steps already; "
                              f"max_steps is {max_steps}")  # fmt: skip
@@ -149,6 +159,7 @@ class FitState:
         """Keep a copy of ``optimizer``'s flat state (moments and step count)."""
         flat = optimizer.state.get("flat", {"step": 0})
         self.optimizer = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in flat.items()}
+        self.optimizer_name = optimizer.name
 
     def generator(self) -> np.random.Generator:
         """The data order's generator, where it stood."""
@@ -166,6 +177,17 @@ def _score(score):
     if isinstance(score, tuple):
         return [float(v) for v in score]
     return None if score is None else float(score)
+
+
+def _score_of(value):
+    """A rank read back: None, a number or a tuple of numbers."""
+    if value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(v, int | float) for v in value):
+        return tuple(float(v) for v in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"best_score must be a number or a list of numbers, got {value!r}")
 
 
 def _count(value) -> int:

@@ -339,9 +339,11 @@ class RNN:
         layers = f", num_layers={c.num_layers}" if c.num_layers > 1 else ""
         chooses = len(get_cell(c.cell).activations) > 1  # the activation is the cell's own
         activation = f", activation={c.activation!r}" if chooses else ""
+        table = "" if c.embedding is None else f", embedding={c.embedding}"
         return (
             f"RNN(input_size={c.input_size}, hidden_size={c.hidden_size}, "
-            f"output_size={c.output_size}, cell={c.cell!r}{activation}{layers}, loss={c.loss!r})"
+            f"output_size={c.output_size}, cell={c.cell!r}{activation}{layers}, "
+            f"loss={c.loss!r}{table})"
         )
 
     def save(self, path: str | os.PathLike) -> Path:

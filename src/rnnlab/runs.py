@@ -42,7 +42,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     optimizer: Optimizer | None = None  # its state is saved beside the model
     fit_config: FitConfig | None = None  # the settings it trained with
-    init: str | None = "default"  # how its initial weights were drawn (None: resumed)
+    init: str | None = "default"  # how its initial weights were drawn
     online: str | None = None  # the online rule it learned by (rnnlab.online), if any
     update_every: int | None = None  # ... updating every this many steps
 
@@ -109,6 +109,7 @@ def train_task(
     if resume is not None:
         model, saved, fit_config, state = resumed_run(Path(resume), backend)
         task = get_task(saved["task"], **saved.get("task_params", {}))
+        init = saved.get("init")
         optimizer = make_fit_optimizer(fit_config, task)
     else:
         task = get_task(task) if isinstance(task, str) else task
@@ -133,8 +134,7 @@ def train_task(
     timings["evaluate"] = time.perf_counter() - tick
 
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
-                       fit_config=fit_config,
-                       init=None if resume is not None else init)  # fmt: skip
+                       fit_config=fit_config, init=init)  # fmt: skip
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
@@ -178,8 +178,8 @@ def train_data(
     train, val = data.train, data.val
     state = None
     if resume is not None:
-        model, _, fit_config, state = resumed_run(Path(resume), backend)
-        loss = model.config.loss
+        model, saved, fit_config, state = resumed_run(Path(resume), backend)
+        loss, init = model.config.loss, saved.get("init")
     else:
         loss = loss or infer_loss(train.Y, train.lengths)
         cell = cell or "elman"
@@ -207,8 +207,7 @@ def train_data(
     if history.trained:
         metrics[label] = {"n": tested.size, **evaluate(model, tested, task)}
     result = RunResult(model, task, history, metrics, timings=timings, optimizer=optimizer,
-                       fit_config=fit_config,
-                       init=None if resume is not None else init)  # fmt: skip
+                       fit_config=fit_config, init=init)  # fmt: skip
     if out is not None:
         save_run(result, Path(out), fit_config, plot=plot, plotter=plotter)
     return result
@@ -419,6 +418,9 @@ def resumed_run(run: Path, backend: str) -> tuple[RNN, dict, FitConfig, FitState
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--resume {run}: not a run directory rnnlab can continue ({err})"
                          ) from None  # fmt: skip
+    if saved.get("interrupted") is not True:
+        raise ValueError(f"--resume {run}: the run ended ({saved.get('stop_reason')}); only an "
+                         "interrupted run continues")  # fmt: skip
     if not (run / "model.safetensors").exists():
         raise ValueError(f"--resume {run}: the run saved no model (it never trained)")
     if not (run / "checkpoint.safetensors").exists():

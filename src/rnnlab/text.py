@@ -343,13 +343,13 @@ def _resumed(run: Path, backend: str) -> tuple[dict, FitState, RNN]:
         settings = {k: saved[k] for k in (*SETTINGS, "data", "sha256")}
         steps = int(saved["steps"])
         state = FitState.load(run / "checkpoint.safetensors")
-        model = load(run / "model.safetensors", backend=backend)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--resume {run}: not a text run rnnlab can continue ({err})"
                          ) from None  # fmt: skip
-    if steps >= settings["max_steps"]:
-        raise ValueError(f"--resume {run}: it already ran its {settings['max_steps']} steps")
-    return settings, state, model
+    if saved.get("interrupted") is not True or steps >= settings["max_steps"]:
+        raise ValueError(f"--resume {run}: the run ended after its {steps} steps; only an "
+                         "interrupted run continues")  # fmt: skip
+    return settings, state, load(run / "model.safetensors", backend=backend)
 
 
 def _save(result: TextRun, state: FitState, out: Path, settings: dict) -> Path:

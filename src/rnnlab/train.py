@@ -293,8 +293,9 @@ def fit(
     resume : FitState, its file, or a run directory, optional
         Continue a stopped run exactly where it stood (:mod:`rnnlab.fit_state`): its
         weights, optimizer state, data order and history; the other arguments must be
-        the run's own (``max_steps`` counts from its start). ``History.state`` is where
-        a run stands when ``fit`` returns (``history.state.save(path)``).
+        the run's own (``max_steps`` counts from its start; callbacks start afresh: a
+        ``CSVLogger`` writes its file anew). ``History.state`` is where a run stands when
+        ``fit`` returns (``history.state.save(path)``; None after a divergence).
 
     Stops when the held-out data is solved (unless ``stop_when_solved=False``), when
     ``patience`` evaluations
@@ -442,7 +443,8 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     s.weights, s.rng = model.params.flat.copy(), rng.bit_generator.state
     s.rows, s.best_metrics = history.rows, history.best
     s.take_optimizer(optimizer)
-    history.state = s
+    # (a diverged run went back to earlier weights: its loop state is no place to go on from)
+    history.state = None if history.diverged else s
     if not history.solved:  # (solved: whether the weights it ends with were, when evaluated)
         if config.restore_best and s.best is not None and history.trained:
             model.params.flat[...] = s.best

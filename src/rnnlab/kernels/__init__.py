@@ -56,6 +56,14 @@ import numpy as np
 BACKENDS = ("auto", "numpy", "numba")
 
 
+def check_plain(net) -> None:
+    """Refuse a network with an input embedding: its first layer's ``W_xh`` reads the
+    table's width, not the inputs', and only :class:`.embedded.Embedded` maps it."""
+    if net.embedding is not None:
+        raise ValueError("the kernels run networks without an input embedding; wrap the "
+                         "backend in rnnlab.kernels.embedded.Embedded (as RNN does)")  # fmt: skip
+
+
 class Reparametrized:
     """A backend around another, for parameters the kernels do not take as they are
     (:mod:`.orthogonal`, :mod:`.embedded`): a subclass maps ``theta`` to the kernels'

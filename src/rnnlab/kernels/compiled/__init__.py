@@ -21,6 +21,7 @@ if importlib.util.find_spec("scipy") is None:  # not imported: numba does when n
 
 # (``cache`` first: importing it points numba at a writable cache before any kernel
 # below is decorated)
+from rnnlab.kernels import check_plain
 from rnnlab.kernels.compiled import blas, cache, driver, sizes  # noqa: F401
 from rnnlab.kernels.compiled.products import FEW
 from rnnlab.kernels.layout import Network, aligned_empty
@@ -111,6 +112,7 @@ def _as(array, dtype) -> np.ndarray:
 
 def _check(net, theta, x, y=None, mask=None):
     """The kernels index by these shapes unchecked: refuse any that do not fit."""
+    check_plain(net)
     if theta.shape != (net.size,) or theta.dtype not in _EMPTY:
         raise ValueError(f"theta must be a float32/float64 vector of {net.size} numbers")
     if x.ndim != 3 or x.shape[2] != net.input_size:

@@ -168,7 +168,7 @@ def block_size(net, T, m, training, use_blas):
     Tt, Td = (T, T) if training else (1, 0)
     gathered = _gathered(net, T, m, training, use_blas)
     return (T * (I + O + 1) * m + L * (T + 1) * (H + C) * m + L * Tt * S * m
-            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 4) * m + gathered + T * m + 1
+            + (4 * GH + O + Td * O + 2 * Td * H + 2 * H + 3) * m + gathered + T * m + 1
             )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from rnnlab.kernels import Trainer
+from rnnlab.kernels import Trainer, check_plain
 from rnnlab.kernels.layout import Network
 from rnnlab.kernels.reference.elman import ElmanCell
 from rnnlab.kernels.reference.exprnn import ExpRNNCell
@@ -39,6 +39,7 @@ STEPS = {
 
 
 def _step_of(net: Network):
+    check_plain(net)
     if net.cell not in STEPS:
         raise ValueError(f"the numpy backend has no step for cell {net.cell!r}")
     return STEPS[net.cell](net.activation)
