@@ -129,3 +129,14 @@ def test_rnnlab_train_text_and_sample(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1
+
+
+def test_rnnlab_train_data_of_a_txt_file_trains_a_character_model(tmp_path, capsys):
+    path = tmp_path / "periodic.txt"
+    path.write_text(PERIODIC)
+    code = main(["train", "--data", str(path), "--hidden", "8", "--length", "4",
+                 "--batch-size", "8", "--max-steps", "20",
+                 "--out", str(tmp_path / "runs")])  # fmt: skip
+    assert code == 0 and "bits per character" in capsys.readouterr().out
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "config.json").read_text())["task"] == "text"

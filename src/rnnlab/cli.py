@@ -183,6 +183,8 @@ def train(
     if resumed is not None and resumed["task"] == "text":
         _train_text(None, resume=resume, backend=backend, out=out, quiet=quiet)
         return
+    if task == "shift" and data is not None and data.suffix.lower() == ".txt":
+        task = "text"  # (a plain text file: a character model, as `rnnlab train text`)
     if task == "text":
         ignored = {"--resume": resume, "--truncate": truncate, "--activation": activation,
                    "--init": None if init == "default" else init, "--param": param or None,

@@ -61,7 +61,8 @@ def _load(path: Path, targets: bool, last: bool) -> DataFile:
             raise ValueError(f"{path}: cannot be read ({err})") from None
         return DataFile(_table(text, "\t" if suffix == ".tsv" else None, targets, str(path),
                                last), None)  # fmt: skip
-    raise ValueError(f"{path}: unsupported data file; give .npz, .csv or .tsv")
+    raise ValueError(f"{path}: unsupported data file; give .npz, .csv or .tsv (or .txt for "
+                     "a character model: rnnlab train text --data FILE.txt)")  # fmt: skip
 
 
 def read_table(text: str, *, targets: bool, source: str = "input") -> Sequences:
