@@ -386,3 +386,27 @@ def test_one_hot_inputs_take_columns_and_equal_numpy(cell, activation, H, B):  #
                 assert relative_error(got[1], want[1], 1e-3) < tol
             logits = numba_backend.forward(net, theta, inputs)[0]
             assert relative_error(logits, reference.forward(net, theta, inputs)[0], 1e-3) < tol
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELLS)
+@pytest.mark.parametrize("truncate", [None, 2])
+def test_blas_blocks_on_threads_match_reference(rng, cell, activation, truncate):
+    """An even batch in two BLAS blocks, one per thread (what ``sizes.choose`` picks for
+    training from ``blas_threads_min_hidden`` on), from given states and writing the final
+    ones; an odd batch given that path runs as one block."""
+    for B, dtype, tol in ((32, np.float64, 1e-12), (32, np.float32, 1e-4), (33, np.float64, 1e-12)):
+        net, theta, x, y, mask = make_problem(rng, cell, activation, T=5, B=B, I=9, H=12, O=9,
+                                              L=2, loss="softmax", dtype=dtype)  # fmt: skip
+        path = Path(16, True, True)
+        assert_same(net, theta, x, y, mask, tol=tol, path=path, loss="softmax", truncate=truncate)
+        initial = (rng.normal(size=(2, 2, B, 12)) * 0.5).astype(dtype)
+        finals = [np.zeros((2, 2, B, 12), dtype) for _ in range(2)]
+        want = reference.loss_and_grad(net, theta, x, y, mask, loss="softmax",
+                                       initial=tuple(initial), final=finals[0])  # fmt: skip
+        got = compiled.loss_and_grad(net, theta, x, y, mask, loss="softmax", path=path,
+                                     initial=tuple(initial), final=finals[1])  # fmt: skip
+        assert relative_error(got[1], want[1], 1e-3) <= tol
+        assert relative_error(finals[1], finals[0]) <= tol
+    assert sizes.choose("gru", 64, 32, threads=2) == Path(16, True, True)
+    assert sizes.choose("gru", 64, 33, threads=2).parallel is False
+    assert sizes.choose("gru", 64, 32, threads=1).parallel is False

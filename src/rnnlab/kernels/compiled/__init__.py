@@ -70,6 +70,8 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
                     spec.recurrent_bias is not None, spec.cell_state, spec.bias_inside]  # fmt: skip
         plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
         p = path or sizes.choose(net.cell, net.hidden_size, B, training=training)
+        if p.use_blas and p.parallel and B % p.lanes:  # (BLAS blocks on threads must be full)
+            p = p._replace(lanes=B, parallel=False)
         size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
                                      training)  # fmt: skip
         if (
@@ -86,7 +88,8 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         else:
             way = "threads" if p.parallel and training else "blocks"
         settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
-        columns = 1 if way == "sequences" else B  # (per BLAS product of a step)
+        columns = 1 if way == "sequences" else p.lanes if p.use_blas and p.parallel else B
+        # (columns per BLAS product of a step; blocks on threads: a block's)
         one = p.use_blas and blas.available() and sizes.one_blas_thread(spec.gates, net.hidden_size,
                                                                      columns)  # fmt: skip
         call = _CALLS[key] = _Call(plan, settings, int(size), way, one)

@@ -218,7 +218,7 @@ def _accumulator(buffer, at, P, m):
 @inline
 def _layout(net, P, T, B, lanes, use_blas, parallel, training):
     """(block width, blocks, numbers per block, accumulator columns, total workspace)."""
-    width = B if use_blas else min(B, lanes)
+    width = B if use_blas and not parallel else min(B, lanes)  # (BLAS on threads: lanes wide)
     blocks = (B + width - 1) // width
     per_block = block_size(net, T, width, training, use_blas)
     columns = 1 if use_blas else width

@@ -11,6 +11,9 @@ from typing import NamedTuple
 
 import numba
 
+from rnnlab.kernels.compiled.products import THIN
+from rnnlab.kernels.registry import get_cell
+
 #: sequences per block when the batch runs in SIMD lanes
 LANES = 32
 #: BLAS products need this many sequences to beat loops
@@ -26,6 +29,10 @@ class Thresholds(NamedTuple):
     parallel_min_batch: int  # lanes blocks run on all threads from this batch on ...
     parallel_max_hidden: int  # ... below this H (BLAS from blas_min_hidden, else one thread)
     sequence_blas_min_hidden: int  # one sequence at a time: BLAS products from this H on
+    # training a BLAS block of an even batch: two blocks of half of it on two threads (one
+    # per core, BLAS on one thread in each) from this H on, while a block's per-step
+    # product stays within one BLAS thread's range (ONE_BLAS_THREAD)
+    blas_threads_min_hidden: int
 
 
 #: per cell; the measurements they come from are in docs/architecture.md ("Thresholds")
@@ -35,18 +42,28 @@ TABLE = {
         parallel_min_batch=64,
         parallel_max_hidden=32,
         sequence_blas_min_hidden=16,
+        blas_threads_min_hidden=64,
     ),
     "gru": Thresholds(
-        blas_min_hidden=8, parallel_min_batch=64, parallel_max_hidden=32, sequence_blas_min_hidden=8
+        blas_min_hidden=8,
+        parallel_min_batch=64,
+        parallel_max_hidden=32,
+        sequence_blas_min_hidden=8,
+        blas_threads_min_hidden=16,
     ),
     "lstm": Thresholds(
-        blas_min_hidden=8, parallel_min_batch=64, parallel_max_hidden=8, sequence_blas_min_hidden=8
+        blas_min_hidden=8,
+        parallel_min_batch=64,
+        parallel_max_hidden=8,
+        sequence_blas_min_hidden=8,
+        blas_threads_min_hidden=16,
     ),
     "exprnn": Thresholds(  # an Elman cell in its products (not measured on its own)
         blas_min_hidden=16,
         parallel_min_batch=64,
         parallel_max_hidden=32,
         sequence_blas_min_hidden=16,
+        blas_threads_min_hidden=64,
     ),
 }
 
@@ -72,6 +89,13 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
     if many and (numba.get_num_threads() if threads is None else threads) > 1:
         return _PARALLEL_LANES
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
+        threads = numba.get_num_threads() if threads is None else threads
+        half = batch // 2  # (a BLAS block's products take all its lanes: two full blocks)
+        if (training and threads > 1 and hidden >= limits.blas_threads_min_hidden
+                and batch % 2 == 0 and half >= THIN
+                and get_cell(cell).gates * hidden * hidden * half <= ONE_BLAS_THREAD[1]
+                ):  # fmt: skip
+            return Path(half, True, True)
         return _BLAS
     return _SERIAL_LANES
 
