@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import json
 import math
 import os
 import sys
@@ -145,7 +144,7 @@ def train(
     Ctrl-C stops after the current update and saves the run (resume it with
     --resume); a second Ctrl-C stops at once, saving nothing."""
     from rnnlab.plots import PlotWorker
-    from rnnlab.runs import train_data, train_task
+    from rnnlab.runs import run_config, train_data, train_task
     from rnnlab.tasks import get_task
     from rnnlab.train import FitConfig
 
@@ -174,7 +173,7 @@ def train(
     if online is not None and (data is not None or resume or dtype != "float64"):
         raise CliError("--online learns float64 nets on a task's stream: drop --data, --resume "
                        "and --dtype")  # fmt: skip
-    resumed = None if resume is None else _recorded_run(resume)
+    resumed = None if resume is None else run_config(resume)
     if resumed is not None and task not in ("shift", resumed["task"]):  # (shift: no name given)
         raise CliError(f"--resume continues {resume}'s own task ({resumed['task']}); drop "
                        f"{task}")  # fmt: skip
@@ -394,18 +393,6 @@ def _digest(*paths: Path | None) -> str:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
-
-
-def _recorded_run(run: Path) -> dict:
-    """A run directory's config.json (what ``--resume`` continues)."""
-    try:
-        saved = json.loads((run / "config.json").read_text())
-        if not isinstance(saved, dict) or not isinstance(saved.get("task"), str):
-            raise ValueError("no task named")
-    except (OSError, ValueError) as err:
-        raise CliError(f"--resume {run}: not a run directory rnnlab can continue ({err})"
-                       ) from None  # fmt: skip
-    return saved
 
 
 def _recorded_source(saved: dict) -> dict:

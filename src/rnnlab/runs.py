@@ -40,7 +40,7 @@ class RunResult:
     metrics: dict[str, dict]  # test-set label ("lengths 4-10") -> loss and accuracies
     run_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    optimizer: Optimizer | None = None  # its state is saved beside the model
+    optimizer: Optimizer | None = None  # (its state is in the run's checkpoint)
     fit_config: FitConfig | None = None  # the settings it trained with
     init: str | None = "default"  # how its initial weights were drawn
     online: str | None = None  # the online rule it learned by (rnnlab.online), if any
@@ -407,27 +407,45 @@ def check_writable(root: Path) -> None:
         raise ValueError(f"--out {root}: {probe} is not writable")
 
 
+def run_config(run: Path) -> dict:
+    """A run directory's config.json (a task, data or text run's); ``ValueError`` (one
+    line) when there is none or it names no task."""
+    try:
+        saved = json.loads((Path(run) / "config.json").read_text())
+        if not isinstance(saved, dict) or not isinstance(saved.get("task"), str):
+            raise ValueError("no task named")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--resume {run}: not a run directory rnnlab can continue ({err})"
+                         ) from None  # fmt: skip
+    return saved
+
+
+def interrupted_run(run: Path) -> dict:
+    """:func:`run_config` of a run that ``--resume`` can continue: ``ValueError`` for a
+    run that ended."""
+    saved = run_config(run)
+    if saved.get("interrupted") is not True:
+        ended = saved.get("stop_reason") or f"after {saved.get('steps')} steps"
+        raise ValueError(f"--resume {run}: the run ended ({ended}); only an interrupted run "
+                         "continues")  # fmt: skip
+    return saved
+
+
 def resumed_run(run: Path, backend: str) -> tuple[RNN, dict, FitConfig, FitState]:
     """What a stopped run left: its model, its config.json, the settings it trained with
     and its checkpoint (where training stood)."""
+    saved = interrupted_run(run)
     try:
-        saved = json.loads((run / "config.json").read_text())
         known = {f.name for f in fields(FitConfig)}
         fit_config = FitConfig(**{k: v for k, v in saved["fit"].items() if k in known})
-        steps = int(saved["steps"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"--resume {run}: not a run directory rnnlab can continue ({err})"
                          ) from None  # fmt: skip
-    if saved.get("interrupted") is not True:
-        raise ValueError(f"--resume {run}: the run ended ({saved.get('stop_reason')}); only an "
-                         "interrupted run continues")  # fmt: skip
     if not (run / "model.safetensors").exists():
         raise ValueError(f"--resume {run}: the run saved no model (it never trained)")
     if not (run / "checkpoint.safetensors").exists():
         raise ValueError(f"--resume {run}: no checkpoint.safetensors (an online run, or one "
                          "saved by an older rnnlab): it cannot be continued")  # fmt: skip
-    if fit_config.max_steps is not None and steps >= fit_config.max_steps:
-        raise ValueError(f"--resume {run}: it already ran its {fit_config.max_steps} steps")
     model = load(run / "model.safetensors", backend=backend)
     try:
         state = FitState.load(run / "checkpoint.safetensors")

@@ -337,18 +337,15 @@ def _read(model: RNN, step: StreamStep, state: FitState, data: np.ndarray,
 def _resumed(run: Path, backend: str) -> tuple[dict, FitState, RNN]:
     """A stopped text run's settings, checkpoint and model."""
     from rnnlab.model import load
+    from rnnlab.runs import interrupted_run
 
+    saved = interrupted_run(run)
     try:
-        saved = json.loads((run / "config.json").read_text())
         settings = {k: saved[k] for k in (*SETTINGS, "data", "sha256")}
-        steps = int(saved["steps"])
         state = FitState.load(run / "checkpoint.safetensors")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--resume {run}: not a text run rnnlab can continue ({err})"
                          ) from None  # fmt: skip
-    if saved.get("interrupted") is not True or steps >= settings["max_steps"]:
-        raise ValueError(f"--resume {run}: the run ended after its {steps} steps; only an "
-                         "interrupted run continues")  # fmt: skip
     return settings, state, load(run / "model.safetensors", backend=backend)
 
 

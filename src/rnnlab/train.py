@@ -149,9 +149,8 @@ class DataTask:
         self.loss = loss
         self.tolerance = tolerance
         # what a run records of the data: its path, or the options it was read with
-        self.params = dict(source) if isinstance(source, dict) else {"data": source}
-        if source is None:
-            self.params = {}
+        self.params = {} if source is None else (
+            dict(source) if isinstance(source, dict) else {"data": source})  # fmt: skip
 
     def evaluate(self, outputs: np.ndarray, batch: Batch) -> dict:
         return evaluate_outputs(outputs, batch, self.loss, tolerance=self.tolerance)

@@ -121,7 +121,7 @@ class Block(NamedTuple):
     dah: np.ndarray  # (1, G H, m)
     ltmp: np.ndarray  # (3, m) loss scratch
     gather: np.ndarray  # (gathered numbers,) BLAS sweeps: see :func:`gather_steps`
-    ids: np.ndarray  # (T, m) with one-hot inputs, each step's index (-1: none); (1,) below
+    ids: np.ndarray  # (T, m) with one-hot inputs, each step's index (-1: none); xs unset
     onehot: np.ndarray  # (1,): 1 when every input row of the block is one-hot (or zero)
 
 
@@ -268,11 +268,13 @@ def layer_input(blk, layer):
 def copy_in(x, y, mask, start, n, blk, with_targets):
     """Sequences ``start .. start + n`` of the batch (x (T, B, I), ...) into the block."""
     T, I = x.shape[0], x.shape[2]
-    for t in range(T):
-        for b in range(n):
-            for k in range(I):
-                blk.xs[t, k, b] = x[t, start + b, k]
+    # (one-hot inputs are read as their indices only: the first layer takes columns)
     blk.onehot[0] = 1.0 if I >= NARROW and _token_ids(x, start, n, blk.ids) else 0.0
+    if blk.onehot[0] == 0.0:
+        for t in range(T):
+            for b in range(n):
+                for k in range(I):
+                    blk.xs[t, k, b] = x[t, start + b, k]
     if with_targets:
         O = y.shape[2]
         for t in range(T):

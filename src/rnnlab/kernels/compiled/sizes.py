@@ -83,13 +83,13 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
     """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units (a
     forward pass runs on one thread: BLAS wherever it runs BLAS)."""
     limits = TABLE[cell]
+    threads = numba.get_num_threads() if threads is None else threads
     many = batch >= limits.parallel_min_batch and (
         hidden < limits.parallel_max_hidden if training else hidden < limits.blas_min_hidden
     )
-    if many and (numba.get_num_threads() if threads is None else threads) > 1:
+    if many and threads > 1:
         return _PARALLEL_LANES
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
-        threads = numba.get_num_threads() if threads is None else threads
         half = batch // 2  # (a BLAS block's products take all its lanes: two full blocks)
         if (training and threads > 1 and hidden >= limits.blas_threads_min_hidden
                 and batch % 2 == 0 and half >= THIN
