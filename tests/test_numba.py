@@ -410,3 +410,27 @@ def test_blas_blocks_on_threads_match_reference(rng, cell, activation, truncate)
     assert sizes.choose("gru", 64, 32, threads=2) == Path(16, True, True)
     assert sizes.choose("gru", 64, 33, threads=2).parallel is False
     assert sizes.choose("gru", 64, 32, threads=1).parallel is False
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELLS)
+def test_forward_blocks_on_threads_match_reference(rng, cell, activation):
+    """A forward pass of blocks on threads (BLAS blocks of half an even batch, or lanes
+    blocks), each in its own share of the workspace with BLAS on one thread: logits and
+    every state equal numpy's, from given states; an odd batch on the BLAS path runs as
+    one block."""
+    for B, dtype, tol in ((32, np.float64, 1e-12), (32, np.float32, 1e-4), (33, np.float64, 1e-12)):
+        net, theta, x, _, _ = make_problem(rng, cell, activation, T=5, B=B, I=9, H=12, O=9,
+                                           L=2, loss="softmax", dtype=dtype)  # fmt: skip
+        initial = tuple((rng.normal(size=(2, 2, B, 12)) * 0.5).astype(dtype))
+        want = reference.forward(net, theta, x, states=True, initial=initial)
+        for path in (Path(16, True, True), Path(8, False, True)):
+            got = compiled.forward(net, theta, x, states=True, initial=initial, path=path)
+            for ours, theirs in zip(got, want, strict=True):
+                assert (ours is None) == (theirs is None)
+                if ours is not None:
+                    assert relative_error(ours, theirs, 1e-3) <= tol
+    # the forward pass takes two blocks from a per-cell amount of work per block and step
+    assert sizes.choose("lstm", 64, 32, threads=2, training=False) == Path(16, True, True)
+    assert sizes.choose("lstm", 16, 32, threads=2, training=False).parallel is False
+    assert sizes.choose("elman", 256, 256, threads=2, training=False) == Path(128, True, True)
+    assert sizes.choose("gru", 256, 256, threads=1, training=False).parallel is False

@@ -86,8 +86,10 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
             p = p._replace(use_blas=net.hidden_size >= blas_from)
         else:
-            way = "threads" if p.parallel and training else "blocks"
-        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel], np.int64)
+            way = "threads" if p.parallel else "blocks"
+        setter = blas.setter_address() if p.use_blas and p.parallel else 0
+        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, setter],
+                            np.int64)  # fmt: skip
         columns = 1 if way == "sequences" else p.lanes if p.use_blas and p.parallel else B
         # (columns per BLAS product of a step; blocks on threads: a block's)
         one = p.use_blas and blas.available() and sizes.one_blas_thread(spec.gates, net.hidden_size,
@@ -130,14 +132,14 @@ def _check(net, theta, x, y=None, mask=None):
 def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = False,
             initial: tuple | None = None, path: sizes.Path | None = None):  # fmt: skip
     """See the protocol in :mod:`rnnlab.kernels`; ``path``: which way to run the batch
-    (default :func:`.sizes.choose`'s; the forward pass runs on one thread)."""
+    (default :func:`.sizes.choose`'s)."""
     dtype = theta.dtype
     x = _as(x, dtype)
     _check(net, theta, x)
     T, B = x.shape[0], x.shape[1]
     start = _initial(net, initial, B, dtype)
     c = _call(net, dtype, T, B, path)
-    run = driver.forward_sequences if c.way == "sequences" else driver.forward_blocks
+    run = _FORWARD[c.way]
     logits, empty = np.empty((T, B, net.output_size), dtype), _EMPTY[dtype]
     h = cs = None
     if states:
@@ -181,6 +183,8 @@ def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     return start
 
 
+_FORWARD = {"blocks": driver.forward_blocks, "threads": driver.forward_threads,
+            "sequences": driver.forward_sequences}  # fmt: skip
 _LOSS_AND_GRAD = {"blocks": driver.loss_and_grad_blocks, "threads": driver.loss_and_grad_threads,
                   "sequences": driver.loss_and_grad_sequences}  # fmt: skip
 _TRAIN_STEP = {"blocks": driver.train_step_blocks, "threads": driver.train_step_threads,

@@ -17,6 +17,12 @@ import glob
 import importlib.util
 import os
 
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from rnnlab.kernels.compiled.math import inline
+
 #: the shared-library names scipy's wheels give OpenBLAS, per platform
 _PATTERNS = ("../scipy.libs/libscipy_openblas*.so", ".dylibs/libscipy_openblas*.dylib",
              "../scipy.libs/libscipy_openblas*.dll")  # fmt: skip
@@ -62,3 +68,29 @@ def limit(threads: int) -> int:
     returns the previous setting, for :func:`limit` to restore."""
     setter = _setter()
     return setter(threads) if setter is not None else 0
+
+
+def setter_address() -> int:
+    """The address of OpenBLAS's ``openblas_set_num_threads_local`` (0 where it is not
+    found), for compiled code on worker threads: :func:`limit_here`."""
+    setter = _setter()
+    return 0 if setter is None else ctypes.cast(setter, ctypes.c_void_p).value
+
+
+@intrinsic
+def _call_setter(typingctx, address, threads):
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        function = builder.inttoptr(args[0], ir.FunctionType(i32, [i32]).as_pointer())
+        return builder.sext(builder.call(function, [builder.trunc(args[1], i32)]),
+                            ir.IntType(64))  # fmt: skip
+
+    return types.int64(types.int64, types.int64), codegen
+
+
+@inline
+def limit_here(address, threads):
+    """Compiled code's :func:`limit` on the thread that runs it, through the setter at
+    ``address`` (:func:`setter_address`; 0: does nothing and returns 0). The address is
+    an argument, not a constant, so the functions that call it stay cacheable."""
+    return _call_setter(address, threads) if address != 0 else 0

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
+from rnnlab.kernels.compiled.blas import limit_here
 from rnnlab.kernels.compiled.cells import (
     ELMAN,
     EXPRNN,
@@ -79,7 +80,7 @@ from rnnlab.optim import compiled as optimizer
 PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
         "cell_state", "bias_inside")  # fmt: skip
 #: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, threads
-SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel")
+SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "blas_setter")
 
 
 class Net(NamedTuple):
@@ -222,8 +223,9 @@ def _layout(net, P, T, B, lanes, use_blas, parallel, training):
     blocks = (B + width - 1) // width
     per_block = block_size(net, T, width, training, use_blas)
     columns = 1 if use_blas else width
-    if not training:
-        return width, blocks, per_block, columns, max(per_block, _sequence_size(net, P, T))
+    if not training:  # a block each (on threads; one, reused, on one thread)
+        inference = blocks * per_block if parallel else per_block
+        return width, blocks, per_block, columns, max(inference, _sequence_size(net, P, T))
     # a block, an accumulator and a gradient row each, and the loss values
     blocked = blocks * (per_block + P * columns + P) + blocks
     return width, blocks, per_block, columns, max(blocked, _sequence_size(net, P, T))
@@ -616,11 +618,13 @@ def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, u
 
 @kernel(parallel=True)
 def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                           per_block, columns, initial, final):  # fmt: skip
+                           per_block, columns, initial, final, setter):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in prange(blocks):
+        previous = limit_here(setter, 1)  # (BLAS on one thread in each block: one per core)
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                          per_block, columns, block, initial, final)  # fmt: skip
+        limit_here(setter, previous)
     return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
@@ -993,7 +997,7 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial, fina
     if threads:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
                                              width, use_blas, work, per_block, columns,
-                                             initial, final)  # fmt: skip
+                                             initial, final, settings[6])  # fmt: skip
     else:
         value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
                                            width, use_blas, work, per_block, columns,
@@ -1110,6 +1114,44 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
         n = min(width, B - start)
         forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,
                          use_blas)  # fmt: skip
+
+
+@kernel
+def forward_threads(x, theta, plan, settings, initial, work, logits, h_out, c_out):
+    """:func:`forward_blocks` with the blocks on all threads, each in its own share of
+    ``work`` (they write disjoint columns of the outputs)."""
+    x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
+        borrow(work)  # fmt: skip
+    logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
+    net = make_net(plan)
+    lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
+    T, B = x.shape[0], x.shape[1]
+    width, blocks, per_block, _, _ = _layout(net, theta.shape[0], T, B, lanes, use_blas, True,
+                                             False)  # fmt: skip
+    _forward_blocks_parallel(theta, net, x, blocks, width, per_block, work, logits, h_out, c_out,
+                             states, initial, use_blas, settings[6])  # fmt: skip
+
+
+@kernel(parallel=True)
+def _forward_blocks_parallel(theta, net, x, blocks, width, per_block, work, logits, h_out, c_out,
+                             states, initial, use_blas, setter):  # fmt: skip
+    for block in prange(blocks):
+        previous = limit_here(setter, 1)  # (BLAS on one thread in each block: one per core)
+        _forward_one_block(theta, net, x, block, width, per_block, work, logits, h_out, c_out,
+                           states, initial, use_blas)  # fmt: skip
+        limit_here(setter, previous)
+
+
+@inline
+def _forward_one_block(theta, net, x, block, width, per_block, work, logits, h_out, c_out,
+                       states, initial, use_blas):  # fmt: skip
+    """Block ``block`` of the batch's forward pass, in its own share of ``work``."""
+    T, B = x.shape[0], x.shape[1]
+    blk = make_block(net, T, width, False, use_blas,
+                     work[block * per_block : (block + 1) * per_block])  # fmt: skip
+    start = block * width
+    forward_block_of(theta, net, x, start, min(width, B - start), blk, logits, h_out, c_out,
+                     states, initial, use_blas)  # fmt: skip
 
 
 @kernel

@@ -29,10 +29,13 @@ class Thresholds(NamedTuple):
     parallel_min_batch: int  # lanes blocks run on all threads from this batch on ...
     parallel_max_hidden: int  # ... below this H (BLAS from blas_min_hidden, else one thread)
     sequence_blas_min_hidden: int  # one sequence at a time: BLAS products from this H on
-    # training a BLAS block of an even batch: two blocks of half of it on two threads (one
-    # per core, BLAS on one thread in each) from this H on, while a block's per-step
-    # product stays within one BLAS thread's range (ONE_BLAS_THREAD)
+    # a BLAS block of an even batch runs as two blocks of half of it on two threads (one
+    # per core, BLAS on one thread in each: BLAS blocks on threads) when training from
+    # this H on ...
     blas_threads_min_hidden: int
+    # ... and in a forward pass (no tape) from this many multiply-adds per block and step
+    # in the recurrent product (G H x H x B / 2) on
+    forward_threads_min_work: int
 
 
 #: per cell; the measurements they come from are in docs/architecture.md ("Thresholds")
@@ -43,6 +46,7 @@ TABLE = {
         parallel_max_hidden=32,
         sequence_blas_min_hidden=16,
         blas_threads_min_hidden=64,
+        forward_threads_min_work=0,
     ),
     "gru": Thresholds(
         blas_min_hidden=8,
@@ -50,6 +54,7 @@ TABLE = {
         parallel_max_hidden=32,
         sequence_blas_min_hidden=8,
         blas_threads_min_hidden=16,
+        forward_threads_min_work=2**14,
     ),
     "lstm": Thresholds(
         blas_min_hidden=8,
@@ -57,6 +62,7 @@ TABLE = {
         parallel_max_hidden=8,
         sequence_blas_min_hidden=8,
         blas_threads_min_hidden=16,
+        forward_threads_min_work=2**15,
     ),
     "exprnn": Thresholds(  # an Elman cell in its products (not measured on its own)
         blas_min_hidden=16,
@@ -64,6 +70,7 @@ TABLE = {
         parallel_max_hidden=32,
         sequence_blas_min_hidden=16,
         blas_threads_min_hidden=64,
+        forward_threads_min_work=0,
     ),
 }
 
@@ -80,8 +87,8 @@ _SERIAL_LANES, _PARALLEL_LANES, _BLAS = Path(LANES, False, False), Path(LANES, F
 
 def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
            training: bool = True) -> Path:  # fmt: skip
-    """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units (a
-    forward pass runs on one thread: BLAS wherever it runs BLAS)."""
+    """The way to run ``batch`` sequences of a ``cell`` network of ``hidden`` units
+    (``training``: with a backward pass; otherwise a forward pass, which keeps no tape)."""
     limits = TABLE[cell]
     threads = numba.get_num_threads() if threads is None else threads
     many = batch >= limits.parallel_min_batch and (
@@ -91,10 +98,12 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
         return _PARALLEL_LANES
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
         half = batch // 2  # (a BLAS block's products take all its lanes: two full blocks)
-        if (training and threads > 1 and hidden >= limits.blas_threads_min_hidden
-                and batch % 2 == 0 and half >= THIN
-                and get_cell(cell).gates * hidden * hidden * half <= ONE_BLAS_THREAD[1]
-                ):  # fmt: skip
+        two = threads > 1 and batch % 2 == 0 and half >= THIN
+        if two and (
+            hidden >= limits.blas_threads_min_hidden
+            if training
+            else get_cell(cell).gates * hidden * hidden * half >= limits.forward_threads_min_work
+        ):
             return Path(half, True, True)
         return _BLAS
     return _SERIAL_LANES
