@@ -434,3 +434,5 @@ def test_forward_blocks_on_threads_match_reference(rng, cell, activation):
     assert sizes.choose("lstm", 16, 32, threads=2, training=False).parallel is False
     assert sizes.choose("elman", 256, 256, threads=2, training=False) == Path(128, True, True)
     assert sizes.choose("gru", 256, 256, threads=1, training=False).parallel is False
+    assert sizes.choose("elman", 8, 256, threads=2, training=False) == Path(32, False, True)
+    assert sizes.choose("elman", 2, 256, threads=2, training=False).parallel is False

@@ -22,6 +22,10 @@ BLAS_MIN_BATCH = 8
 #: BLAS on one thread (:mod:`.blas`): OpenBLAS threads them from about 2^13, and below
 #: 2^18 waking a second thread costs more than it saves (docs/architecture.md)
 ONE_BLAS_THREAD = (2**13, 2**18)
+#: a forward pass runs lanes blocks on threads from this H on: below it (the notebook's
+#: and the demo's 2 units) the pass gains 1.1x at 256 sequences (Elman, GRU) and the
+#: parallel kernel costs 7 s more to compile on a first run
+FORWARD_LANES_THREADS_MIN_HIDDEN = 4
 
 
 class Thresholds(NamedTuple):
@@ -92,7 +96,9 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
     limits = TABLE[cell]
     threads = numba.get_num_threads() if threads is None else threads
     many = batch >= limits.parallel_min_batch and (
-        hidden < limits.parallel_max_hidden if training else hidden < limits.blas_min_hidden
+        hidden < limits.parallel_max_hidden
+        if training
+        else FORWARD_LANES_THREADS_MIN_HIDDEN <= hidden < limits.blas_min_hidden
     )
     if many and threads > 1:
         return _PARALLEL_LANES
