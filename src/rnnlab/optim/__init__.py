@@ -99,6 +99,7 @@ class Optimizer:
     """
 
     name = ""
+    _lr = math.nan  # (until __init__ sets it: equal to no value)
 
     def __init__(self, lr: float, *, weight_decay: float = 0.0):
         self.lr = lr
@@ -113,6 +114,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
+        if type(value) is float and value == self._lr:  # (fit sets it every update)
+            return
         self._lr = _number("lr", value, low=0.0, low_open=True)
 
     @property
