@@ -436,3 +436,7 @@ def test_forward_blocks_on_threads_match_reference(rng, cell, activation):
     assert sizes.choose("gru", 256, 256, threads=1, training=False).parallel is False
     assert sizes.choose("elman", 8, 256, threads=2, training=False) == Path(32, False, True)
     assert sizes.choose("elman", 2, 256, threads=2, training=False).parallel is False
+    # thin blocks of a large gate matrix stay one block (BLAS's own threads)
+    assert sizes.choose("lstm", 256, 32, threads=2).parallel is False
+    assert sizes.choose("lstm", 256, 256, threads=2) == Path(128, True, True)
+    assert sizes.choose("lstm", 128, 32, threads=2) == Path(16, True, True)

@@ -22,6 +22,12 @@ BLAS_MIN_BATCH = 8
 #: BLAS on one thread (:mod:`.blas`): OpenBLAS threads them from about 2^13, and below
 #: 2^18 waking a second thread costs more than it saves (docs/architecture.md)
 ONE_BLAS_THREAD = (2**13, 2**18)
+#: BLAS blocks on threads of fewer sequences than this each take them only while the
+#: gate matrix has at most BLAS_THREADS_MAX_ROWS rows (G H): thinner products of a larger
+#: one run faster as one block on BLAS's own two threads (LSTM H = 256, B = 32: a
+#: training pass 41.1 ms as one block, 44.0 ms as two; docs/architecture.md)
+BLAS_THREADS_WIDE = 64
+BLAS_THREADS_MAX_ROWS = 512
 #: a forward pass runs lanes blocks on threads from this H on: below it (the notebook's
 #: and the demo's 2 units) the pass gains 1.1x at 256 sequences (Elman, GRU) and the
 #: parallel kernel costs 7 s more to compile on a first run
@@ -104,11 +110,13 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
         return _PARALLEL_LANES
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
         half = batch // 2  # (a BLAS block's products take all its lanes: two full blocks)
-        two = threads > 1 and batch % 2 == 0 and half >= THIN
+        rows = get_cell(cell).gates * hidden
+        two = (threads > 1 and batch % 2 == 0 and half >= THIN
+               and (half >= BLAS_THREADS_WIDE or rows <= BLAS_THREADS_MAX_ROWS))  # fmt: skip
         if two and (
             hidden >= limits.blas_threads_min_hidden
             if training
-            else get_cell(cell).gates * hidden * hidden * half >= limits.forward_threads_min_work
+            else rows * hidden * half >= limits.forward_threads_min_work
         ):
             return Path(half, True, True)
         return _BLAS
