@@ -175,3 +175,10 @@ def test_strided_arrays_give_the_batch_of_their_copies():
     copied = make_batch(X[:, ::2].copy(), Y[:, ::2].copy(), input_size=2, output_size=1)
     for name in ("x", "y", "mask", "lengths"):
         np.testing.assert_array_equal(getattr(strided, name), getattr(copied, name))
+
+
+def test_make_batch_refuses_a_batch():
+    """A Batch is a named tuple: given to make_batch it would read as five sequences."""
+    batch = make_batch([[0, 1], [1]], [[1, 0], [0]], input_size=1, output_size=1)
+    with pytest.raises(ValueError, match="already a Batch"):
+        make_batch(batch, input_size=1, output_size=1)

@@ -293,7 +293,7 @@ def test_unknown_cell_codes_are_refused():
     net = network("elman", "tanh", 1, 1, 2, 1)
     assert 99 not in (cells.ELMAN, cells.GRU, cells.LSTM)
     plan = np.concatenate([[99, 1, 1, 1, 2, 1, 1, 0, 0, 0, 0], net.offsets.ravel(), net.head])
-    settings = np.array([0, 0, 0, 32, 0, 0])  # see driver.PLAN and driver.SETTINGS
+    settings = np.array([0, 0, 0, 32, 0, 0, 0])  # see driver.PLAN and driver.SETTINGS
     empty = np.zeros((0, 0, 0, 0))
     outputs = (empty, np.zeros(10_000), np.zeros((2, 1, 1)), empty, empty)
     with pytest.raises(ValueError, match="unknown cell"):
@@ -440,3 +440,39 @@ def test_forward_blocks_on_threads_match_reference(rng, cell, activation):
     assert sizes.choose("lstm", 256, 32, threads=2).parallel is False
     assert sizes.choose("lstm", 256, 256, threads=2) == Path(128, True, True)
     assert sizes.choose("lstm", 128, 32, threads=2) == Path(16, True, True)
+
+
+def test_blocks_on_threads_leave_blas_threads_as_they_were(rng):
+    """BLAS on one thread holds for a call on threads only: OpenBLAS's count (set for
+    the whole process by scipy's builds) is back to what it was after each call."""
+    from rnnlab.kernels.compiled import blas
+
+    if not blas.available():
+        pytest.skip("scipy's BLAS is not OpenBLAS")
+    net, theta, x, y, mask = make_problem(rng, "gru", "sigmoid", T=4, B=32, I=2, H=16, O=1, L=1,
+                                          loss="bce")  # fmt: skip
+    before = blas.limit(2)
+    try:
+        for _ in range(5):
+            compiled.forward(net, theta, x, path=Path(16, True, True))
+            compiled.loss_and_grad(net, theta, x, y, mask, loss="bce", path=Path(16, True, True))
+            assert blas.limit(2) == 2
+    finally:
+        blas.limit(before)
+
+
+def test_forward_on_threads_keeps_one_block_of_scratch_per_thread(rng):
+    """A forward pass of many lanes blocks on threads reuses one block's scratch per
+    thread: its workspace does not grow with the batch, and the outputs are right."""
+    import numba
+
+    net, theta, x, _, _ = make_problem(rng, "elman", "tanh", T=3, B=1000, I=2, H=5, O=2, L=1,
+                                       loss="mse")  # fmt: skip
+    path = Path(8, False, True)
+    threads = numba.get_num_threads()
+    small = compiled._call(net, theta.dtype, 3, 8 * threads, path).workspace
+    assert compiled._call(net, theta.dtype, 3, 1000, path).workspace == small
+    got = compiled.forward(net, theta, x, states=True, path=path)
+    want = reference.forward(net, theta, x, states=True)
+    assert relative_error(got[0], want[0]) <= 1e-12
+    assert relative_error(got[1], want[1]) <= 1e-12

@@ -14,6 +14,7 @@ import numbers
 import threading
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 if importlib.util.find_spec("scipy") is None:  # not imported: numba does when np.dot runs
@@ -72,8 +73,8 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         p = path or sizes.choose(net.cell, net.hidden_size, B, training=training)
         if p.use_blas and p.parallel and B % p.lanes:  # (BLAS blocks on threads must be full)
             p = p._replace(lanes=B, parallel=False)
-        size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, p.parallel,
-                                     training)  # fmt: skip
+        threads = numba.get_num_threads() if p.parallel else 0
+        size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, threads, training)
         if (
             B < FEW
             and net.num_layers == 1
@@ -87,13 +88,16 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             p = p._replace(use_blas=net.hidden_size >= blas_from)
         else:
             way = "threads" if p.parallel else "blocks"
-        setter = blas.setter_address() if p.use_blas and p.parallel else 0
-        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, setter],
+        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, threads],
                             np.int64)  # fmt: skip
-        columns = 1 if way == "sequences" else p.lanes if p.use_blas and p.parallel else B
-        # (columns per BLAS product of a step; blocks on threads: a block's)
-        one = p.use_blas and blas.available() and sizes.one_blas_thread(spec.gates, net.hidden_size,
-                                                                     columns)  # fmt: skip
+        columns = 1 if way == "sequences" else B
+        # BLAS on one thread for the call: small products, and BLAS blocks on threads (one
+        # block per core; each block's products then run on its own core)
+        one = (
+            p.use_blas
+            and blas.available()
+            and (p.parallel or sizes.one_blas_thread(spec.gates, net.hidden_size, columns))
+        )
         call = _CALLS[key] = _Call(plan, settings, int(size), way, one)
     return call
 

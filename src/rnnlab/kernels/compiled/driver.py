@@ -36,7 +36,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from rnnlab.kernels.compiled.blas import limit_here
 from rnnlab.kernels.compiled.cells import (
     ELMAN,
     EXPRNN,
@@ -79,8 +78,9 @@ from rnnlab.optim import compiled as optimizer
 #: the network's integers at the start of ``plan`` (then offsets (L, 6) and head (2,))
 PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
         "cell_state", "bias_inside")  # fmt: skip
-#: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, threads
-SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "blas_setter")
+#: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, blocks on
+#: threads (0/1), and the thread count when the call was planned (its workspace's shares)
+SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "threads")
 
 
 class Net(NamedTuple):
@@ -223,8 +223,8 @@ def _layout(net, P, T, B, lanes, use_blas, parallel, training):
     blocks = (B + width - 1) // width
     per_block = block_size(net, T, width, training, use_blas)
     columns = 1 if use_blas else width
-    if not training:  # a block each (on threads; one, reused, on one thread)
-        inference = blocks * per_block if parallel else per_block
+    if not training:  # a block per thread (``parallel``: how many), reused
+        inference = min(blocks, parallel) * per_block if parallel else per_block
         return width, blocks, per_block, columns, max(inference, _sequence_size(net, P, T))
     # a block, an accumulator and a gradient row each, and the loss values
     blocked = blocks * (per_block + P * columns + P) + blocks
@@ -618,13 +618,11 @@ def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, u
 
 @kernel(parallel=True)
 def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                           per_block, columns, initial, final, setter):  # fmt: skip
+                           per_block, columns, initial, final):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
     for block in prange(blocks):
-        previous = limit_here(setter, 1)  # (BLAS on one thread in each block: one per core)
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                          per_block, columns, block, initial, final)  # fmt: skip
-        limit_here(setter, previous)
     return _sum_blocks(work, blocks, per_block + P * columns + P, P)
 
 
@@ -997,7 +995,7 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial, fina
     if threads:
         value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
                                              width, use_blas, work, per_block, columns,
-                                             initial, final, settings[6])  # fmt: skip
+                                             initial, final)  # fmt: skip
     else:
         value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
                                            width, use_blas, work, per_block, columns,
@@ -1118,40 +1116,43 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
 
 @kernel
 def forward_threads(x, theta, plan, settings, initial, work, logits, h_out, c_out):
-    """:func:`forward_blocks` with the blocks on all threads, each in its own share of
-    ``work`` (they write disjoint columns of the outputs)."""
+    """:func:`forward_blocks` with the blocks on all threads: one share of ``work`` per
+    thread, each running every ``shares``-th block in it (they write disjoint columns of
+    the outputs; the workspace does not grow with the batch)."""
     x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
         borrow(work)  # fmt: skip
     logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     T, B = x.shape[0], x.shape[1]
-    width, blocks, per_block, _, _ = _layout(net, theta.shape[0], T, B, lanes, use_blas, True,
+    threads = settings[6]
+    width, blocks, per_block, _, _ = _layout(net, theta.shape[0], T, B, lanes, use_blas, threads,
                                              False)  # fmt: skip
-    _forward_blocks_parallel(theta, net, x, blocks, width, per_block, work, logits, h_out, c_out,
-                             states, initial, use_blas, settings[6])  # fmt: skip
+    shares = min(blocks, threads, work.shape[0] // per_block)
+    _forward_blocks_parallel(theta, net, x, blocks, shares, width, per_block, work, logits,
+                             h_out, c_out, states, initial, use_blas)  # fmt: skip
 
 
 @kernel(parallel=True)
-def _forward_blocks_parallel(theta, net, x, blocks, width, per_block, work, logits, h_out, c_out,
-                             states, initial, use_blas, setter):  # fmt: skip
-    for block in prange(blocks):
-        previous = limit_here(setter, 1)  # (BLAS on one thread in each block: one per core)
-        _forward_one_block(theta, net, x, block, width, per_block, work, logits, h_out, c_out,
-                           states, initial, use_blas)  # fmt: skip
-        limit_here(setter, previous)
+def _forward_blocks_parallel(theta, net, x, blocks, shares, width, per_block, work, logits,
+                             h_out, c_out, states, initial, use_blas):  # fmt: skip
+    for share in prange(shares):
+        _forward_share(theta, net, x, blocks, shares, share, width, per_block, work, logits,
+                       h_out, c_out, states, initial, use_blas)  # fmt: skip
 
 
 @inline
-def _forward_one_block(theta, net, x, block, width, per_block, work, logits, h_out, c_out,
-                       states, initial, use_blas):  # fmt: skip
-    """Block ``block`` of the batch's forward pass, in its own share of ``work``."""
+def _forward_share(theta, net, x, blocks, shares, share, width, per_block, work, logits, h_out,
+                   c_out, states, initial, use_blas):  # fmt: skip
+    """Blocks ``share, share + shares, ...`` of the batch's forward pass, in share
+    ``share`` of ``work``."""
     T, B = x.shape[0], x.shape[1]
     blk = make_block(net, T, width, False, use_blas,
-                     work[block * per_block : (block + 1) * per_block])  # fmt: skip
-    start = block * width
-    forward_block_of(theta, net, x, start, min(width, B - start), blk, logits, h_out, c_out,
-                     states, initial, use_blas)  # fmt: skip
+                     work[share * per_block : (share + 1) * per_block])  # fmt: skip
+    for block in range(share, blocks, shares):
+        start = block * width
+        forward_block_of(theta, net, x, start, min(width, B - start), blk, logits, h_out,
+                         c_out, states, initial, use_blas)  # fmt: skip
 
 
 @kernel

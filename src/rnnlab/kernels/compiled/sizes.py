@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numba
 
+from rnnlab.kernels.compiled import blas
 from rnnlab.kernels.compiled.products import THIN
 from rnnlab.kernels.registry import get_cell
 
@@ -111,8 +112,13 @@ def choose(cell: str, hidden: int, batch: int, threads: int | None = None,
     if hidden >= limits.blas_min_hidden and batch >= BLAS_MIN_BATCH:
         half = batch // 2  # (a BLAS block's products take all its lanes: two full blocks)
         rows = get_cell(cell).gates * hidden
-        two = (threads > 1 and batch % 2 == 0 and half >= THIN
-               and (half >= BLAS_THREADS_WIDE or rows <= BLAS_THREADS_MAX_ROWS))  # fmt: skip
+        two = (
+            threads > 1
+            and batch % 2 == 0
+            and half >= THIN
+            and (half >= BLAS_THREADS_WIDE or rows <= BLAS_THREADS_MAX_ROWS)
+            and blas.available()
+        )  # fmt: skip  (each block's BLAS held to one thread)
         if two and (
             hidden >= limits.blas_threads_min_hidden
             if training
