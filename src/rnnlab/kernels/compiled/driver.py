@@ -1105,13 +1105,25 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
     logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
-    B = x.shape[1]
-    width = B if use_blas else min(B, lanes)
-    blk = make_block(net, x.shape[0], width, False, use_blas, work)
-    for start in range(0, B, width):
-        n = min(width, B - start)
-        forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,
-                         use_blas)  # fmt: skip
+    width, blocks, per_block, _, _ = _layout(net, theta.shape[0], x.shape[0], x.shape[1], lanes,
+                                             use_blas, 0, False)  # fmt: skip
+    _forward_share(
+        theta,
+        net,
+        x,
+        blocks,
+        1,
+        0,
+        width,
+        per_block,
+        work,
+        logits,
+        h_out,
+        c_out,
+        states,
+        initial,
+        use_blas,
+    )  # (one share: every block, in turn)
 
 
 @kernel

@@ -75,15 +75,8 @@ TABLE = {
         blas_threads_min_hidden=16,
         forward_threads_min_work=2**15,
     ),
-    "exprnn": Thresholds(  # an Elman cell in its products (not measured on its own)
-        blas_min_hidden=16,
-        parallel_min_batch=64,
-        parallel_max_hidden=32,
-        sequence_blas_min_hidden=16,
-        blas_threads_min_hidden=64,
-        forward_threads_min_work=0,
-    ),
 }
+TABLE["exprnn"] = TABLE["elman"]  # an Elman cell in its products (not measured on its own)
 
 
 class Path(NamedTuple):
