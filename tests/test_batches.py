@@ -182,3 +182,90 @@ def test_make_batch_refuses_a_batch():
     batch = make_batch([[0, 1], [1]], [[1, 0], [0]], input_size=1, output_size=1)
     with pytest.raises(ValueError, match="already a Batch"):
         make_batch(batch, input_size=1, output_size=1)
+
+
+#: (cell, H, B): each way the compiled driver runs a training batch: one sequence at a
+#: time, lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
+_WAYS = [("elman", 3, 3), ("gru", 2, 32), ("lstm", 4, 64), ("elman", 16, 32), ("gru", 16, 32)]
+
+
+@pytest.mark.parametrize(("cell", "H", "B"), _WAYS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("loss", "reduction", "truncate"),
+                         [("bce", "mean", None), ("mse", "sum", 2)])  # fmt: skip
+def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, dtype, loss,
+                                                                 reduction, truncate):  # fmt: skip
+    """``loss_and_grad`` of padded arrays converts them inside the compiled call: the
+    loss and gradient of the Batch that make_batch makes of them, bit for bit (and NaN
+    in the padding is never read)."""
+    compiled = pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab import RNN
+
+    T, I, O = 7, 2, 1 if loss == "bce" else 2
+    model = RNN(I, H, O, cell=cell, loss=loss, dtype=dtype, seed=1, backend="numba")
+    X, Y, _, lengths, _ = _problem(3, B, T, I, "binary" if loss == "bce" else "real", False)
+    Y = Y[..., :O].copy()
+    lengths[0] = T - 2  # (padding everywhere: the pass runs to the longest, T - 1 or less)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    X[0, lengths[0] :] = np.nan
+    direct = compiled.loss_and_grad_padded(
+        model.network, model.params.flat, X, Y, lengths, loss=loss, reduction=reduction,
+        truncate=truncate,
+    )  # fmt: skip
+    assert direct is not None  # (the arrays took the compiled conversion)
+    value, grads = model.loss_and_grad(X, Y, lengths=lengths, reduction=reduction,
+                                       truncate=truncate)  # fmt: skip
+    batch = model.batch(X, Y, lengths=lengths)
+    expected, expected_grads = model.loss_and_grad(batch, reduction=reduction, truncate=truncate)
+    assert value == expected == direct[0]
+    np.testing.assert_array_equal(grads.flat, expected_grads.flat)
+    np.testing.assert_array_equal(direct[1], expected_grads.flat)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda X, Y, L: X.__setitem__((2, 0, 0), np.inf), r"X\[2\] contains NaN"),
+        (lambda X, Y, L: Y.__setitem__((3, 0, 0), np.nan), r"Y\[3\] contains NaN"),
+        (lambda X, Y, L: Y.__setitem__((1, 0, 0), 0.5), r"Y\[1\] holds 0.5"),
+        (lambda X, Y, L: L.__setitem__(1, 0), r"lengths must lie in 1\.\.5"),
+        (lambda X, Y, L: L.__setitem__(1, 6), r"lengths must lie in 1\.\.5"),
+    ],
+)
+def test_padded_arrays_that_fail_a_check_in_the_compiled_call_are_named(corrupt, message):
+    compiled = pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab import RNN
+
+    model = RNN(2, 3, 1, backend="numba")
+    X, Y, _, lengths, _ = _problem(0, 4, 5, 2, "binary", False)
+    lengths[:] = 5
+    corrupt(X, Y, lengths)
+    assert compiled.loss_and_grad_padded(model.network, model.params.flat, X, Y, lengths,
+                                         loss="bce") is None  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        model.loss_and_grad(X, Y, lengths=lengths)
+
+
+def test_padded_arrays_of_other_kinds_take_the_batch_way():
+    """Other dtypes, strided arrays, lists of lengths and class targets are converted by
+    make_batch: the same loss and gradient."""
+    compiled = pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab import RNN
+
+    model = RNN(2, 3, 1, backend="numba", dtype="float32")
+    X, Y, _, lengths, _ = _problem(0, 4, 6, 2, "binary", False)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    value, _ = model.loss_and_grad(X32, Y32, lengths=lengths)
+    theta = model.params.flat
+    for other in [(X, Y32, lengths), (np.asfortranarray(X32), Y32, lengths),
+                  (X32, Y32, list(lengths))]:  # fmt: skip
+        assert compiled.loss_and_grad_padded(model.network, theta, *other, loss="bce") is None
+    assert model.loss_and_grad(X, Y, lengths=lengths)[0] == pytest.approx(value, rel=1e-6)
+    assert model.loss_and_grad(X32, Y32, lengths=list(lengths))[0] == value
+    assert model.loss_and_grad(np.asfortranarray(X32), Y32, lengths=lengths)[0] == value
+    softmax = RNN(2, 3, 3, loss="softmax", backend="numba")
+    classes = np.random.default_rng(0).integers(0, 3, size=(4, 6))
+    targets = classes.astype(float)
+    assert compiled.loss_and_grad_padded(softmax.network, softmax.params.flat, X, targets, None,
+                                         loss="softmax") is None  # fmt: skip
+    assert np.isfinite(softmax.loss_and_grad(X, classes, lengths=lengths)[0])

@@ -552,14 +552,23 @@ class RNN:
             Named views into one flat gradient vector (``grads.flat``), laid out as
             ``model.params.flat``.
         """
-        batch = self.batch(X, Y, lengths=lengths, mask=mask)
-        if batch.y is None:
-            raise ValueError("loss_and_grad needs targets Y")
         if truncate is not None and (
             isinstance(truncate, bool) or not isinstance(truncate, int | np.integer) or truncate < 1
         ):
             raise ValueError(f"truncate must be a positive integer or None, got {truncate!r}")
         check_reduction(reduction)
+        truncate = None if truncate is None else int(truncate)
+        padded = getattr(self.kernels, "loss_and_grad_padded", None)
+        if (padded is not None and mask is None and initial is None and type(X) is np.ndarray
+                and type(Y) is np.ndarray):  # fmt: skip
+            # converted and checked in the compiled call (None: of another kind, or wrong)
+            found = padded(self.network, self._params.flat, X, Y, lengths, loss=self.config.loss,
+                           reduction=reduction, truncate=truncate)  # fmt: skip
+            if found is not None:
+                return found[0], FlatParams(self.network, found[1])
+        batch = self.batch(X, Y, lengths=lengths, mask=mask)
+        if batch.y is None:
+            raise ValueError("loss_and_grad needs targets Y")
         value, grad = self.kernels.loss_and_grad(
             self.network,
             self._params.flat,
@@ -568,7 +577,7 @@ class RNN:
             batch.mask,
             loss=self.config.loss,
             reduction=reduction,
-            truncate=None if truncate is None else int(truncate),
+            truncate=truncate,
             initial=None if initial is None else tuple(initial),
         )
         return value, FlatParams(self.network, grad)

@@ -182,6 +182,20 @@ class _Auto:
         except self._errors as err:
             return self._fall_back(err).loss_and_grad(net, theta, x, y, mask, **options)
 
+    def loss_and_grad_padded(self, net, theta, X, Y, lengths, *, loss, reduction="mean",
+                             truncate=None):  # fmt: skip
+        """The compiled backend's ``loss_and_grad_padded`` (padded batch-first arrays,
+        converted in the compiled call), or None (the reference: take the Batch way)."""
+        if self._active is not self._compiled:
+            return None
+        try:
+            return self._compiled.loss_and_grad_padded(
+                net, theta, X, Y, lengths, loss=loss, reduction=reduction, truncate=truncate
+            )
+        except self._errors as err:
+            self._fall_back(err)
+            return None
+
     def train_step(self, net, theta, x, y, mask, *, loss, reduction="mean", truncate=None,
                    update, initial=None, final=None, **path):  # fmt: skip
         options = {"loss": loss, "reduction": reduction, "truncate": truncate, "update": update,

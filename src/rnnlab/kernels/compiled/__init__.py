@@ -170,6 +170,14 @@ def _one_blas_thread(kernel, *arguments):
 #: an empty (0, 0, 0, 0) array per dtype, never written: the driver's "start from the
 #: network's own states" and "no states wanted"
 _EMPTY = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float64)}
+#: an empty (0, 0) mask per dtype, for padded arrays (their mask comes from the lengths)
+_EMPTY_MASK = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
+#: no lengths: the arrays are the kernels' time-major ones
+_NO_LENGTHS = np.empty(0, np.int64)
+_INT64 = np.dtype(np.int64)
+#: the losses whose targets padded arrays hold as they are (bce's 0/1, mse's reals;
+#: softmax's class indices are made one-hot by make_batch)
+_PADDED_LOSSES = (LOSS_CODES["bce"], LOSS_CODES["mse"])
 
 
 def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
@@ -255,10 +263,66 @@ class _Trainer:
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
         kernel = _LOSS_AND_GRAD[c.way]
         if c.one_blas_thread:
+            value, grad = _one_blas_thread(kernel, *arguments, _NO_LENGTHS)
+        else:
+            value, grad = kernel(*arguments, _NO_LENGTHS)
+        return float(value), grad
+
+    def loss_and_grad_padded(self, theta, X, Y, lengths) -> tuple[float, np.ndarray] | None:
+        """:meth:`loss_and_grad` of padded batch-first arrays ``X (B, T[, I])``, ``Y (B,
+        T[, O])`` of ``theta``'s dtype, C-contiguous, with ``lengths`` (integers, or None:
+        every sequence ``T`` steps), from the network's own states: converted to the
+        kernels' layout and checked inside the compiled call. None when the arrays are of
+        another kind or fail a check (:func:`rnnlab.sequences.make_batch` then converts
+        them, or says what is wrong)."""
+        dtype = theta.dtype
+        if not (type(X) is _ARRAY and X.dtype is dtype and X.flags.c_contiguous
+                and type(Y) is _ARRAY and Y.dtype is dtype and Y.flags.c_contiguous):  # fmt: skip
+            return None
+        key = (dtype, theta.shape, X.shape, Y.shape, "padded")
+        found = self._calls.get(key)
+        if found is None:
+            found = self._padded_call(theta, X, Y, key)
+            if found is None:
+                return None
+        c, full, shape_x, shape_y = found
+        if lengths is None:
+            lengths = full
+        elif not (type(lengths) is _ARRAY and lengths.dtype is _INT64 and
+                  lengths.shape == full.shape):  # fmt: skip
+            return None
+        X = X if X.ndim == 3 else X.reshape(shape_x)
+        Y = Y if Y.ndim == 3 else Y.reshape(shape_y)
+        arguments = (X, Y, _EMPTY_MASK[dtype], theta, c.plan,
+                     c.settings, _workspace(dtype, c.workspace), _EMPTY[dtype], _EMPTY[dtype],
+                     lengths)  # fmt: skip
+        kernel = _LOSS_AND_GRAD[c.way]
+        if c.one_blas_thread:
             value, grad = _one_blas_thread(kernel, *arguments)
         else:
             value, grad = kernel(*arguments)
-        return float(value), grad
+        return None if grad.shape[0] == 0 else (float(value), grad)
+
+    def _padded_call(self, theta, X, Y, key):
+        """(call, every sequence's length, the shapes of X and Y with features) for
+        :meth:`loss_and_grad_padded`, or None for arrays it does not take."""
+        net = self.net
+        I, O = net.input_size, net.output_size
+        if X.ndim == 2 and I == 1:
+            X = X.reshape(*X.shape, 1)
+        if Y.ndim == 2 and O == 1:
+            Y = Y.reshape(*Y.shape, 1)
+        if (X.ndim != 3 or X.shape[2] != I or Y.shape != (*X.shape[:2], O) or 0 in X.shape
+                or theta.shape != (net.size,) or self._code not in _PADDED_LOSSES):  # fmt: skip
+            return None
+        B, T = X.shape[0], X.shape[1]
+        k = 0 if self.truncate is None or self.truncate >= T else self.truncate
+        c = _call(net, theta.dtype, T, B, self.path, self._code, self._mean, k, True, False)
+        c = c._replace(workspace=c.workspace + driver.padded_size(T, B, I, O))
+        if len(self._calls) >= 256:
+            self._calls.clear()
+        found = self._calls[key] = (c, np.full(B, T, np.int64), X.shape, Y.shape)
+        return found
 
     def train_step(self, theta, x, y, mask, update: Update, initial=None,
                    final=None) -> tuple[float, float]:  # fmt: skip
@@ -302,6 +366,22 @@ def loss_and_grad(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
     """See the protocol in :mod:`rnnlab.kernels` (``path`` as in :func:`forward`)."""
     return _trainer(net, loss, reduction, truncate, path).loss_and_grad(theta, x, y, mask,
                                                                         initial, final)  # fmt: skip
+
+
+def loss_and_grad_padded(
+    net: Network,
+    theta: np.ndarray,
+    X: np.ndarray,
+    Y: np.ndarray,
+    lengths: np.ndarray | None,
+    *,
+    loss: str,
+    reduction: str = "mean",
+    truncate: int | None = None,
+) -> tuple[float, np.ndarray] | None:
+    """:meth:`_Trainer.loss_and_grad_padded` (None: take the Batch way)."""
+    return _trainer(net, loss, reduction, truncate, None).loss_and_grad_padded(theta, X, Y,
+                                                                               lengths)  # fmt: skip
 
 
 def train_step(net: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
+from rnnlab.kernels.compiled.arrays import time_major
 from rnnlab.kernels.compiled.cells import (
     ELMAN,
     EXPRNN,
@@ -1038,29 +1039,70 @@ def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
 
 
 @kernel
-def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work, initial, final):
+def padded_size(T, B, inputs, outputs):
+    """Numbers of workspace that :func:`loss_and_grad_blocks` needs before the pass's own
+    for a padded batch-first batch (its time-major copies), rounded up to cache lines."""
+    return -(-T * B * (inputs + outputs + 1) // 16) * 16
+
+
+@inline_always
+def _time_major_in(x, y, mask, settings, work, lengths):
+    """``(x, y, mask, work, ok)`` for the pass: as given when ``lengths`` is empty; else
+    ``x (B, T, I)`` and ``y (B, T, O)`` are padded batch-first arrays with ``lengths
+    (B,)``, copied time-major into the head of ``work`` (``mask``: 1 inside each
+    sequence), up to the longest length, and checked (:func:`.arrays.time_major`; bce
+    targets 0 or 1); ``work`` is what is left; ``ok`` is False when a check failed."""
+    if lengths.shape[0] == 0:
+        return x, y, mask, work, True
+    B, T, I, O = x.shape[0], x.shape[1], x.shape[2], y.shape[2]
+    xs, ys = view(work, 0, (T, B, I)), view(work, T * B * I, (T, B, O))
+    valid = view(work, T * B * (I + O), (T, B))
+    n = time_major(x, lengths, xs, valid, False)
+    if n > 0 and time_major(y, lengths, ys, valid[:0], settings[0] == BCE) != n:
+        n = -1  # (y failed its check)
+    ok, n = n > 0, max(n, 1)  # (the views below stay valid, unused, when not ok)
+    used = padded_size(T, B, I, O)
+    return (view(work, 0, (n, B, I)), view(work, T * B * I, (n, B, O)),
+            view(work, T * B * (I + O), (n, B)), view(work, used, (work.shape[0] - used,)),
+            ok)  # fmt: skip
+
+
+@kernel
+def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work, initial, final, lengths):
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
     its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers;
     ``initial (2, L, B, H)``: the states to start from (none of their gradient is
     kept), or empty for the network's own (which take theirs); ``final (2, L, B, H)``,
-    unless empty, receives the states after the last step."""
+    unless empty, receives the states after the last step. When ``lengths (B,)`` is not
+    empty, ``x`` and ``y`` are padded batch-first arrays ``(B, T, I)``, ``(B, T, O)``
+    (``mask`` unused), converted in this call (:func:`padded_size` more numbers of
+    ``work``); a gradient of no numbers then says they failed a check."""
+    x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
+    if not ok:
+        return math.nan, theta[:0].copy()
     value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial,
                                final)  # fmt: skip
     return value, grad.copy()
 
 
 @kernel
-def loss_and_grad_threads(x, y, mask, theta, plan, settings, work, initial, final):
+def loss_and_grad_threads(x, y, mask, theta, plan, settings, work, initial, final, lengths):
     """:func:`loss_and_grad_blocks` with the blocks on all threads."""
+    x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
+    if not ok:
+        return math.nan, theta[:0].copy()
     value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial,
                                final)  # fmt: skip
     return value, grad.copy()
 
 
 @kernel
-def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work, initial, final):
+def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work, initial, final, lengths):
     """:func:`loss_and_grad_blocks` one sequence at a time (``initial`` and ``final``
     empty: calls with states given or wanted take the blocks' way)."""
+    x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
+    if not ok:
+        return math.nan, theta[:0].copy()
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
     return value, grad.copy()
 

@@ -53,8 +53,7 @@ summing = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT | {"
 #: drops a reference to every array argument around each call. Inlined, and ending in
 #: :func:`hold`, they cost nothing of the kind. (It retypes every call site, so it is
 #: kept to these few.)
-inline_always = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT,
-                        inline="always")
+inline_always = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT, inline="always")
 #: :data:`kernel` without fused multiply-adds, for code that must round every product and
 #: sum on its own, as Python does (the notebook's arithmetic, digit for digit)
 exact = partial(njit, cache=True, error_model="numpy")
