@@ -269,3 +269,59 @@ def test_padded_arrays_of_other_kinds_take_the_batch_way():
     assert compiled.loss_and_grad_padded(softmax.network, softmax.params.flat, X, targets, None,
                                          loss="softmax") is None  # fmt: skip
     assert np.isfinite(softmax.loss_and_grad(X, classes, lengths=lengths)[0])
+
+
+#: (cell, H, B): each way the compiled driver runs a forward pass: one sequence at a time,
+#: lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
+_FORWARD_WAYS = [("lstm", 3, 3), ("gru", 2, 32), ("gru", 4, 64), ("lstm", 16, 32),
+                 ("elman", 16, 32)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cell", "H", "B"), _FORWARD_WAYS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(cell, H, B, dtype,
+                                                                       loss):  # fmt: skip
+    """``logits`` and ``predict_proba`` of padded arrays convert them inside the compiled
+    call: the outputs of the Batch way, bit for bit, trimmed to the longest length."""
+    compiled = pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab import RNN
+    from rnnlab.sequences import unbatch
+
+    T, I, O = 7, 2, 1 if loss == "bce" else 2
+    model = RNN(I, H, O, cell=cell, loss=loss, dtype=dtype, seed=1, backend="numba")
+    X, _, _, lengths, _ = _problem(4, B, T, I, "binary", False)
+    lengths[0] = T - 2
+    lengths = np.minimum(lengths, T - 1)  # (the longest is shorter than the array)
+    X = X.astype(dtype)
+    X[0, lengths[0] :] = np.nan
+    for squash in (False, True):
+        assert compiled.forward_padded(model.network, model.params.flat, X, lengths,
+                                       squash) is not None  # fmt: skip
+    batch = model.batch(X, lengths=lengths)
+    logits, _, _ = model._forward(batch.x)
+    logits_first = unbatch(logits, batch)
+    expected = unbatch(logits, batch, sigmoid=loss == "bce")
+    got = model.logits(X, lengths=lengths)
+    assert got.shape == (B, T - 1, O) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got.reshape(logits_first.shape), logits_first)
+    np.testing.assert_array_equal(model.predict_proba(X, lengths=lengths), expected)
+
+
+def test_padded_arrays_that_fail_a_check_in_the_compiled_forward_are_named():
+    compiled = pytest.importorskip("rnnlab.kernels.compiled")
+    from rnnlab import RNN
+
+    model = RNN(2, 3, 1, backend="numba")
+    X, _, _, lengths, _ = _problem(0, 4, 5, 2, "binary", False)
+    X[2, lengths[2] - 1, 0] = np.nan
+    assert compiled.forward_padded(model.network, model.params.flat, X, lengths, True) is None
+    with pytest.raises(ValueError, match=r"X\[2\] contains NaN"):
+        model.predict_proba(X, lengths=lengths)
+    X[2, lengths[2] - 1, 0] = 0.0
+    with pytest.raises(ValueError, match=r"lengths must lie in 1\.\.5"):
+        model.logits(X, lengths=lengths + 5)
+    model.params["W_hh"][0, 0] = np.inf
+    assert compiled.forward_padded(model.network, model.params.flat, X, lengths, True) is None
+    with pytest.raises(ValueError, match="weights are not all finite"):
+        model.predict_proba(X, lengths=lengths)

@@ -295,7 +295,7 @@ def test_unknown_cell_codes_are_refused():
     plan = np.concatenate([[99, 1, 1, 1, 2, 1, 1, 0, 0, 0, 0], net.offsets.ravel(), net.head])
     settings = np.array([0, 0, 0, 32, 0, 0, 0])  # see driver.PLAN and driver.SETTINGS
     empty = np.zeros((0, 0, 0, 0))
-    outputs = (empty, np.zeros(10_000), np.zeros((2, 1, 1)), empty, empty)
+    outputs = (empty, np.zeros(10_000), np.zeros((2, 1, 1)), empty, empty, np.zeros(0, np.int64))
     with pytest.raises(ValueError, match="unknown cell"):
         driver.forward_blocks(np.zeros((2, 1, 1)), np.zeros(net.size), plan.astype(np.int64),
                               settings, *outputs)  # fmt: skip

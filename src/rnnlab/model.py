@@ -430,9 +430,22 @@ class RNN:
 
         ``rnnlab.to_torch(model)(x, lengths)`` returns the same array.
         """
+        fast = self._forward_padded(X, lengths, squash=False)
+        if fast is not None:
+            return fast
         batch = self.batch(X, lengths=lengths)
         logits, _, _ = self._forward(batch.x)
         return _batch_first(logits, batch)
+
+    def _forward_padded(self, X, lengths, squash: bool):
+        """Batch-first logits (or bce probabilities, ``squash``) of a padded array, through
+        the compiled call that converts and checks it; None where that way does not take
+        it (another kind of array or backend, a failed check: the Batch way then says
+        what is wrong)."""
+        padded = getattr(self.kernels, "forward_padded", None)
+        if padded is None or type(X) is not np.ndarray:
+            return None
+        return padded(self.network, self._params.flat, X, lengths, squash)
 
     def predict_proba(self, X, *, lengths=None):
         """Output probabilities (``bce``: sigmoid, ``softmax``: softmax; ``mse``: values).
@@ -440,6 +453,10 @@ class RNN:
         Lists in, lists out (one list per sequence, one value per step when
         ``O == 1``); a padded ``(B, T[, I])`` array in, a ``(B, T[, O])`` array out.
         """
+        if self.config.loss != "softmax":  # (bce: the sigmoid; mse: the values themselves)
+            fast = self._forward_padded(X, lengths, squash=self.config.loss == "bce")
+            if fast is not None:
+                return fast[..., 0] if fast.shape[-1] == 1 else fast
         batch = self.batch(X, lengths=lengths)
         logits, _, _ = self._forward(batch.x)
         if self.config.loss == "bce":

@@ -182,6 +182,17 @@ class _Auto:
         except self._errors as err:
             return self._fall_back(err).loss_and_grad(net, theta, x, y, mask, **options)
 
+    def forward_padded(self, net, theta, X, lengths, squash):
+        """The compiled backend's ``forward_padded`` (a padded batch-first array, converted
+        in the compiled call), or None (the reference: take the Batch way)."""
+        if self._active is not self._compiled:
+            return None
+        try:
+            return self._compiled.forward_padded(net, theta, X, lengths, squash)
+        except self._errors as err:
+            self._fall_back(err)
+            return None
+
     def loss_and_grad_padded(self, net, theta, X, Y, lengths, *, loss, reduction="mean",
                              truncate=None):  # fmt: skip
         """The compiled backend's ``loss_and_grad_padded`` (padded batch-first arrays,

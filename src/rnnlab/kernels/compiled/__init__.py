@@ -150,12 +150,62 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
         h = np.empty((net.num_layers, T, B, net.hidden_size), dtype)
         cs = np.empty_like(h) if net.spec.cell_state else None
     arguments = (x, theta, c.plan, c.settings, start, _workspace(dtype, c.workspace), logits,
-                 empty if h is None else h, empty if cs is None else cs)  # fmt: skip
+                 empty if h is None else h, empty if cs is None else cs, _NO_LENGTHS)  # fmt: skip
     if c.one_blas_thread:
         _one_blas_thread(run, *arguments)
     else:
         run(*arguments)
     return logits, h, cs
+
+
+#: per network, dtype, shape of X and squash: (call, every sequence's length, X's shape
+#: with features) for :func:`forward_padded`
+_PADDED_FORWARD: dict[tuple, tuple] = {}
+
+
+def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
+                   squash: bool) -> np.ndarray | None:  # fmt: skip
+    """The logits of a padded batch-first array ``X (B, T[, I])`` of ``theta``'s dtype,
+    C-contiguous, with ``lengths`` (int64, or None: every sequence ``T`` steps), from the
+    network's own states, batch-first ``(B, n, O)`` (``n`` the longest length; through
+    the sigmoid with ``squash``), zero past each length: converted and checked (``X``
+    and ``theta`` finite) inside the compiled call. None for arrays of another kind, or
+    when a check fails (:func:`rnnlab.sequences.make_batch` and the model's own checks
+    then convert them, or say what is wrong)."""
+    dtype = theta.dtype
+    if not (type(X) is _ARRAY and X.dtype is dtype and X.flags.c_contiguous):
+        return None
+    key = (net, dtype, X.shape, squash)
+    found = _PADDED_FORWARD.get(key)
+    if found is None:
+        I = net.input_size
+        shape = (*X.shape, 1) if X.ndim == 2 and I == 1 else X.shape
+        if len(shape) != 3 or shape[2] != I or 0 in shape or theta.shape != (net.size,):
+            return None
+        check_plain(net)
+        B, T = shape[0], shape[1]
+        c = _call(net, dtype, T, B, None)
+        extra = driver.padded_size(T, B, I + net.output_size)  # (x and logits, time-major)
+        c = c._replace(settings=np.append(c.settings, int(squash)),
+                       workspace=c.workspace + extra)  # fmt: skip
+        if len(_PADDED_FORWARD) >= 256:
+            _PADDED_FORWARD.clear()
+        found = _PADDED_FORWARD[key] = (c, np.full(B, T, np.int64), shape)
+    c, full, shape = found
+    if lengths is None:
+        lengths = full
+    elif not (type(lengths) is _ARRAY and lengths.dtype is _INT64 and lengths.shape == full.shape):
+        return None
+    B, T, O = shape[0], shape[1], net.output_size
+    out = np.empty((B, T, O), dtype)
+    empty = _EMPTY[dtype]
+    arguments = (X if X.ndim == 3 else X.reshape(shape), theta, c.plan, c.settings, empty,
+                 _workspace(dtype, c.workspace), out, empty, empty, lengths)  # fmt: skip
+    run = _FORWARD[c.way]
+    n = _one_blas_thread(run, *arguments) if c.one_blas_thread else run(*arguments)
+    if n == 0:
+        return None
+    return out if n == T else out.reshape(-1)[: B * n * O].reshape(B, n, O)
 
 
 def _one_blas_thread(kernel, *arguments):
@@ -318,7 +368,7 @@ class _Trainer:
         B, T = X.shape[0], X.shape[1]
         k = 0 if self.truncate is None or self.truncate >= T else self.truncate
         c = _call(net, theta.dtype, T, B, self.path, self._code, self._mean, k, True, False)
-        c = c._replace(workspace=c.workspace + driver.padded_size(T, B, I, O))
+        c = c._replace(workspace=c.workspace + driver.padded_size(T, B, I + O + 1))
         if len(self._calls) >= 256:
             self._calls.clear()
         found = self._calls[key] = (c, np.full(B, T, np.int64), X.shape, Y.shape)

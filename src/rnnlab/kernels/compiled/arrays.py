@@ -66,6 +66,12 @@ def time_major(X, lengths, out, valid, binary):
     return steps
 
 
+@inline
+def all_finite(values):
+    """Whether every number of the vector ``values`` is finite."""
+    return _all_finite(values, values.shape[0])
+
+
 @summing
 def _all_finite(values, size):
     """Whether ``values[:size]`` are all finite: ``v * 0`` is 0 for a finite ``v``, NaN

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from rnnlab.kernels.compiled.arrays import time_major
+from rnnlab.kernels.compiled.arrays import all_finite, batch_first, time_major
 from rnnlab.kernels.compiled.cells import (
     ELMAN,
     EXPRNN,
@@ -81,7 +81,7 @@ PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape",
         "cell_state", "bias_inside")  # fmt: skip
 #: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, blocks on
 #: threads (0/1), and the thread count when the call was planned (its workspace's shares)
-SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "threads")
+SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "threads", "squash")
 
 
 class Net(NamedTuple):
@@ -1039,10 +1039,12 @@ def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
 
 
 @kernel
-def padded_size(T, B, inputs, outputs):
-    """Numbers of workspace that :func:`loss_and_grad_blocks` needs before the pass's own
-    for a padded batch-first batch (its time-major copies), rounded up to cache lines."""
-    return -(-T * B * (inputs + outputs + 1) // 16) * 16
+def padded_size(T, B, columns):
+    """Numbers of workspace that an entry point needs before the pass's own for a padded
+    batch-first batch: ``T B columns`` (its time-major copies: ``I + O + 1`` columns for
+    :func:`loss_and_grad_blocks`, x, y and the mask; ``I + O`` for
+    :func:`forward_blocks`, x and the logits), rounded up to cache lines."""
+    return -(-T * B * columns // 16) * 16
 
 
 @inline_always
@@ -1061,7 +1063,7 @@ def _time_major_in(x, y, mask, settings, work, lengths):
     if n > 0 and time_major(y, lengths, ys, valid[:0], settings[0] == BCE) != n:
         n = -1  # (y failed its check)
     ok, n = n > 0, max(n, 1)  # (the views below stay valid, unused, when not ok)
-    used = padded_size(T, B, I, O)
+    used = padded_size(T, B, I + O + 1)
     return (view(work, 0, (n, B, I)), view(work, T * B * I, (n, B, O)),
             view(work, T * B * (I + O), (n, B)), view(work, used, (work.shape[0] - used,)),
             ok)  # fmt: skip
@@ -1135,16 +1137,53 @@ def train_step_sequences(x, y, mask, theta, plan, settings, work, initial, final
     return _apply(theta, value, grad, numbers, first, second)
 
 
+@inline_always
+def _forward_padded_in(x, theta, settings, work, logits, lengths):
+    """``(x, logits, work, n)`` for a forward pass: as given (``n = T``) when ``lengths``
+    is empty; else ``x (B, T, I)`` is a padded batch-first array with ``lengths (B,)``,
+    copied time-major into the head of ``work`` up to the longest length ``n`` and
+    checked (:func:`.arrays.time_major`; and ``theta`` all finite), the logits go to
+    ``work`` after it (``logits`` is then the batch-first output, see
+    :func:`_forward_padded_out`), and ``n`` is 0 when a check failed."""
+    if lengths.shape[0] == 0:
+        return x, logits, work, x.shape[0]
+    B, T, I, O = x.shape[0], x.shape[1], x.shape[2], logits.shape[2]
+    xs = view(work, 0, (T, B, I))
+    n = time_major(x, lengths, xs, view(work, 0, (0, B)), False)
+    n = n if n > 0 and all_finite(theta) else 0
+    m = max(n, 1)  # (the views below stay valid, unused, when a check failed)
+    used = padded_size(T, B, I + O)
+    return (view(work, 0, (m, B, I)), view(work, T * B * I, (m, B, O)),
+            view(work, used, (work.shape[0] - used,)), n)  # fmt: skip
+
+
+@inline_always
+def _forward_padded_out(logits, out, settings, lengths, n):
+    """For a padded call: the time-major ``logits (n, B, O)`` into the head of ``out``,
+    batch-first ``(B, n, O)``, through the sigmoid where ``settings`` say ``squash``."""
+    if lengths.shape[0] > 0 and n > 0:
+        B, O = out.shape[0], out.shape[2]
+        batch_first(logits, lengths, view(out, 0, (B, n, O)), settings[7] != 0)
+
+
 @kernel
-def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out):
+def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out, lengths):
     """Logits ``(T, B, O)`` of ``x (T, B, I)`` into ``logits``; when ``h_out`` is not empty,
     every layer's hidden states ``(L, T, B, H)`` into it (and cell states into ``c_out``,
     for the LSTM). No tape, no gradient. ``initial (2, L, B, H)``: the states to start
     from (h, then c), or empty for the network's own. (The outputs come in, made by the
-    caller: three arrays handed back to Python cost more than the pass at ``H = 2``.)"""
+    caller: three arrays handed back to Python cost more than the pass at ``H = 2``.)
+    When ``lengths (B,)`` is not empty, ``x (B, T, I)`` is a padded batch-first array,
+    converted in this call, and the logits go to ``logits`` batch-first, ``(B, n, O)``
+    in its head (through the sigmoid with ``squash``), zero past each length; ``n``,
+    the longest length, is returned (0: the array or ``theta`` failed a check)."""
     x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
         borrow(work)  # fmt: skip
     logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
+    out = logits
+    x, logits, work, n = _forward_padded_in(x, theta, settings, work, logits, lengths)
+    if n == 0:
+        return 0
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     width, blocks, per_block, _, _ = _layout(net, theta.shape[0], x.shape[0], x.shape[1], lanes,
@@ -1166,16 +1205,22 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
         initial,
         use_blas,
     )  # (one share: every block, in turn)
+    _forward_padded_out(logits, out, settings, lengths, n)
+    return n
 
 
 @kernel
-def forward_threads(x, theta, plan, settings, initial, work, logits, h_out, c_out):
+def forward_threads(x, theta, plan, settings, initial, work, logits, h_out, c_out, lengths):
     """:func:`forward_blocks` with the blocks on all threads: one share of ``work`` per
     thread, each running every ``shares``-th block in it (they write disjoint columns of
     the outputs; the workspace does not grow with the batch)."""
     x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
         borrow(work)  # fmt: skip
     logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
+    out = logits
+    x, logits, work, n = _forward_padded_in(x, theta, settings, work, logits, lengths)
+    if n == 0:
+        return 0
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     T, B = x.shape[0], x.shape[1]
@@ -1185,6 +1230,8 @@ def forward_threads(x, theta, plan, settings, initial, work, logits, h_out, c_ou
     shares = min(blocks, threads, work.shape[0] // per_block)
     _forward_blocks_parallel(theta, net, x, blocks, shares, width, per_block, work, logits,
                              h_out, c_out, states, initial, use_blas)  # fmt: skip
+    _forward_padded_out(logits, out, settings, lengths, n)
+    return n
 
 
 @kernel(parallel=True)
@@ -1210,11 +1257,17 @@ def _forward_share(theta, net, x, blocks, shares, share, width, per_block, work,
 
 
 @kernel
-def forward_sequences(x, theta, plan, settings, initial, work, logits, h_out, c_out):
+def forward_sequences(x, theta, plan, settings, initial, work, logits, h_out, c_out, lengths):
     """:func:`forward_blocks` one sequence at a time (one layer)."""
     x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
         borrow(work)  # fmt: skip
     logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
+    out = logits
+    x, logits, work, n = _forward_padded_in(x, theta, settings, work, logits, lengths)
+    if n == 0:
+        return 0
     net = make_net(plan)
     _forward_sequences(theta, net, x, logits, h_out, c_out, h_out.shape[0] > 0, initial,
                        settings[4] != 0, work)  # fmt: skip
+    _forward_padded_out(logits, out, settings, lengths, n)
+    return n
