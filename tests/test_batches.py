@@ -184,17 +184,34 @@ def test_make_batch_refuses_a_batch():
         make_batch(batch, input_size=1, output_size=1)
 
 
-#: (cell, H, B): each way the compiled driver runs a training batch: one sequence at a
-#: time, lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
-_WAYS = [("elman", 3, 3), ("gru", 2, 32), ("lstm", 4, 64), ("elman", 16, 32), ("gru", 16, 32)]
+#: (cell, H, B, way): each way the compiled driver runs a training batch: one sequence
+#: at a time, lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
+_WAYS = [("elman", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("lstm", 4, 64, "threads"),
+         ("elman", 16, 32, "blocks"), ("gru", 16, 32, "threads")]  # fmt: skip
 
 
-@pytest.mark.parametrize(("cell", "H", "B"), _WAYS)
+def _check_way(model, T, B, way, training):
+    """The batch runs ``way`` (on one thread, or without BLAS, the threads' ways are
+    blocks)."""
+    from rnnlab.kernels import compiled
+
+    net = model.network
+    call = compiled._call(net, model.params.flat.dtype, T, B, None, training=training)
+    threads = compiled.numba.get_num_threads() > 1 and compiled.blas.available()
+    assert call.way == (way if threads or way != "threads" else "blocks")
+
+
+def _no_batch(*args, **kwargs):
+    raise AssertionError("took the Batch way")
+
+
+@pytest.mark.parametrize(("cell", "H", "B", "way"), _WAYS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(("loss", "reduction", "truncate"),
-                         [("bce", "mean", None), ("mse", "sum", 2)])  # fmt: skip
-def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, dtype, loss,
-                                                                 reduction, truncate):  # fmt: skip
+                         [("bce", "mean", None), ("mse", "sum", 7)])  # fmt: skip
+def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, way, dtype, loss,
+                                                                 reduction, truncate,
+                                                                 monkeypatch):  # fmt: skip
     """``loss_and_grad`` of padded arrays converts them inside the compiled call: the
     loss and gradient of the Batch that make_batch makes of them, bit for bit (and NaN
     in the padding is never read)."""
@@ -203,6 +220,7 @@ def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, dty
 
     T, I, O = 7, 2, 1 if loss == "bce" else 2
     model = RNN(I, H, O, cell=cell, loss=loss, dtype=dtype, seed=1, backend="numba")
+    _check_way(model, T, B, way, training=True)
     X, Y, _, lengths, _ = _problem(3, B, T, I, "binary" if loss == "bce" else "real", False)
     Y = Y[..., :O].copy()
     lengths[0] = T - 2  # (padding everywhere: the pass runs to the longest, T - 1 or less)
@@ -213,10 +231,11 @@ def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, dty
         truncate=truncate,
     )  # fmt: skip
     assert direct is not None  # (the arrays took the compiled conversion)
-    value, grads = model.loss_and_grad(X, Y, lengths=lengths, reduction=reduction,
-                                       truncate=truncate)  # fmt: skip
     batch = model.batch(X, Y, lengths=lengths)
     expected, expected_grads = model.loss_and_grad(batch, reduction=reduction, truncate=truncate)
+    monkeypatch.setattr(model, "batch", _no_batch)
+    value, grads = model.loss_and_grad(X, Y, lengths=lengths, reduction=reduction,
+                                       truncate=truncate)  # fmt: skip
     assert value == expected == direct[0]
     np.testing.assert_array_equal(grads.flat, expected_grads.flat)
     np.testing.assert_array_equal(direct[1], expected_grads.flat)
@@ -247,8 +266,9 @@ def test_padded_arrays_that_fail_a_check_in_the_compiled_call_are_named(corrupt,
 
 
 def test_padded_arrays_of_other_kinds_take_the_batch_way():
-    """Other dtypes, strided arrays, lists of lengths and class targets are converted by
-    make_batch: the same loss and gradient."""
+    """Other dtypes, strided or read-only arrays, lists of lengths, class targets and
+    truncations shorter than the array are converted by make_batch: the same loss and
+    gradient."""
     compiled = pytest.importorskip("rnnlab.kernels.compiled")
     from rnnlab import RNN
 
@@ -257,9 +277,18 @@ def test_padded_arrays_of_other_kinds_take_the_batch_way():
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     value, _ = model.loss_and_grad(X32, Y32, lengths=lengths)
     theta = model.params.flat
+    frozen = X32.copy()
+    frozen.flags.writeable = False
     for other in [(X, Y32, lengths), (np.asfortranarray(X32), Y32, lengths),
-                  (X32, Y32, list(lengths))]:  # fmt: skip
+                  (X32, Y32, list(lengths)), (frozen, Y32, lengths),
+                  (X32, Y32, np.stack([lengths, lengths], axis=1)[:, 0])]:  # fmt: skip
         assert compiled.loss_and_grad_padded(model.network, theta, *other, loss="bce") is None
+    assert model.loss_and_grad(frozen, Y32, lengths=lengths)[0] == value
+    assert compiled.loss_and_grad_padded(model.network, theta, X32, Y32, lengths, loss="bce",
+                                         truncate=5) is None  # fmt: skip
+    cut = model.loss_and_grad(model.batch(X32, Y32, lengths=lengths), truncate=5)[1]
+    np.testing.assert_array_equal(model.loss_and_grad(X32, Y32, lengths=lengths,
+                                                      truncate=5)[1].flat, cut.flat)  # fmt: skip
     assert model.loss_and_grad(X, Y, lengths=lengths)[0] == pytest.approx(value, rel=1e-6)
     assert model.loss_and_grad(X32, Y32, lengths=list(lengths))[0] == value
     assert model.loss_and_grad(np.asfortranarray(X32), Y32, lengths=lengths)[0] == value
@@ -271,17 +300,18 @@ def test_padded_arrays_of_other_kinds_take_the_batch_way():
     assert np.isfinite(softmax.loss_and_grad(X, classes, lengths=lengths)[0])
 
 
-#: (cell, H, B): each way the compiled driver runs a forward pass: one sequence at a time,
-#: lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
-_FORWARD_WAYS = [("lstm", 3, 3), ("gru", 2, 32), ("gru", 4, 64), ("lstm", 16, 32),
-                 ("elman", 16, 32)]  # fmt: skip
+#: (cell, H, B, way): each way the compiled driver runs a forward pass: one sequence at a
+#: time, lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
+_FORWARD_WAYS = [("lstm", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("gru", 4, 64, "threads"),
+                 ("lstm", 16, 32, "blocks"), ("elman", 16, 32, "threads")]  # fmt: skip
 
 
-@pytest.mark.parametrize(("cell", "H", "B"), _FORWARD_WAYS)
+@pytest.mark.parametrize(("cell", "H", "B", "way"), _FORWARD_WAYS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("loss", ["bce", "mse"])
-def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(cell, H, B, dtype,
-                                                                       loss):  # fmt: skip
+@pytest.mark.parametrize("loss", ["bce", "mse", "softmax"])
+def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(
+    cell, H, B, way, dtype, loss, monkeypatch
+):
     """``logits`` and ``predict_proba`` of padded arrays convert them inside the compiled
     call: the outputs of the Batch way, bit for bit, trimmed to the longest length."""
     compiled = pytest.importorskip("rnnlab.kernels.compiled")
@@ -290,6 +320,7 @@ def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(cell, H, 
 
     T, I, O = 7, 2, 1 if loss == "bce" else 2
     model = RNN(I, H, O, cell=cell, loss=loss, dtype=dtype, seed=1, backend="numba")
+    _check_way(model, T, B, way, training=False)
     X, _, _, lengths, _ = _problem(4, B, T, I, "binary", False)
     lengths[0] = T - 2
     lengths = np.minimum(lengths, T - 1)  # (the longest is shorter than the array)
@@ -301,7 +332,10 @@ def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(cell, H, 
     batch = model.batch(X, lengths=lengths)
     logits, _, _ = model._forward(batch.x)
     logits_first = unbatch(logits, batch)
-    expected = unbatch(logits, batch, sigmoid=loss == "bce")
+    expected = model.predict_proba(X, lengths=lengths)  # (softmax: the Batch way)
+    if loss != "softmax":
+        assert np.array_equal(expected, unbatch(logits, batch, sigmoid=loss == "bce"))
+        monkeypatch.setattr(model, "batch", _no_batch)
     got = model.logits(X, lengths=lengths)
     assert got.shape == (B, T - 1, O) and got.flags.c_contiguous
     np.testing.assert_array_equal(got.reshape(logits_first.shape), logits_first)

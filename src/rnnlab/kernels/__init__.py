@@ -39,6 +39,14 @@ initial=None, final=None)``
     options once and each batch shape once (at ``H = 2`` the checks of a call cost as
     much as the pass); :class:`Trainer` makes one from the two functions.
 
+Optionally, for padded batch-first arrays (``X (B, T[, I])`` with ``lengths``, from the
+network's own states): ``loss_and_grad_padded(net, theta, X, Y, lengths, *, loss,
+reduction="mean", truncate=None) -> (value, grad) | None`` and ``forward_padded(net,
+theta, X, lengths, squash) -> (B, n, O) | None`` (batch-first outputs up to the longest
+length ``n``, through the sigmoid with ``squash``): the arrays converted and checked in
+the backend's own call; None sends the model the Batch way (another kind of array, or
+a failed check, which that way names). The model finds them with ``getattr``.
+
 Arguments are checked by the layers above (:mod:`rnnlab.model`,
 :mod:`rnnlab.train`); a backend need only refuse what it would misread (the compiled
 one checks shapes, as its kernels index unchecked). ``rnnlab.kernels.reference`` is the

@@ -158,9 +158,19 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     return logits, h, cs
 
 
-#: per network, dtype, shape of X and squash: (call, every sequence's length, X's shape
-#: with features) for :func:`forward_padded`
+#: per network, dtype, shapes of X and theta, and squash: (call, every sequence's length,
+#: X's shape with features) for :func:`forward_padded`
 _PADDED_FORWARD: dict[tuple, tuple] = {}
+
+
+def _plain(array, dtype) -> bool:
+    """Whether ``array`` is an ndarray of ``dtype`` (float32/float64, or int64 lengths)
+    that the padded entry points take as they are: C-contiguous, aligned and writeable
+    (numba types the others apart, and would compile the entry point again for them)."""
+    if type(array) is not _ARRAY or array.dtype is not dtype or dtype not in _PLAIN_DTYPES:
+        return False
+    flags = array.flags
+    return flags.c_contiguous and flags.aligned and flags.writeable
 
 
 def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
@@ -173,9 +183,9 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
     when a check fails (:func:`rnnlab.sequences.make_batch` and the model's own checks
     then convert them, or say what is wrong)."""
     dtype = theta.dtype
-    if not (type(X) is _ARRAY and X.dtype is dtype and X.flags.c_contiguous):
+    if not _plain(X, dtype):
         return None
-    key = (net, dtype, X.shape, squash)
+    key = (net, dtype, X.shape, theta.shape, squash)
     found = _PADDED_FORWARD.get(key)
     if found is None:
         I = net.input_size
@@ -194,7 +204,7 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
     c, full, shape = found
     if lengths is None:
         lengths = full
-    elif not (type(lengths) is _ARRAY and lengths.dtype is _INT64 and lengths.shape == full.shape):
+    elif not (_plain(lengths, _INT64) and lengths.shape == full.shape):
         return None
     B, T, O = shape[0], shape[1], net.output_size
     out = np.empty((B, T, O), dtype)
@@ -225,6 +235,7 @@ _EMPTY_MASK = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64
 #: no lengths: the arrays are the kernels' time-major ones
 _NO_LENGTHS = np.empty(0, np.int64)
 _INT64 = np.dtype(np.int64)
+_PLAIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), _INT64)
 #: the losses whose targets padded arrays hold as they are (bce's 0/1, mse's reals;
 #: softmax's class indices are made one-hot by make_batch)
 _PADDED_LOSSES = (LOSS_CODES["bce"], LOSS_CODES["mse"])
@@ -320,14 +331,17 @@ class _Trainer:
 
     def loss_and_grad_padded(self, theta, X, Y, lengths) -> tuple[float, np.ndarray] | None:
         """:meth:`loss_and_grad` of padded batch-first arrays ``X (B, T[, I])``, ``Y (B,
-        T[, O])`` of ``theta``'s dtype, C-contiguous, with ``lengths`` (integers, or None:
-        every sequence ``T`` steps), from the network's own states: converted to the
-        kernels' layout and checked inside the compiled call. None when the arrays are of
-        another kind or fail a check (:func:`rnnlab.sequences.make_batch` then converts
-        them, or says what is wrong)."""
+        T[, O])`` of ``theta``'s dtype (plain: C-contiguous, writeable), with ``lengths``
+        (a plain int64 array, or None: every sequence ``T`` steps), from the network's
+        own states: converted to the kernels' layout and checked inside the compiled
+        call. None when the arrays are of another kind (any other would compile the
+        entry point again), when a truncation could cut a sequence, or when they fail a
+        check (:func:`rnnlab.sequences.make_batch` then converts them, or says what is
+        wrong)."""
         dtype = theta.dtype
-        if not (type(X) is _ARRAY and X.dtype is dtype and X.flags.c_contiguous
-                and type(Y) is _ARRAY and Y.dtype is dtype and Y.flags.c_contiguous):  # fmt: skip
+        if not (_plain(X, dtype) and _plain(Y, dtype)) or (
+            self.truncate is not None and self.truncate < X.shape[1]
+        ):  # (truncation: the Batch way, which compares it with the longest length)
             return None
         key = (dtype, theta.shape, X.shape, Y.shape, "padded")
         found = self._calls.get(key)
@@ -338,8 +352,7 @@ class _Trainer:
         c, full, shape_x, shape_y = found
         if lengths is None:
             lengths = full
-        elif not (type(lengths) is _ARRAY and lengths.dtype is _INT64 and
-                  lengths.shape == full.shape):  # fmt: skip
+        elif not (_plain(lengths, _INT64) and lengths.shape == full.shape):
             return None
         X = X if X.ndim == 3 else X.reshape(shape_x)
         Y = Y if Y.ndim == 3 else Y.reshape(shape_y)
@@ -365,6 +378,7 @@ class _Trainer:
         if (X.ndim != 3 or X.shape[2] != I or Y.shape != (*X.shape[:2], O) or 0 in X.shape
                 or theta.shape != (net.size,) or self._code not in _PADDED_LOSSES):  # fmt: skip
             return None
+        check_plain(net)
         B, T = X.shape[0], X.shape[1]
         k = 0 if self.truncate is None or self.truncate >= T else self.truncate
         c = _call(net, theta.dtype, T, B, self.path, self._code, self._mean, k, True, False)

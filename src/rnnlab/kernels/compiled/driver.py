@@ -80,7 +80,9 @@ from rnnlab.optim import compiled as optimizer
 PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
         "cell_state", "bias_inside")  # fmt: skip
 #: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, blocks on
-#: threads (0/1), and the thread count when the call was planned (its workspace's shares)
+#: threads (0/1), the thread count when the call was planned (its workspace's shares) and,
+#: for a padded forward call only (its settings have the eighth), the sigmoid on the way
+#: out (0/1)
 SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "threads", "squash")
 
 
