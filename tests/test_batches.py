@@ -145,16 +145,17 @@ def test_the_compiled_way_back_gives_the_numpy_outputs(seed, B, T, O, sigmoid, d
     assert not fast[~inside].any()
 
 
-@pytest.mark.parametrize(
-    ("corrupt", "message"),
-    [
-        (lambda X, Y, L: X.__setitem__((2, 0, 0), np.inf), r"X\[2\] contains NaN"),
-        (lambda X, Y, L: Y.__setitem__((3, 0, 0), np.nan), r"Y\[3\] contains NaN"),
-        (lambda X, Y, L: Y.__setitem__((1, 0, 0), 0.5), r"Y\[1\] holds 0.5"),
-        (lambda X, Y, L: L.__setitem__(1, 0), r"lengths must lie in 1\.\.5"),
-        (lambda X, Y, L: L.__setitem__(1, 6), r"lengths must lie in 1\.\.5"),
-    ],
-)
+#: padded arrays of 4 sequences of 5 steps spoiled in place, and what the checks say
+_CORRUPTIONS = [
+    (lambda X, Y, L: X.__setitem__((2, 0, 0), np.inf), r"X\[2\] contains NaN"),
+    (lambda X, Y, L: Y.__setitem__((3, 0, 0), np.nan), r"Y\[3\] contains NaN"),
+    (lambda X, Y, L: Y.__setitem__((1, 0, 0), 0.5), r"Y\[1\] holds 0.5"),
+    (lambda X, Y, L: L.__setitem__(1, 0), r"lengths must lie in 1\.\.5"),
+    (lambda X, Y, L: L.__setitem__(1, 6), r"lengths must lie in 1\.\.5"),
+]
+
+
+@pytest.mark.parametrize(("corrupt", "message"), _CORRUPTIONS)
 def test_the_compiled_pass_leaves_bad_arrays_to_the_numpy_checks(corrupt, message):
     pytest.importorskip("rnnlab.kernels.compiled")
     from rnnlab.sequences import _compiled_padded_batch
@@ -241,16 +242,7 @@ def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, way
     np.testing.assert_array_equal(direct[1], expected_grads.flat)
 
 
-@pytest.mark.parametrize(
-    ("corrupt", "message"),
-    [
-        (lambda X, Y, L: X.__setitem__((2, 0, 0), np.inf), r"X\[2\] contains NaN"),
-        (lambda X, Y, L: Y.__setitem__((3, 0, 0), np.nan), r"Y\[3\] contains NaN"),
-        (lambda X, Y, L: Y.__setitem__((1, 0, 0), 0.5), r"Y\[1\] holds 0.5"),
-        (lambda X, Y, L: L.__setitem__(1, 0), r"lengths must lie in 1\.\.5"),
-        (lambda X, Y, L: L.__setitem__(1, 6), r"lengths must lie in 1\.\.5"),
-    ],
-)
+@pytest.mark.parametrize(("corrupt", "message"), _CORRUPTIONS)
 def test_padded_arrays_that_fail_a_check_in_the_compiled_call_are_named(corrupt, message):
     compiled = pytest.importorskip("rnnlab.kernels.compiled")
     from rnnlab import RNN
