@@ -14,11 +14,12 @@ accumulate in float64.
 
 Every loop that uses them must be compiled with ``error_model="numpy"``: under the
 default (Python's) error model each division checks for zero and raises, and that
-branch alone stops vectorization. Every compiled function also lets LLVM contract
-``a * b + c`` into one fused multiply-add (``fastmath={"contract"}``, nothing else of
-fastmath): one rounding instead of two, and half the instructions in the polynomials
-(float32 sigmoid 1.5 to 1.0 ns per value here; an LSTM forward pass at H = 16, B = 32
-1.15x, float32 and float64 results within their tolerances of numpy as before).
+branch alone stops vectorization. They are compiled without fused multiply-adds
+(``fastmath={"contract"}``): that made the float32 sigmoid 1.4x faster here (1.5 to
+1.0 ns per value), but whether LLVM fuses ``a * b + c`` depends on what it inlined,
+which differs between a kernel compiled in the process and one loaded from numba's
+cache, and a sweep's workers then trained to other bits than the process that
+compiled the kernels (``tests/test_sweeps.py``).
 
 The method (as in the C libraries): for ``x <= 0`` write ``x = n ln2 + r`` with an
 integer ``n`` and ``|r| <= ln2 / 2``; then ``exp(x) = 2**n exp(r)``, ``exp(r) - 1`` is
@@ -37,26 +38,21 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-#: the one fastmath flag every compiled function takes: fused multiply-adds (see above)
-_CONTRACT = {"contract"}
 #: the decorator of every compiled loop: cached on disk, and numpy's error model (see above)
-kernel = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT)
+kernel = partial(njit, cache=True, error_model="numpy")
 #: the same, for small helpers of the loops. LLVM inlines them where it pays (the loops
 #: still vectorize).
-inline = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT)
+inline = partial(njit, cache=True, error_model="numpy")
 #: :data:`inline`, for sums over the lanes of a block: reassociated, so that they
 #: vectorize (a sum in order is one serial chain of additions; the order changes only
 #: the rounding, and the same code always sums in the same order)
-summing = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT | {"reassoc"})
+summing = partial(njit, cache=True, error_model="numpy", fastmath={"reassoc"})
 #: numba's own inlining, for the step functions the time loops call with arrays (the
 #: cells' steps, the loss): LLVM leaves those large bodies as calls, and numba takes and
 #: drops a reference to every array argument around each call. Inlined, and ending in
 #: :func:`hold`, they cost nothing of the kind. (It retypes every call site, so it is
 #: kept to these few.)
-inline_always = partial(njit, cache=True, error_model="numpy", fastmath=_CONTRACT, inline="always")
-#: :data:`kernel` without fused multiply-adds, for code that must round every product and
-#: sum on its own, as Python does (the notebook's arithmetic, digit for digit)
-exact = partial(njit, cache=True, error_model="numpy")
+inline_always = partial(njit, cache=True, error_model="numpy", inline="always")
 
 
 @inline
@@ -257,7 +253,7 @@ def _by_type(float32, float64, doc):
 
     function.__doc__ = doc
 
-    @overload(function, jit_options={"error_model": "numpy", "fastmath": _CONTRACT})
+    @overload(function, jit_options={"error_model": "numpy"})
     def _typed(x):
         return float32 if x == types.float32 else float64
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from rnnlab.functional import LOG_LOSS_EPS
-from rnnlab.kernels.compiled.math import exact
+from rnnlab.kernels.compiled.math import kernel
 
 #: the notebook's weights, in the order of ``at``
 WEIGHTS = ("Wy_first", "Wy_second", "by", "Waa_first_1", "Waa_first_2", "ba_first",
@@ -26,12 +26,12 @@ WEIGHTS = ("Wy_first", "Wy_second", "by", "Waa_first_1", "Waa_first_2", "ba_firs
 GRADIENTS = 11
 
 
-@exact
+@kernel
 def sigmoid(z):
     return 1 / (1 + (math.e**-z))
 
 
-@exact
+@kernel
 def run(theta, at, x, a_first, a_second):
     """One step: ``(y_hat, a_first, a_second)`` (the notebook's ``RNN.run``)."""
     w = theta[at]
@@ -41,7 +41,7 @@ def run(theta, at, x, a_first, a_second):
     return y_hat, first, second
 
 
-@exact
+@kernel
 def step_gradients(theta, at, x, y, a_first, a_second, out):
     """One step's gradients into ``out (11,)`` in the notebook's order (the previous state
     held fixed); returns ``(y_hat, a_first, a_second)`` (``RNN.forward_pass``)."""
@@ -58,7 +58,7 @@ def step_gradients(theta, at, x, y, a_first, a_second, out):
     return y_hat, first, second
 
 
-@exact
+@kernel
 def predict(theta, at, xs, out):
     """``out (T,)``: the output probability at each step of the sequence ``xs (T,)``."""
     a_first, a_second = theta[at[11]], theta[at[12]]
@@ -66,7 +66,7 @@ def predict(theta, at, xs, out):
         out[t], a_first, a_second = run(theta, at, xs[t], a_first, a_second)
 
 
-@exact
+@kernel
 def update_weights(theta, at, xs, ys, learning_rate):
     """One SGD step on one sequence with the summed one-step gradients; returns its loss,
     or -1 (and changes nothing) when an input is not finite."""
