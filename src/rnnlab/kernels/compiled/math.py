@@ -16,10 +16,10 @@ Every loop that uses them must be compiled with ``error_model="numpy"``: under t
 default (Python's) error model each division checks for zero and raises, and that
 branch alone stops vectorization. They are compiled without fused multiply-adds
 (``fastmath={"contract"}``): that made the float32 sigmoid 1.4x faster here (1.5 to
-1.0 ns per value), but whether LLVM fuses ``a * b + c`` depends on what it inlined,
-which differs between a kernel compiled in the process and one loaded from numba's
-cache, and a sweep's workers then trained to other bits than the process that
-compiled the kernels (``tests/test_sweeps.py``).
+1.0 ns per value), but whether LLVM fuses ``a * b + c`` depends on what it inlined
+where, so the bits can depend on how a kernel came to be compiled; with them, a
+sweep's worker processes trained to other bits than the test process that ran the
+same runs (``tests/test_sweeps.py``, in the whole suite only).
 
 The method (as in the C libraries): for ``x <= 0`` write ``x = n ln2 + r`` with an
 integer ``n`` and ``|r| <= ln2 / 2``; then ``exp(x) = 2**n exp(r)``, ``exp(r) - 1`` is
