@@ -173,6 +173,14 @@ def _plain(array, dtype) -> bool:
     return flags.c_contiguous and flags.aligned and flags.writeable
 
 
+def _padded_lengths(lengths, full: np.ndarray) -> np.ndarray | None:
+    """``lengths`` as the padded entry points take them: ``full`` (every sequence whole)
+    for None, the array itself when plain int64 of ``full``'s shape, else None."""
+    if lengths is None:
+        return full
+    return lengths if _plain(lengths, _INT64) and lengths.shape == full.shape else None
+
+
 def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
                    squash: bool) -> np.ndarray | None:  # fmt: skip
     """The logits of a padded batch-first array ``X (B, T[, I])`` of ``theta``'s dtype,
@@ -202,9 +210,8 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
             _PADDED_FORWARD.clear()
         found = _PADDED_FORWARD[key] = (c, np.full(B, T, np.int64), shape)
     c, full, shape = found
+    lengths = _padded_lengths(lengths, full)
     if lengths is None:
-        lengths = full
-    elif not (_plain(lengths, _INT64) and lengths.shape == full.shape):
         return None
     B, T, O = shape[0], shape[1], net.output_size
     out = np.empty((B, T, O), dtype)
@@ -350,9 +357,8 @@ class _Trainer:
             if found is None:
                 return None
         c, full, shape_x, shape_y = found
+        lengths = _padded_lengths(lengths, full)
         if lengths is None:
-            lengths = full
-        elif not (_plain(lengths, _INT64) and lengths.shape == full.shape):
             return None
         X = X if X.ndim == 3 else X.reshape(shape_x)
         Y = Y if Y.ndim == 3 else Y.reshape(shape_y)
