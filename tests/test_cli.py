@@ -1,6 +1,8 @@
 """The command line: each command's output, and one-line exits for bad input."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -156,8 +158,36 @@ def test_train_with_gated_cells_and_layers(capsys, tmp_path, cell):
     assert config["model"]["cell"] == cell and config["model"]["num_layers"] == 2
 
 
-def test_train_draws_curves_in_a_worker(capsys, tmp_path):
+def test_train_draws_curves_in_a_worker_while_the_model_is_tested(capsys, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    from rnnlab import plots, runs
+
+    started, start, tested = [], plots.PlotWorker.start, runs.tested
+
+    def start_and_note(worker, rows, *, title):
+        started.append(title)
+        start(worker, rows, title=title)
+
+    def tested_after_start(*args):
+        assert started == ["shift: elman sigmoid, 2 hidden units"]  # the drawing goes on
+        return tested(*args)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("drawn in this process")
+
+    monkeypatch.setattr(plots.PlotWorker, "start", start_and_note)
+    monkeypatch.setattr(runs, "tested", tested_after_start)
+    monkeypatch.setattr(plots, "plot_history", not_here)
     code, _, err = run(capsys, "train", "shift", "--out", tmp_path, "--max-steps", 20, "--quiet")
     assert code == 0, err
     (run_dir,) = tmp_path.iterdir()
     assert (run_dir / "curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_cli_imports_no_slow_library_before_it_needs_it():
+    slow = ("numba", "scipy.linalg", "matplotlib", "torch")  # (numba: the backend loads it)
+    code = f"import sys, rnnlab.cli; print([m for m in {slow!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

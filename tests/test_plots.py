@@ -28,6 +28,30 @@ def test_worker_draws_the_same_file_in_another_process(tmp_path):
     assert path.read_bytes().startswith(PNG)
 
 
+def _draw_here_fails(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("drawn in this process")
+
+    monkeypatch.setattr(plots, "plot_history", fail)
+
+
+def test_a_started_worker_draws_while_the_caller_goes_on(tmp_path, monkeypatch):
+    rows = [*ROWS, dict(ROWS[-1], step=50, train_loss=float("nan"))]  # (NaN: still equal)
+    _draw_here_fails(monkeypatch)
+    with plots.PlotWorker() as worker:
+        worker.start(rows, title="t")  # returns before the drawing is done
+        worker.start(ROWS[:1], title="other")  # once only: this one is not drawn
+        path = worker.plot(rows, tmp_path / "curves.png", title="t")
+    assert path.read_bytes() == plots.history_png(rows, title="t")
+
+
+def test_a_worker_started_on_other_rows_is_not_used_for_these(tmp_path):
+    with plots.PlotWorker() as worker:
+        worker.start(ROWS, title="t")
+        other = worker.plot(ROWS[:2], tmp_path / "other.png", title="t").read_bytes()
+    assert other == plots.history_png(ROWS[:2], title="t") != plots.history_png(ROWS, title="t")
+
+
 def test_a_failed_worker_falls_back_to_drawing_here(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", sys.executable + "-missing")  # cannot start
     worker = plots.PlotWorker()

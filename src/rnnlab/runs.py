@@ -128,6 +128,7 @@ def train_task(
     history = fit(model, task, config=fit_config, progress=progress, optimizer=optimizer,
                   resume=state)  # fmt: skip
     timings["fit"] = time.perf_counter() - tick
+    _start_plot(plotter, plot and out is not None, model, task, history)
 
     tick = time.perf_counter()
     metrics = tested(model, task, fit_config.seed) if history.trained else {}
@@ -201,6 +202,7 @@ def train_data(
     history = fit(model, batches[0], validation=batches[1], config=fit_config,
                   progress=progress, optimizer=optimizer, resume=state)  # fmt: skip
     timings["fit"] = time.perf_counter() - tick
+    _start_plot(plotter, plot and out is not None, model, task, history)
     tested = batches[1] if batches[1] is not None else batches[0]
     label = "held-out split" if batches[1] is not None else "training data"
     metrics = {}
@@ -271,6 +273,7 @@ def train_online(
         history.stop_reason = (f"solved at step {learner.solved_at}: {until} predictions in a "
                                "row right on the stream")  # fmt: skip
     history.best = history.rows[-1] if history.rows else {}
+    _start_plot(plotter, plot and out is not None, model, task, history)
     metrics = tested(model, task, seed)
     result = RunResult(model, task, history, metrics, fit_config=fit_config, init=init,
                        online=rule, update_every=update_every)  # fmt: skip
@@ -361,17 +364,24 @@ def save_run(result: RunResult, root: Path, fit_config: FitConfig, *, plot: bool
 
         tick = time.perf_counter()
         draw = plot_history if plotter is None else plotter.plot
-        draw(result.history.rows, run_dir / "curves.png", title=_title(result))
+        title = _title(result.model, result.task)
+        draw(result.history.rows, run_dir / "curves.png", title=title)
         result.timings["plot"] = time.perf_counter() - tick
     result.run_dir = publish_run_dir(run_dir, result.task.name)
     return result.run_dir
 
 
-def _title(result: RunResult) -> str:
-    c = result.model.config
+def _start_plot(plotter, plot: bool, model: RNN, task: Task, history: History) -> None:
+    """Have ``plotter`` draw the curves while the model is tested (save_run waits)."""
+    if plotter is not None and plot and history.rows:
+        plotter.start(history.rows, title=_title(model, task))
+
+
+def _title(model: RNN, task: Task) -> str:
+    c = model.config
     kind = model_kind(c.cell, c.activation)
     layers = f" x{c.num_layers}" if c.num_layers > 1 else ""
-    return f"{result.task.name}: {kind}{layers}, {c.hidden_size} hidden units"
+    return f"{task.name}: {kind}{layers}, {c.hidden_size} hidden units"
 
 
 def recorded_task(folder: Path) -> Task | None:

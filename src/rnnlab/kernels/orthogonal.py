@@ -28,7 +28,6 @@ the derivative at ``K^T``). The exponential and its derivative are scipy's
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import expm, expm_frechet
 
 from rnnlab.kernels import Reparametrized
 from rnnlab.kernels.layout import W_HH
@@ -42,11 +41,15 @@ def skew(A: np.ndarray) -> np.ndarray:
 
 def recurrent_matrix(A: np.ndarray) -> np.ndarray:
     """``W_hh = expm(K)`` (H, H), orthogonal, float64, from ``A_hh (H, H)``."""
+    from scipy.linalg import expm  # (here: scipy.linalg takes 0.3 s to import)
+
     return expm(skew(A))
 
 
 def pull_back(A: np.ndarray, dW: np.ndarray) -> np.ndarray:
     """The gradient at ``A_hh (H, H)`` from the one at ``W_hh = expm(K)``, ``dW (H, H)``."""
+    from scipy.linalg import expm_frechet
+
     K = skew(A)
     dK = expm_frechet(K.T, np.asarray(dW, dtype=np.float64), compute_expm=False)
     return np.triu(dK - dK.T, 1)

@@ -68,15 +68,19 @@ class ShiftTask(Task):
         )
 
     def _generate(self, n, rng, lo, hi):
-        X, Y = shift_data(n, rng, (lo, hi), self.delay)
-        lengths = np.array([len(s) for s in X])  # (B,)
+        # the draws of shift_data, in its order (the notebook's data), without its lists
+        lengths = np.empty(n, dtype=np.int64)  # (B,)
         x = np.zeros((hi, n, 1))  # (T, B, 1)
-        y = np.zeros((hi, n, 1))  # (T, B, 1)
-        for b, (xs, ys) in enumerate(zip(X, Y, strict=True)):
-            x[: len(xs), b, 0] = xs
-            y[: len(ys), b, 0] = ys
+        for b in range(n):
+            lengths[b] = rng.integers(lo, hi + 1)
+            x[: lengths[b], b, 0] = rng.integers(0, 2, size=lengths[b])
         T = int(lengths.max())
-        return x[:T], y[:T], padding_mask(lengths, T), lengths
+        x = x[:T]
+        mask = padding_mask(lengths, T)  # (T, B)
+        y = np.zeros_like(x)  # (T, B, 1)
+        if self.delay < T:
+            y[self.delay :] = x[: T - self.delay] * mask[self.delay :, :, None]
+        return x, y, mask, lengths
 
     def solution(self) -> dict[str, np.ndarray]:
         """The notebook's hand-built 2-unit sigmoid network, as rnnlab parameters.
