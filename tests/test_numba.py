@@ -306,9 +306,10 @@ def test_unknown_cell_codes_are_refused():
     plan[1], settings[0] = 1, 99  # an unknown loss
     x, y, mask = np.zeros((2, 1, 1)), np.zeros((2, 1, 1)), np.ones((2, 1))
     with pytest.raises(ValueError, match="unknown loss"):
-        driver.loss_and_grad_sequences(x, y, mask, np.zeros(net.size), plan.astype(np.int64),
-                                       settings, np.zeros(10_000), empty, empty,
-                                       np.zeros(0, np.int64))  # fmt: skip
+        driver.backprop_sequences(x, y, mask, np.zeros(net.size), plan.astype(np.int64),
+                                  settings, np.zeros(10_000), empty, empty,
+                                  np.zeros(0, np.int64), np.zeros(net.size),
+                                  *compiled._NO_UPDATE[np.dtype(np.float64)])  # fmt: skip
 
 
 def test_backend_selection():

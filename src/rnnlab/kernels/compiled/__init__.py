@@ -265,10 +265,12 @@ def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
 
 _FORWARD = {"blocks": driver.forward_blocks, "threads": driver.forward_threads,
             "sequences": driver.forward_sequences}  # fmt: skip
-_LOSS_AND_GRAD = {"blocks": driver.loss_and_grad_blocks, "threads": driver.loss_and_grad_threads,
-                  "sequences": driver.loss_and_grad_sequences}  # fmt: skip
-_TRAIN_STEP = {"blocks": driver.train_step_blocks, "threads": driver.train_step_threads,
-               "sequences": driver.train_step_sequences}  # fmt: skip
+_BACKPROP = {"blocks": driver.backprop_blocks, "threads": driver.backprop_threads,
+             "sequences": driver.backprop_sequences}  # fmt: skip
+#: per dtype, an empty gradient (the driver then updates theta) and an Update of three
+#: empty arrays (unused: the gradient goes out instead)
+_NO_GRADIENT = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
+_NO_UPDATE = {d: Update(np.empty(0), empty, empty) for d, empty in _NO_GRADIENT.items()}
 
 _ARRAY = np.ndarray
 
@@ -329,11 +331,13 @@ class _Trainer:
     def loss_and_grad(self, theta, x, y, mask, initial=None,
                       final=None) -> tuple[float, np.ndarray]:  # fmt: skip
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
-        kernel = _LOSS_AND_GRAD[c.way]
+        grad = np.empty_like(theta)
+        kernel = _BACKPROP[c.way]
         if c.one_blas_thread:
-            value, grad = _one_blas_thread(kernel, *arguments, _NO_LENGTHS)
+            value, _ = _one_blas_thread(kernel, *arguments, _NO_LENGTHS, grad,
+                                        *_NO_UPDATE[theta.dtype])  # fmt: skip
         else:
-            value, grad = kernel(*arguments, _NO_LENGTHS)
+            value, _ = kernel(*arguments, _NO_LENGTHS, grad, *_NO_UPDATE[theta.dtype])
         return float(value), grad
 
     def loss_and_grad_padded(self, theta, X, Y, lengths) -> tuple[float, np.ndarray] | None:
@@ -362,15 +366,16 @@ class _Trainer:
             return None
         X = X if X.ndim == 3 else X.reshape(shape_x)
         Y = Y if Y.ndim == 3 else Y.reshape(shape_y)
+        grad = np.empty_like(theta)
         arguments = (X, Y, _EMPTY_MASK[dtype], theta, c.plan,
                      c.settings, _workspace(dtype, c.workspace), _EMPTY[dtype], _EMPTY[dtype],
-                     lengths)  # fmt: skip
-        kernel = _LOSS_AND_GRAD[c.way]
+                     lengths, grad, *_NO_UPDATE[dtype])  # fmt: skip
+        kernel = _BACKPROP[c.way]
         if c.one_blas_thread:
-            value, grad = _one_blas_thread(kernel, *arguments)
+            value, failed = _one_blas_thread(kernel, *arguments)
         else:
-            value, grad = kernel(*arguments)
-        return None if grad.shape[0] == 0 else (float(value), grad)
+            value, failed = kernel(*arguments)
+        return None if failed == -1.0 else (float(value), grad)
 
     def _padded_call(self, theta, X, Y, key):
         """(call, every sequence's length, the shapes of X and Y with features) for
@@ -397,10 +402,11 @@ class _Trainer:
     def train_step(self, theta, x, y, mask, update: Update, initial=None,
                    final=None) -> tuple[float, float]:  # fmt: skip
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
-        kernel = _TRAIN_STEP[c.way]
+        kernel = _BACKPROP[c.way]
         if c.one_blas_thread:
-            return _one_blas_thread(kernel, *arguments, *update)
-        return kernel(*arguments, *update)  # (floats already)
+            return _one_blas_thread(kernel, *arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype],
+                                    *update)  # fmt: skip
+        return kernel(*arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], *update)  # (floats)
 
 
 def trainer(net: Network, *, loss: str, reduction: str = "mean", truncate: int | None = None,

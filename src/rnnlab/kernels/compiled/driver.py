@@ -573,7 +573,7 @@ def _sum_lanes(acc, grad):
         grad[p] += total
 
 
-@inline
+@inline_always
 def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                      per_block, columns, block, initial, final):  # fmt: skip
     """Block ``block`` of the batch in its own share of ``work``: its loss sum into the
@@ -609,7 +609,7 @@ def _sum_blocks(work, blocks, own, P):
     return value, grad
 
 
-@kernel
+@inline_always
 def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                          per_block, columns, initial, final):  # fmt: skip
     blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
@@ -1044,7 +1044,7 @@ def workspace_size(plan, P, T, B, lanes, use_blas, parallel, training):
 def padded_size(T, B, columns):
     """Numbers of workspace that an entry point needs before the pass's own for a padded
     batch-first batch: ``T B columns`` (its time-major copies: ``I + O + 1`` columns for
-    :func:`loss_and_grad_blocks`, x, y and the mask; ``I + O`` for
+    :func:`backprop_blocks`, x, y and the mask; ``I + O`` for
     :func:`forward_blocks`, x and the logits), rounded up to cache lines."""
     return -(-T * B * columns // 16) * 16
 
@@ -1071,72 +1071,62 @@ def _time_major_in(x, y, mask, settings, work, lengths):
             ok)  # fmt: skip
 
 
+@inline_always
+def _gradient_or_update(theta, value, grad, grad_out, numbers, first, second):
+    """``(loss, 0)`` with the gradient copied into ``grad_out`` when it is not empty; else
+    the optimizer's update of ``theta`` (an ``Update``'s three arrays): ``(loss,
+    gradient norm before clipping)``, ``theta`` unchanged when either is not finite."""
+    if grad_out.shape[0] > 0:
+        grad_out[:] = grad
+        return value, 0.0
+    return _apply(theta, value, grad, numbers, first, second)
+
+
 @kernel
-def loss_and_grad_blocks(x, y, mask, theta, plan, settings, work, initial, final, lengths):
+def backprop_blocks(x, y, mask, theta, plan, settings, work, initial, final, lengths, grad_out,
+                    numbers, first, second):  # fmt: skip
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
-    its gradient ``(P,)``; ``work``: scratch of :func:`workspace_size` numbers;
-    ``initial (2, L, B, H)``: the states to start from (none of their gradient is
-    kept), or empty for the network's own (which take theirs); ``final (2, L, B, H)``,
-    unless empty, receives the states after the last step. When ``lengths (B,)`` is not
-    empty, ``x`` and ``y`` are padded batch-first arrays ``(B, T, I)``, ``(B, T, O)``
-    (``mask`` unused), converted in this call (:func:`padded_size` more numbers of
-    ``work``); a gradient of no numbers then says they failed a check."""
+    its gradient ``(P,)``, into ``grad_out``; or, with ``grad_out`` empty, the
+    optimizer's update of ``theta`` in place (the three arrays of an
+    :class:`~rnnlab.optim.rules.Update`). Returns ``(loss, 0)`` or ``(loss, gradient norm
+    before clipping)`` (:func:`_gradient_or_update`). ``work``: scratch of
+    :func:`workspace_size` numbers; ``initial (2, L, B, H)``: the states to start from
+    (none of their gradient is kept), or empty for the network's own (which take
+    theirs); ``final (2, L, B, H)``, unless empty, receives the states after the last
+    step. When ``lengths (B,)`` is not empty, ``x`` and ``y`` are padded batch-first
+    arrays ``(B, T, I)``, ``(B, T, O)`` (``mask`` unused), converted in this call
+    (:func:`padded_size` more numbers of ``work``); a norm of -1 then says they failed a
+    check. (One entry point for both: each compiles the whole pass.)"""
     x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
     if not ok:
-        return math.nan, theta[:0].copy()
+        return math.nan, -1.0
     value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial,
                                final)  # fmt: skip
-    return value, grad.copy()
+    return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
 
 
 @kernel
-def loss_and_grad_threads(x, y, mask, theta, plan, settings, work, initial, final, lengths):
-    """:func:`loss_and_grad_blocks` with the blocks on all threads."""
+def backprop_threads(x, y, mask, theta, plan, settings, work, initial, final, lengths, grad_out,
+                     numbers, first, second):  # fmt: skip
+    """:func:`backprop_blocks` with the blocks on all threads."""
     x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
     if not ok:
-        return math.nan, theta[:0].copy()
+        return math.nan, -1.0
     value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial,
                                final)  # fmt: skip
-    return value, grad.copy()
+    return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
 
 
 @kernel
-def loss_and_grad_sequences(x, y, mask, theta, plan, settings, work, initial, final, lengths):
-    """:func:`loss_and_grad_blocks` one sequence at a time (``initial`` and ``final``
-    empty: calls with states given or wanted take the blocks' way)."""
+def backprop_sequences(x, y, mask, theta, plan, settings, work, initial, final, lengths,
+                       grad_out, numbers, first, second):  # fmt: skip
+    """:func:`backprop_blocks` one sequence at a time (``initial`` and ``final`` empty:
+    calls with states given or wanted take the blocks' way)."""
     x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
     if not ok:
-        return math.nan, theta[:0].copy()
+        return math.nan, -1.0
     value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
-    return value, grad.copy()
-
-
-@kernel
-def train_step_blocks(x, y, mask, theta, plan, settings, work, initial, final, numbers, first,
-                      second):  # fmt: skip
-    """:func:`loss_and_grad_blocks`, then the optimizer's update of ``theta`` in place (the three
-    arrays of an :class:`~rnnlab.optim.rules.Update`). Returns (loss, gradient norm
-    before clipping); when either is not finite ``theta`` is unchanged."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial,
-                               final)  # fmt: skip
-    return _apply(theta, value, grad, numbers, first, second)
-
-
-@kernel
-def train_step_threads(x, y, mask, theta, plan, settings, work, initial, final, numbers, first,
-                       second):  # fmt: skip
-    """:func:`train_step_blocks` with the blocks on all threads."""
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial,
-                               final)  # fmt: skip
-    return _apply(theta, value, grad, numbers, first, second)
-
-
-@kernel
-def train_step_sequences(x, y, mask, theta, plan, settings, work, initial, final, numbers,
-                         first, second):  # fmt: skip
-    """:func:`train_step_blocks` one sequence at a time."""
-    value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
-    return _apply(theta, value, grad, numbers, first, second)
+    return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
 
 
 @inline_always
@@ -1244,7 +1234,7 @@ def _forward_blocks_parallel(theta, net, x, blocks, shares, width, per_block, wo
                        h_out, c_out, states, initial, use_blas)  # fmt: skip
 
 
-@inline
+@inline_always
 def _forward_share(theta, net, x, blocks, shares, share, width, per_block, work, logits, h_out,
                    c_out, states, initial, use_blas):  # fmt: skip
     """Blocks ``share, share + shares, ...`` of the batch's forward pass, in share

@@ -50,8 +50,10 @@ summing = partial(njit, cache=True, error_model="numpy", fastmath={"reassoc"})
 #: numba's own inlining, for the step functions the time loops call with arrays (the
 #: cells' steps, the loss): LLVM leaves those large bodies as calls, and numba takes and
 #: drops a reference to every array argument around each call. Inlined, and ending in
-#: :func:`hold`, they cost nothing of the kind. (It retypes every call site, so it is
-#: kept to these few.)
+#: :func:`hold`, they cost nothing of the kind. Also for the thin layers between an
+#: entry point and the pass: each compiled function links in and optimizes again all
+#: it calls, so every layer of its own cost a first run 10-15 s per dtype. (It retypes
+#: every call site, so it is kept to these few.)
 inline_always = partial(njit, cache=True, error_model="numpy", inline="always")
 
 
