@@ -478,3 +478,24 @@ def test_forward_on_threads_keeps_one_block_of_scratch_per_thread(rng):
     want = reference.forward(net, theta, x, states=True)
     assert relative_error(got[0], want[0]) <= 1e-12
     assert relative_error(got[1], want[1]) <= 1e-12
+
+
+def test_read_only_arrays_run_the_kernels_already_compiled(rng):
+    from rnnlab.kernels.compiled import driver
+
+    def compiled_signatures():
+        return sum(len(getattr(driver, f"{kind}_{way}").signatures)
+                   for kind in ("forward", "backprop")
+                   for way in ("blocks", "threads", "sequences"))  # fmt: skip
+
+    net, theta, x, y, mask = make_problem(rng, "elman", "tanh", T=5, B=4, I=1, H=3, O=1, L=1,
+                                          loss="bce")  # fmt: skip
+    logits, _, _ = compiled.forward(net, theta, x)
+    value, grad = compiled.loss_and_grad(net, theta, x, y, mask, loss="bce")
+    known = compiled_signatures()
+    for array in (x, y, mask):
+        array.flags.writeable = False  # (a cached set, a memory-mapped file: numba types it apart)
+    assert np.array_equal(compiled.forward(net, theta, x)[0], logits)
+    again, again_grad = compiled.loss_and_grad(net, theta, x, y, mask, loss="bce")
+    assert again == value and np.array_equal(again_grad, grad)
+    assert compiled_signatures() == known
