@@ -191,15 +191,18 @@ _WAYS = [("elman", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("lstm", 4, 64,
          ("elman", 16, 32, "blocks"), ("gru", 16, 32, "threads")]  # fmt: skip
 
 
-def _check_way(model, T, B, way, training):
+def _check_way(model, T, B, way, training) -> bool:
     """The batch runs ``way`` (on one thread, or without BLAS, the threads' ways are
-    blocks)."""
+    blocks); whether its blocks run on threads (padded arrays then take the Batch way:
+    each thread's share would convert them into the same work)."""
     from rnnlab.kernels import compiled
 
     net = model.network
     call = compiled._call(net, model.params.flat.dtype, T, B, None, training=training)
     threads = compiled.numba.get_num_threads() > 1 and compiled.blas.available()
     assert call.way == (way if threads or way != "threads" else "blocks")
+    assert bool(call.shares) == (call.way == "threads")
+    return call.way == "threads"
 
 
 def _no_batch(*args, **kwargs):
@@ -221,7 +224,7 @@ def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, way
 
     T, I, O = 7, 2, 1 if loss == "bce" else 2
     model = RNN(I, H, O, cell=cell, loss=loss, dtype=dtype, seed=1, backend="numba")
-    _check_way(model, T, B, way, training=True)
+    threaded = _check_way(model, T, B, way, training=True)
     X, Y, _, lengths, _ = _problem(3, B, T, I, "binary" if loss == "bce" else "real", False)
     Y = Y[..., :O].copy()
     lengths[0] = T - 2  # (padding everywhere: the pass runs to the longest, T - 1 or less)
@@ -231,15 +234,19 @@ def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, way
         model.network, model.params.flat, X, Y, lengths, loss=loss, reduction=reduction,
         truncate=truncate,
     )  # fmt: skip
-    assert direct is not None  # (the arrays took the compiled conversion)
+    assert (direct is None) == threaded  # (the arrays took the compiled conversion)
     batch = model.batch(X, Y, lengths=lengths)
     expected, expected_grads = model.loss_and_grad(batch, reduction=reduction, truncate=truncate)
-    monkeypatch.setattr(model, "batch", _no_batch)
+    if not threaded:
+        monkeypatch.setattr(model, "batch", _no_batch)
     value, grads = model.loss_and_grad(X, Y, lengths=lengths, reduction=reduction,
                                        truncate=truncate)  # fmt: skip
-    assert value == expected == direct[0]
+    assert value == expected
+    if not threaded:
+        assert direct[0] == expected
     np.testing.assert_array_equal(grads.flat, expected_grads.flat)
-    np.testing.assert_array_equal(direct[1], expected_grads.flat)
+    if not threaded:
+        np.testing.assert_array_equal(direct[1], expected_grads.flat)
 
 
 @pytest.mark.parametrize(("corrupt", "message"), _CORRUPTIONS)
@@ -312,22 +319,23 @@ def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(
 
     T, I, O = 7, 2, 1 if loss == "bce" else 2
     model = RNN(I, H, O, cell=cell, loss=loss, dtype=dtype, seed=1, backend="numba")
-    _check_way(model, T, B, way, training=False)
+    threaded = _check_way(model, T, B, way, training=False)
     X, _, _, lengths, _ = _problem(4, B, T, I, "binary", False)
     lengths[0] = T - 2
     lengths = np.minimum(lengths, T - 1)  # (the longest is shorter than the array)
     X = X.astype(dtype)
     X[0, lengths[0] :] = np.nan
     for squash in (False, True):
-        assert compiled.forward_padded(model.network, model.params.flat, X, lengths,
-                                       squash) is not None  # fmt: skip
+        found = compiled.forward_padded(model.network, model.params.flat, X, lengths, squash)
+        assert (found is None) == threaded
     batch = model.batch(X, lengths=lengths)
     logits, _, _ = model._forward(batch.x)
     logits_first = unbatch(logits, batch)
     expected = model.predict_proba(X, lengths=lengths)  # (softmax: the Batch way)
     if loss != "softmax":
         assert np.array_equal(expected, unbatch(logits, batch, sigmoid=loss == "bce"))
-        monkeypatch.setattr(model, "batch", _no_batch)
+        if not threaded:
+            monkeypatch.setattr(model, "batch", _no_batch)
     got = model.logits(X, lengths=lengths)
     assert got.shape == (B, T - 1, O) and got.flags.c_contiguous
     np.testing.assert_array_equal(got.reshape(logits_first.shape), logits_first)

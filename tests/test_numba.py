@@ -486,7 +486,7 @@ def test_read_only_arrays_run_the_kernels_already_compiled(rng):
     def compiled_signatures():
         return sum(len(getattr(driver, f"{kind}_{way}").signatures)
                    for kind in ("forward", "backprop")
-                   for way in ("blocks", "threads", "sequences"))  # fmt: skip
+                   for way in ("blocks", "sequences"))  # fmt: skip
 
     net, theta, x, y, mask = make_problem(rng, "elman", "tanh", T=5, B=4, I=1, H=3, O=1, L=1,
                                           loss="bce")  # fmt: skip

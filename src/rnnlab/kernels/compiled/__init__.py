@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import numbers
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
@@ -53,6 +54,7 @@ class _Call(NamedTuple):
     workspace: int  # numbers of scratch
     way: str  # "blocks", "threads" or "sequences": which entry points of the driver
     one_blas_thread: bool  # run the call with BLAS on one thread (sizes.one_blas_thread)
+    shares: tuple  # the settings of each thread's share of the blocks ("threads"), or none
 
 
 _CALLS: dict[tuple, _Call] = {}
@@ -88,8 +90,12 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             p = p._replace(use_blas=net.hidden_size >= blas_from)
         else:
             way = "threads" if p.parallel else "blocks"
-        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, threads],
-                            np.int64)  # fmt: skip
+        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, threads,
+                             0, 0, 1], np.int64)  # fmt: skip
+        shares = ()
+        if way == "threads":  # (as _layout cuts the batch: lanes wide, from share k every n-th)
+            n = min(-(-B // min(B, p.lanes)), threads)
+            shares = tuple(np.array([*settings[:8], k, n], np.int64) for k in range(n))
         columns = 1 if way == "sequences" else B
         # BLAS on one thread for the call: small products, and BLAS blocks on threads (one
         # block per core; each block's products then run on its own core)
@@ -98,8 +104,60 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             and blas.available()
             and (p.parallel or sizes.one_blas_thread(spec.gates, net.hidden_size, columns))
         )
-        call = _CALLS[key] = _Call(plan, settings, int(size), way, one)
+        call = _CALLS[key] = _Call(plan, settings, int(size), way, one, shares)
     return call
+
+
+#: the threads that run the other shares of a batch's blocks (the calling thread runs the
+#: first): the entry points release the GIL, so they run side by side
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _on_threads(kernel, shares, head, tail) -> None:
+    """``kernel(*head, settings, *tail)`` for each share's ``settings``, side by side."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                   thread_name_prefix="rnnlab-blocks")  # fmt: skip
+    others = [_POOL.submit(kernel, *head, settings, *tail) for settings in shares[1:]]
+    try:
+        kernel(*head, shares[0], *tail)
+    finally:
+        for other in others:
+            other.result()  # (waited for, and raised, before the work arrays are reused)
+
+
+def _backprop(c: _Call, x, y, mask, theta, work, start, final, lengths, grad, update):
+    """The driver's ``backprop`` for call ``c``: ``(loss, norm)`` (see
+    :func:`.driver.backprop_blocks`), its shares of blocks on threads where it has them."""
+    if c.shares:
+
+        def run():
+            _on_threads(driver.backprop_blocks, c.shares, (x, y, mask, theta, c.plan),
+                        (work, start, final, lengths, grad, *update))  # fmt: skip
+            return driver.finish_blocks(mask, theta, c.plan, c.settings, work, grad, *update)
+
+        return _one_blas_thread(run) if c.one_blas_thread else run()
+    kernel = driver.backprop_sequences if c.way == "sequences" else driver.backprop_blocks
+    arguments = (x, y, mask, theta, c.plan, c.settings, work, start, final, lengths, grad,
+                 *update)  # fmt: skip
+    return _one_blas_thread(kernel, *arguments) if c.one_blas_thread else kernel(*arguments)
+
+
+def _forward(c: _Call, x, theta, start, work, logits, h, cs, lengths):
+    """The driver's ``forward`` for call ``c`` (see :func:`.driver.forward_blocks`), its
+    shares of blocks on threads where it has them."""
+    if c.shares:
+
+        def run():
+            _on_threads(driver.forward_blocks, c.shares, (x, theta, c.plan),
+                        (start, work, logits, h, cs, lengths))  # fmt: skip
+            return x.shape[0]
+
+        return _one_blas_thread(run) if c.one_blas_thread else run()
+    kernel = driver.forward_sequences if c.way == "sequences" else driver.forward_blocks
+    arguments = (x, theta, c.plan, c.settings, start, work, logits, h, cs, lengths)
+    return _one_blas_thread(kernel, *arguments) if c.one_blas_thread else kernel(*arguments)
 
 
 def _workspace(dtype, size: int) -> np.ndarray:
@@ -146,18 +204,13 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     T, B = x.shape[0], x.shape[1]
     start = _initial(net, initial, B, dtype)
     c = _call(net, dtype, T, B, path)
-    run = _FORWARD[c.way]
     logits, empty = np.empty((T, B, net.output_size), dtype), _EMPTY[dtype]
     h = cs = None
     if states:
         h = np.empty((net.num_layers, T, B, net.hidden_size), dtype)
         cs = np.empty_like(h) if net.spec.cell_state else None
-    arguments = (x, theta, c.plan, c.settings, start, _workspace(dtype, c.workspace), logits,
-                 empty if h is None else h, empty if cs is None else cs, _NO_LENGTHS)  # fmt: skip
-    if c.one_blas_thread:
-        _one_blas_thread(run, *arguments)
-    else:
-        run(*arguments)
+    _forward(c, x, theta, start, _workspace(dtype, c.workspace), logits,
+             empty if h is None else h, empty if cs is None else cs, _NO_LENGTHS)  # fmt: skip
     return logits, h, cs
 
 
@@ -206,9 +259,12 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
         check_plain(net)
         B, T = shape[0], shape[1]
         c = _call(net, dtype, T, B, None)
+        if c.shares:  # (each share would convert the arrays into the same work: the Batch way)
+            return None
         extra = driver.padded_size(T, B, I + net.output_size)  # (x and logits, time-major)
-        c = c._replace(settings=np.append(c.settings, int(squash)),
-                       workspace=c.workspace + extra)  # fmt: skip
+        settings = c.settings.copy()
+        settings[7] = squash  # (driver.SETTINGS)
+        c = c._replace(settings=settings, workspace=c.workspace + extra)
         if len(_PADDED_FORWARD) >= 256:
             _PADDED_FORWARD.clear()
         found = _PADDED_FORWARD[key] = (c, np.full(B, T, np.int64), shape)
@@ -219,10 +275,8 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
     B, T, O = shape[0], shape[1], net.output_size
     out = np.empty((B, T, O), dtype)
     empty = _EMPTY[dtype]
-    arguments = (X if X.ndim == 3 else X.reshape(shape), theta, c.plan, c.settings, empty,
+    n = _forward(c, X if X.ndim == 3 else X.reshape(shape), theta, empty,
                  _workspace(dtype, c.workspace), out, empty, empty, lengths)  # fmt: skip
-    run = _FORWARD[c.way]
-    n = _one_blas_thread(run, *arguments) if c.one_blas_thread else run(*arguments)
     if n == 0:
         return None
     return out if n == T else out.reshape(-1)[: B * n * O].reshape(B, n, O)
@@ -266,10 +320,6 @@ def _initial(net: Network, initial, B: int, dtype) -> np.ndarray:
     return start
 
 
-_FORWARD = {"blocks": driver.forward_blocks, "threads": driver.forward_threads,
-            "sequences": driver.forward_sequences}  # fmt: skip
-_BACKPROP = {"blocks": driver.backprop_blocks, "threads": driver.backprop_threads,
-             "sequences": driver.backprop_sequences}  # fmt: skip
 #: per dtype, an empty gradient (the driver then updates theta) and an Update of three
 #: empty arrays (unused: the gradient goes out instead)
 _NO_GRADIENT = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
@@ -331,19 +381,13 @@ class _Trainer:
         elif not (type(final) is _ARRAY and final.shape == shape and final.dtype is dtype
                   and final.flags.c_contiguous):  # fmt: skip
             raise ValueError(f"final must be a C-contiguous {dtype} array of shape {shape}")
-        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace), start,
-                   final)  # fmt: skip
+        return c, (x, y, mask, theta, _workspace(dtype, c.workspace), start, final)
 
     def loss_and_grad(self, theta, x, y, mask, initial=None,
                       final=None) -> tuple[float, np.ndarray]:  # fmt: skip
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
         grad = np.empty_like(theta)
-        kernel = _BACKPROP[c.way]
-        if c.one_blas_thread:
-            value, _ = _one_blas_thread(kernel, *arguments, _NO_LENGTHS, grad,
-                                        *_NO_UPDATE[theta.dtype])  # fmt: skip
-        else:
-            value, _ = kernel(*arguments, _NO_LENGTHS, grad, *_NO_UPDATE[theta.dtype])
+        value, _ = _backprop(c, *arguments, _NO_LENGTHS, grad, _NO_UPDATE[theta.dtype])
         return float(value), grad
 
     def loss_and_grad_padded(self, theta, X, Y, lengths) -> tuple[float, np.ndarray] | None:
@@ -373,14 +417,9 @@ class _Trainer:
         X = X if X.ndim == 3 else X.reshape(shape_x)
         Y = Y if Y.ndim == 3 else Y.reshape(shape_y)
         grad = np.empty_like(theta)
-        arguments = (X, Y, _EMPTY_MASK[dtype], theta, c.plan,
-                     c.settings, _workspace(dtype, c.workspace), _EMPTY[dtype], _EMPTY[dtype],
-                     lengths, grad, *_NO_UPDATE[dtype])  # fmt: skip
-        kernel = _BACKPROP[c.way]
-        if c.one_blas_thread:
-            value, failed = _one_blas_thread(kernel, *arguments)
-        else:
-            value, failed = kernel(*arguments)
+        value, failed = _backprop(c, X, Y, _EMPTY_MASK[dtype], theta,
+                                  _workspace(dtype, c.workspace), _EMPTY[dtype], _EMPTY[dtype],
+                                  lengths, grad, _NO_UPDATE[dtype])  # fmt: skip
         return None if failed == -1.0 else (float(value), grad)
 
     def _padded_call(self, theta, X, Y, key):
@@ -399,6 +438,8 @@ class _Trainer:
         B, T = X.shape[0], X.shape[1]
         k = 0 if self.truncate is None or self.truncate >= T else self.truncate
         c = _call(net, theta.dtype, T, B, self.path, self._code, self._mean, k, True, False)
+        if c.shares:  # (each share would convert the arrays into the same work: the Batch way)
+            return None
         c = c._replace(workspace=c.workspace + driver.padded_size(T, B, I + O + 1))
         if len(self._calls) >= 256:
             self._calls.clear()
@@ -408,11 +449,7 @@ class _Trainer:
     def train_step(self, theta, x, y, mask, update: Update, initial=None,
                    final=None) -> tuple[float, float]:  # fmt: skip
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
-        kernel = _BACKPROP[c.way]
-        if c.one_blas_thread:
-            return _one_blas_thread(kernel, *arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype],
-                                    *update)  # fmt: skip
-        return kernel(*arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], *update)  # (floats)
+        return _backprop(c, *arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], update)
 
 
 def trainer(net: Network, *, loss: str, reduction: str = "mean", truncate: int | None = None,

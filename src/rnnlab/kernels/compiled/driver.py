@@ -6,7 +6,8 @@ The batch is cut into blocks of sequences; inside a block every array keeps the
 sequence index last (``h (L, T + 1, H, n)``), so the loops over sequences
 vectorize. Blocks are ``lanes`` sequences wide with products as loops (small
 ``H``), or the whole batch with products through BLAS (``use_blas``, larger
-``H``); on threads, the blocks run on all of them (``prange``), each with its own
+``H``); on threads, the blocks run on all of them (one call of a share of the
+blocks per thread, from Python: the entry points release the GIL), each with its own
 gradient accumulator, summed in block order, so a result depends on the block
 width only. One to three sequences of a one-layer network run one at a time,
 with the units in the lanes (the same cell blocks; see below).
@@ -34,7 +35,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
 
 from rnnlab.kernels.compiled.arrays import all_finite, batch_first, time_major
 from rnnlab.kernels.compiled.cells import (
@@ -80,10 +80,11 @@ from rnnlab.optim import compiled as optimizer
 PLAN = ("cell", "act", "layers", "inputs", "hidden", "outputs", "gates", "tape", "split",
         "cell_state", "bias_inside")  # fmt: skip
 #: how to run a call: loss code, mean (0/1), truncate (0: full BPTT), lanes, BLAS, blocks on
-#: threads (0/1), the thread count when the call was planned (its workspace's shares) and,
-#: for a padded forward call only (its settings have the eighth), the sigmoid on the way
-#: out (0/1)
-SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "threads", "squash")
+#: threads (0/1), the thread count when the call was planned (its workspace's shares), for
+#: a padded forward call the sigmoid on the way out (0/1), and which blocks this call runs:
+#: ``share, share + shares, ...`` (blocks on threads: one call per thread, from Python)
+SETTINGS = ("loss", "mean", "truncate", "lanes", "use_blas", "parallel", "threads", "squash",
+            "share", "shares")  # fmt: skip
 
 
 class Net(NamedTuple):
@@ -609,26 +610,6 @@ def _sum_blocks(work, blocks, own, P):
     return value, grad
 
 
-@inline_always
-def _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, initial, final):  # fmt: skip
-    blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
-    for block in range(blocks):
-        _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, block, initial, final)  # fmt: skip
-    return _sum_blocks(work, blocks, per_block + P * columns + P, P)
-
-
-@kernel(parallel=True)
-def _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                           per_block, columns, initial, final):  # fmt: skip
-    blocks, P = (x.shape[1] + width - 1) // width, theta.shape[0]
-    for block in prange(blocks):
-        _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
-                         per_block, columns, block, initial, final)  # fmt: skip
-    return _sum_blocks(work, blocks, per_block + P * columns + P, P)
-
-
 # -- one sequence at a time, its units in the lanes ----------------------------------------------
 #
 # With one to three sequences a block's loops over sequences run one to three times and
@@ -983,26 +964,29 @@ def _borrowed(x, y, mask, theta, plan, work):
 
 
 @inline_always
-def _blocks_pass(x, y, mask, theta, plan, settings, work, threads, initial, final):
+def _blocks_pass(x, y, mask, theta, plan, settings, work, initial, final):
     """(loss, gradient (a view into ``work``)) through blocks of sequences, from
     ``initial`` (see :func:`initial_state`); the last states into ``final`` if it is not
-    empty."""
+    empty. A call that runs a share of the blocks (``settings``' ``shares`` > 1) leaves
+    each block's loss and gradient in its part of ``work`` and returns (0, nothing):
+    :func:`finish_blocks` sums them once every share has run."""
     x, y, mask, theta, plan, work = _borrowed(x, y, mask, theta, plan, work)
     initial, final = borrow(initial), borrow(final)
     net = make_net(plan)
     loss, mean, truncate, lanes, use_blas = _loss_code(settings), settings[1], settings[2], \
         settings[3], settings[4] != 0  # fmt: skip
+    share, shares = settings[8], settings[9]
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
-    width, _, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, threads, True)
+    width, blocks, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, settings[6],
+                                                   True)  # fmt: skip
     scale = loss_scale(mask, net.outputs, loss, mean != 0)
-    if threads:
-        value, grad = _train_blocks_parallel(theta, net, x, y, mask, loss, scale, truncate,
-                                             width, use_blas, work, per_block, columns,
-                                             initial, final)  # fmt: skip
-    else:
-        value, grad = _train_blocks_serial(theta, net, x, y, mask, loss, scale, truncate,
-                                           width, use_blas, work, per_block, columns,
-                                           initial, final)  # fmt: skip
+    for block in range(share, blocks, shares):
+        _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
+                         per_block, columns, block, initial, final)  # fmt: skip
+    own = per_block + P * columns + P
+    if shares > 1:
+        return 0.0, work[:0]
+    value, grad = _sum_blocks(work, blocks, own, P)
     return value * scale, grad
 
 
@@ -1082,7 +1066,7 @@ def _gradient_or_update(theta, value, grad, grad_out, numbers, first, second):
     return _apply(theta, value, grad, numbers, first, second)
 
 
-@kernel
+@kernel(nogil=True)
 def backprop_blocks(x, y, mask, theta, plan, settings, work, initial, final, lengths, grad_out,
                     numbers, first, second):  # fmt: skip
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
@@ -1100,20 +1084,25 @@ def backprop_blocks(x, y, mask, theta, plan, settings, work, initial, final, len
     x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
     if not ok:
         return math.nan, -1.0
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, False, initial,
-                               final)  # fmt: skip
+    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, initial, final)
+    if settings[9] > 1:
+        return value, 0.0  # (a share: finish_blocks sums and updates)
     return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
 
 
-@kernel
-def backprop_threads(x, y, mask, theta, plan, settings, work, initial, final, lengths, grad_out,
-                     numbers, first, second):  # fmt: skip
-    """:func:`backprop_blocks` with the blocks on all threads."""
-    x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
-    if not ok:
-        return math.nan, -1.0
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, True, initial,
-                               final)  # fmt: skip
+@kernel(nogil=True)
+def finish_blocks(mask, theta, plan, settings, work, grad_out, numbers, first, second):
+    """:func:`backprop_blocks`' result once each of its shares of the blocks has run (on
+    threads, from Python): the blocks' losses and gradients summed in block order (the
+    same sum however they ran), then the gradient into ``grad_out`` or the update."""
+    mask, theta, plan, work = borrow(mask), borrow(theta), borrow(plan), borrow(work)
+    net = make_net(plan)
+    T, B, P = mask.shape[0], mask.shape[1], theta.shape[0]
+    use_blas = settings[4] != 0
+    _, blocks, per_block, columns, _ = _layout(net, P, T, B, settings[3], use_blas, settings[6],
+                                               True)  # fmt: skip
+    value, grad = _sum_blocks(work, blocks, per_block + P * columns + P, P)
+    value *= loss_scale(mask, net.outputs, _loss_code(settings), settings[1] != 0)
     return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
 
 
@@ -1158,7 +1147,7 @@ def _forward_padded_out(logits, out, settings, lengths, n):
         batch_first(logits, lengths, view(out, 0, (B, n, O)), settings[7] != 0)
 
 
-@kernel
+@kernel(nogil=True)
 def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out, lengths):
     """Logits ``(T, B, O)`` of ``x (T, B, I)`` into ``logits``; when ``h_out`` is not empty,
     every layer's hidden states ``(L, T, B, H)`` into it (and cell states into ``c_out``,
@@ -1179,59 +1168,11 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     width, blocks, per_block, _, _ = _layout(net, theta.shape[0], x.shape[0], x.shape[1], lanes,
-                                             use_blas, 0, False)  # fmt: skip
-    _forward_share(
-        theta,
-        net,
-        x,
-        blocks,
-        1,
-        0,
-        width,
-        per_block,
-        work,
-        logits,
-        h_out,
-        c_out,
-        states,
-        initial,
-        use_blas,
-    )  # (one share: every block, in turn)
+                                             use_blas, settings[6], False)  # fmt: skip
+    _forward_share(theta, net, x, blocks, settings[9], settings[8], width, per_block, work,
+                   logits, h_out, c_out, states, initial, use_blas)  # fmt: skip
     _forward_padded_out(logits, out, settings, lengths, n)
     return n
-
-
-@kernel
-def forward_threads(x, theta, plan, settings, initial, work, logits, h_out, c_out, lengths):
-    """:func:`forward_blocks` with the blocks on all threads: one share of ``work`` per
-    thread, each running every ``shares``-th block in it (they write disjoint columns of
-    the outputs; the workspace does not grow with the batch)."""
-    x, theta, plan, initial, work = borrow(x), borrow(theta), borrow(plan), borrow(initial), \
-        borrow(work)  # fmt: skip
-    logits, h_out, c_out = borrow(logits), borrow(h_out), borrow(c_out)
-    out = logits
-    x, logits, work, n = _forward_padded_in(x, theta, settings, work, logits, lengths)
-    if n == 0:
-        return 0
-    net = make_net(plan)
-    lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
-    T, B = x.shape[0], x.shape[1]
-    threads = settings[6]
-    width, blocks, per_block, _, _ = _layout(net, theta.shape[0], T, B, lanes, use_blas, threads,
-                                             False)  # fmt: skip
-    shares = min(blocks, threads, work.shape[0] // per_block)
-    _forward_blocks_parallel(theta, net, x, blocks, shares, width, per_block, work, logits,
-                             h_out, c_out, states, initial, use_blas)  # fmt: skip
-    _forward_padded_out(logits, out, settings, lengths, n)
-    return n
-
-
-@kernel(parallel=True)
-def _forward_blocks_parallel(theta, net, x, blocks, shares, width, per_block, work, logits,
-                             h_out, c_out, states, initial, use_blas):  # fmt: skip
-    for share in prange(shares):
-        _forward_share(theta, net, x, blocks, shares, share, width, per_block, work, logits,
-                       h_out, c_out, states, initial, use_blas)  # fmt: skip
 
 
 @inline_always
