@@ -55,6 +55,8 @@ class _Call(NamedTuple):
     way: str  # "blocks", "threads" or "sequences": which entry points of the driver
     one_blas_thread: bool  # run the call with BLAS on one thread (sizes.one_blas_thread)
     shares: tuple  # the settings of each thread's share of the blocks ("threads"), or none
+    backprop: object  # the driver's entry points for the call's way
+    forward: object
 
 
 _CALLS: dict[tuple, _Call] = {}
@@ -104,7 +106,12 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             and blas.available()
             and (p.parallel or sizes.one_blas_thread(spec.gates, net.hidden_size, columns))
         )
-        call = _CALLS[key] = _Call(plan, settings, int(size), way, one, shares)
+        sequences = way == "sequences"
+        call = _CALLS[key] = _Call(
+            plan, settings, int(size), way, one, shares,
+            driver.backprop_sequences if sequences else driver.backprop_blocks,
+            driver.forward_sequences if sequences else driver.forward_blocks,
+        )  # fmt: skip
     return call
 
 
@@ -127,37 +134,41 @@ def _on_threads(kernel, shares, head, tail) -> None:
             other.result()  # (waited for, and raised, before the work arrays are reused)
 
 
-def _backprop(c: _Call, x, y, mask, theta, work, start, final, lengths, grad, update):
-    """The driver's ``backprop`` for call ``c``: ``(loss, norm)`` (see
-    :func:`.driver.backprop_blocks`), its shares of blocks on threads where it has them."""
+def _backprop(c: _Call, arguments, lengths, grad, update):
+    """The driver's ``backprop`` for call ``c`` on ``arguments`` (x, y, mask, theta, plan,
+    settings, work, initial, final): ``(loss, norm)`` (see
+    :func:`.driver.backprop_blocks`), its shares of blocks on threads where it has them.
+    (The hot paths call ``c.backprop`` themselves when it has neither.)"""
     if c.shares:
+        x, y, mask, theta, plan, settings, work, start, final = arguments
 
         def run():
-            _on_threads(driver.backprop_blocks, c.shares, (x, y, mask, theta, c.plan),
+            _on_threads(driver.backprop_blocks, c.shares, (x, y, mask, theta, plan),
                         (work, start, final, lengths, grad, *update))  # fmt: skip
-            return driver.finish_blocks(mask, theta, c.plan, c.settings, work, grad, *update)
+            return driver.finish_blocks(mask, theta, plan, settings, work, grad, *update)
 
         return _one_blas_thread(run) if c.one_blas_thread else run()
-    kernel = driver.backprop_sequences if c.way == "sequences" else driver.backprop_blocks
-    arguments = (x, y, mask, theta, c.plan, c.settings, work, start, final, lengths, grad,
-                 *update)  # fmt: skip
-    return _one_blas_thread(kernel, *arguments) if c.one_blas_thread else kernel(*arguments)
+    if c.one_blas_thread:
+        return _one_blas_thread(c.backprop, *arguments, lengths, grad, *update)
+    return c.backprop(*arguments, lengths, grad, *update)
 
 
-def _forward(c: _Call, x, theta, start, work, logits, h, cs, lengths):
-    """The driver's ``forward`` for call ``c`` (see :func:`.driver.forward_blocks`), its
-    shares of blocks on threads where it has them."""
+def _forward(c: _Call, arguments):
+    """The driver's ``forward`` for call ``c`` on ``arguments`` (x, theta, plan, settings,
+    initial, work, logits, h_out, c_out, lengths), its shares of blocks on threads
+    where it has them."""
     if c.shares:
+        x, theta, plan, _, start, work, logits, h, cs, lengths = arguments
 
         def run():
-            _on_threads(driver.forward_blocks, c.shares, (x, theta, c.plan),
+            _on_threads(driver.forward_blocks, c.shares, (x, theta, plan),
                         (start, work, logits, h, cs, lengths))  # fmt: skip
             return x.shape[0]
 
         return _one_blas_thread(run) if c.one_blas_thread else run()
-    kernel = driver.forward_sequences if c.way == "sequences" else driver.forward_blocks
-    arguments = (x, theta, c.plan, c.settings, start, work, logits, h, cs, lengths)
-    return _one_blas_thread(kernel, *arguments) if c.one_blas_thread else kernel(*arguments)
+    if c.one_blas_thread:
+        return _one_blas_thread(c.forward, *arguments)
+    return c.forward(*arguments)
 
 
 def _workspace(dtype, size: int) -> np.ndarray:
@@ -209,8 +220,8 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
     if states:
         h = np.empty((net.num_layers, T, B, net.hidden_size), dtype)
         cs = np.empty_like(h) if net.spec.cell_state else None
-    _forward(c, x, theta, start, _workspace(dtype, c.workspace), logits,
-             empty if h is None else h, empty if cs is None else cs, _NO_LENGTHS)  # fmt: skip
+    _forward(c, (x, theta, c.plan, c.settings, start, _workspace(dtype, c.workspace), logits,
+                 empty if h is None else h, empty if cs is None else cs, _NO_LENGTHS))  # fmt: skip
     return logits, h, cs
 
 
@@ -275,8 +286,8 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
     B, T, O = shape[0], shape[1], net.output_size
     out = np.empty((B, T, O), dtype)
     empty = _EMPTY[dtype]
-    n = _forward(c, X if X.ndim == 3 else X.reshape(shape), theta, empty,
-                 _workspace(dtype, c.workspace), out, empty, empty, lengths)  # fmt: skip
+    n = _forward(c, (X if X.ndim == 3 else X.reshape(shape), theta, c.plan, c.settings, empty,
+                     _workspace(dtype, c.workspace), out, empty, empty, lengths))  # fmt: skip
     if n == 0:
         return None
     return out if n == T else out.reshape(-1)[: B * n * O].reshape(B, n, O)
@@ -381,13 +392,14 @@ class _Trainer:
         elif not (type(final) is _ARRAY and final.shape == shape and final.dtype is dtype
                   and final.flags.c_contiguous):  # fmt: skip
             raise ValueError(f"final must be a C-contiguous {dtype} array of shape {shape}")
-        return c, (x, y, mask, theta, _workspace(dtype, c.workspace), start, final)
+        return c, (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace), start,
+                   final)  # fmt: skip
 
     def loss_and_grad(self, theta, x, y, mask, initial=None,
                       final=None) -> tuple[float, np.ndarray]:  # fmt: skip
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
         grad = np.empty_like(theta)
-        value, _ = _backprop(c, *arguments, _NO_LENGTHS, grad, _NO_UPDATE[theta.dtype])
+        value, _ = _backprop(c, arguments, _NO_LENGTHS, grad, _NO_UPDATE[theta.dtype])
         return float(value), grad
 
     def loss_and_grad_padded(self, theta, X, Y, lengths) -> tuple[float, np.ndarray] | None:
@@ -417,9 +429,9 @@ class _Trainer:
         X = X if X.ndim == 3 else X.reshape(shape_x)
         Y = Y if Y.ndim == 3 else Y.reshape(shape_y)
         grad = np.empty_like(theta)
-        value, failed = _backprop(c, X, Y, _EMPTY_MASK[dtype], theta,
-                                  _workspace(dtype, c.workspace), _EMPTY[dtype], _EMPTY[dtype],
-                                  lengths, grad, _NO_UPDATE[dtype])  # fmt: skip
+        arguments = (X, Y, _EMPTY_MASK[dtype], theta, c.plan, c.settings,
+                     _workspace(dtype, c.workspace), _EMPTY[dtype], _EMPTY[dtype])  # fmt: skip
+        value, failed = _backprop(c, arguments, lengths, grad, _NO_UPDATE[dtype])
         return None if failed == -1.0 else (float(value), grad)
 
     def _padded_call(self, theta, X, Y, key):
@@ -449,7 +461,9 @@ class _Trainer:
     def train_step(self, theta, x, y, mask, update: Update, initial=None,
                    final=None) -> tuple[float, float]:  # fmt: skip
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
-        return _backprop(c, *arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], update)
+        if c.shares or c.one_blas_thread:
+            return _backprop(c, arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], update)
+        return c.backprop(*arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], *update)
 
 
 def trainer(net: Network, *, loss: str, reduction: str = "mean", truncate: int | None = None,

@@ -30,8 +30,7 @@ ONE_BLAS_THREAD = (2**13, 2**18)
 BLAS_THREADS_WIDE = 64
 BLAS_THREADS_MAX_ROWS = 512
 #: a forward pass runs lanes blocks on threads from this H on: below it (the notebook's
-#: and the demo's 2 units) the pass gains 1.1x at 256 sequences (Elman, GRU) and the
-#: parallel kernel costs 7 s more to compile on a first run
+#: and the demo's 2 units) the pass gains only 1.1x at 256 sequences (Elman, GRU)
 FORWARD_LANES_THREADS_MIN_HIDDEN = 4
 
 
