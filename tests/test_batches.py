@@ -302,7 +302,7 @@ def test_padded_arrays_of_other_kinds_take_the_batch_way():
 #: (cell, H, B, way): each way the compiled driver runs a forward pass: one sequence at a
 #: time, lanes, lanes blocks on threads, one BLAS block, BLAS blocks on threads
 _FORWARD_WAYS = [("lstm", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("gru", 4, 64, "threads"),
-                 ("lstm", 16, 32, "blocks"), ("elman", 16, 32, "threads")]  # fmt: skip
+                 ("lstm", 16, 32, "blocks"), ("elman", 64, 32, "threads")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("cell", "H", "B", "way"), _FORWARD_WAYS)

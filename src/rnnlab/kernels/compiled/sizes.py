@@ -56,7 +56,7 @@ TABLE = {
         parallel_max_hidden=32,
         sequence_blas_min_hidden=16,
         blas_threads_min_hidden=64,
-        forward_threads_min_work=0,
+        forward_threads_min_work=2**15,
     ),
     "gru": Thresholds(
         blas_min_hidden=8,
@@ -64,7 +64,7 @@ TABLE = {
         parallel_max_hidden=32,
         sequence_blas_min_hidden=8,
         blas_threads_min_hidden=16,
-        forward_threads_min_work=2**14,
+        forward_threads_min_work=2**16,
     ),
     "lstm": Thresholds(
         blas_min_hidden=8,
