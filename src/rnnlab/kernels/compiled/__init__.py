@@ -228,6 +228,9 @@ def forward(net: Network, theta: np.ndarray, x: np.ndarray, *, states: bool = Fa
 #: per network, dtype, shapes of X and theta, and squash: (call, every sequence's length,
 #: X's shape with features) for :func:`forward_padded`
 _PADDED_FORWARD: dict[tuple, tuple] = {}
+#: what those caches hold for arrays whose call runs blocks on threads: the Batch way, decided
+#: once (each thread's share would convert them into the same work)
+_BATCH_WAY = ()
 
 
 def _plain(array, dtype) -> bool:
@@ -271,6 +274,7 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
         B, T = shape[0], shape[1]
         c = _call(net, dtype, T, B, None)
         if c.shares:  # (each share would convert the arrays into the same work: the Batch way)
+            _PADDED_FORWARD[key] = _BATCH_WAY
             return None
         extra = driver.padded_size(T, B, I + net.output_size)  # (x and logits, time-major)
         settings = c.settings.copy()
@@ -279,6 +283,8 @@ def forward_padded(net: Network, theta: np.ndarray, X: np.ndarray, lengths,
         if len(_PADDED_FORWARD) >= 256:
             _PADDED_FORWARD.clear()
         found = _PADDED_FORWARD[key] = (c, np.full(B, T, np.int64), shape)
+    if found is _BATCH_WAY:
+        return None
     c, full, shape = found
     lengths = _padded_lengths(lengths, full)
     if lengths is None:
@@ -420,8 +426,8 @@ class _Trainer:
         found = self._calls.get(key)
         if found is None:
             found = self._padded_call(theta, X, Y, key)
-            if found is None:
-                return None
+        if found is None or found is _BATCH_WAY:
+            return None
         c, full, shape_x, shape_y = found
         lengths = _padded_lengths(lengths, full)
         if lengths is None:
@@ -451,7 +457,8 @@ class _Trainer:
         k = 0 if self.truncate is None or self.truncate >= T else self.truncate
         c = _call(net, theta.dtype, T, B, self.path, self._code, self._mean, k, True, False)
         if c.shares:  # (each share would convert the arrays into the same work: the Batch way)
-            return None
+            self._calls[key] = _BATCH_WAY
+            return _BATCH_WAY
         c = c._replace(workspace=c.workspace + driver.padded_size(T, B, I + O + 1))
         if len(self._calls) >= 256:
             self._calls.clear()
