@@ -287,6 +287,10 @@ def train(
     if not history.trained:
         print(f"error: {history.stop_reason}; no model saved", file=sys.stderr)
         raise typer.Exit(1)
+    if history.ctrl_c_at_end:  # (the run ended as it came: whole, nothing to continue)
+        print(f"interrupted as the run ended ({history.stop_reason}); the run is saved in "
+              f"{result.run_dir}", file=sys.stderr)  # fmt: skip
+        raise typer.Exit(130)
     if inspect and result.run_dir is not None:
         from rnnlab.analysis import inspect_model
 

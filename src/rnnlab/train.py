@@ -129,6 +129,9 @@ class History:
     stop_reason: str = ""
     best: dict = field(default_factory=dict)  # the held-out metrics of the kept weights
     interrupted: bool = False  # stopped by Ctrl-C (SIGINT)
+    #: Ctrl-C came during the update the run ended on by itself (solved, out of patience,
+    #: its last step): the run is whole, and its caller should stop after it
+    ctrl_c_at_end: bool = False
     diverged: bool = False  # stopped by a non-finite loss or gradient
     trained: bool = True  # False: it diverged before any weights were evaluated as finite
     state: FitState | None = field(default=None, repr=False)  # where the loop stopped
@@ -436,6 +439,7 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
                     break
         else:
             history.stop_reason = f"reached max_steps={max_steps}"
+    history.ctrl_c_at_end = interrupt.requested and not history.interrupted
 
     # where the loop stands, before the best weights come back: a resume goes on from here
     s.seconds = time.perf_counter() - start

@@ -40,7 +40,9 @@ def run_one(setting: dict, seed: int, out: str | None, threads: int | None = Non
     else:
         result = _trained(task, setting, seed, out)
     history = result.history
-    if history.interrupted:  # Ctrl-C: not a finished run (the sweep stops; a rerun redoes it)
+    # Ctrl-C: not a finished run, or one that ended as it came (the sweep stops; a rerun
+    # redoes it)
+    if history.interrupted or history.ctrl_c_at_end:
         raise KeyboardInterrupt
     curve = [[row["step"], row["val_sequence_accuracy"]] for row in history.rows]
     run = Run(setting, seed)
