@@ -470,7 +470,7 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
             rows_accumulate(dc, 0, acc, o[C0], n, use_blas)
 
 
-@kernel
+@inline_always
 def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, acc, use_blas,
                 initial, final):  # fmt: skip
     """Forward, loss and backward of sequences ``start .. start + n`` from ``initial``
@@ -512,24 +512,24 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
             product_t_add(W_hy, dzs, t, dtop, t, n)
             outer_accumulate(dzs, t, top, t + 1, acc, o_hy, n, use_blas)
         rows_accumulate(dzs, t, acc, o_by, n, use_blas)
-    if truncate == 0:
-        for layer in range(L - 1, -1, -1):
-            layer_sweep(theta, net, blk, acc, layer, T - 1, 0, False, n, use_blas, own_start)
-    else:
-        for origin in range(T):
-            scored = False
-            for b in range(n):
-                scored = scored or blk.ws[origin, b] != 0.0
-            if scored:
-                first = max(origin - truncate + 1, 0)
-                for layer in range(L - 1, -1, -1):
-                    only_end = layer == L - 1  # the loss enters at the origin only
-                    layer_sweep(theta, net, blk, acc, layer, origin, first, only_end, n,
-                                use_blas, own_start)  # fmt: skip
+    # full BPTT: one sweep from the last step; truncated: one per scored step (one call
+    # site: numba compiles a callee once per argument types, and constants are types)
+    for sweep in range(1 if truncate == 0 else T):
+        origin, first = T - 1, 0
+        if truncate != 0:
+            origin, first = sweep, max(sweep - truncate + 1, 0)
+        scored = truncate == 0
+        for b in range(n):
+            scored = scored or blk.ws[origin, b] != 0.0
+        if scored:
+            for layer in range(L - 1, -1, -1):
+                only_end = truncate != 0 and layer == L - 1  # the loss enters at origin only
+                layer_sweep(theta, net, blk, acc, layer, origin, first, only_end, n, use_blas,
+                            own_start)  # fmt: skip
     return value
 
 
-@kernel
+@inline_always
 def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states, initial,
                      use_blas):  # fmt: skip
     """Forward pass of sequences ``start .. start + n`` into ``logits`` (T, B, O) and,
