@@ -311,8 +311,9 @@ _FORWARD_WAYS = [("lstm", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("gru", 
 def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(
     cell, H, B, way, dtype, loss, monkeypatch
 ):
-    """``logits`` and ``predict_proba`` of padded arrays convert them inside the compiled
-    call: the outputs of the Batch way, bit for bit, trimmed to the longest length."""
+    """``logits``, ``predict_proba`` and ``predict`` of padded arrays convert them inside
+    the compiled call: the outputs of the Batch way, bit for bit, trimmed to the longest
+    length."""
     compiled = pytest.importorskip("rnnlab.kernels.compiled")
     from rnnlab import RNN
     from rnnlab.sequences import unbatch
@@ -332,6 +333,9 @@ def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(
     logits, _, _ = model._forward(batch.x)
     logits_first = unbatch(logits, batch)
     expected = model.predict_proba(X, lengths=lengths)  # (softmax: the Batch way)
+    with monkeypatch.context() as patch:  # predict the Batch way
+        patch.setattr(model, "_forward_padded", lambda *args, **kwargs: None)
+        bits = {t: model.predict(X, lengths=lengths, threshold=t) for t in (0.0, 0.5, 1.0)}
     if loss != "softmax":
         assert np.array_equal(expected, unbatch(logits, batch, sigmoid=loss == "bce"))
         if not threaded:
@@ -340,6 +344,12 @@ def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(
     assert got.shape == (B, T - 1, O) and got.flags.c_contiguous
     np.testing.assert_array_equal(got.reshape(logits_first.shape), logits_first)
     np.testing.assert_array_equal(model.predict_proba(X, lengths=lengths), expected)
+    if not threaded:  # (softmax too: its bits come from the logits)
+        monkeypatch.setattr(model, "batch", _no_batch)
+    for threshold in (0.0, 0.5, 1.0):  # predict: the same, thresholded (0 past each length)
+        got = model.predict(X, lengths=lengths, threshold=threshold)
+        assert got.dtype == bits[threshold].dtype
+        np.testing.assert_array_equal(got, bits[threshold])
 
 
 def test_padded_arrays_that_fail_a_check_in_the_compiled_forward_are_named():

@@ -471,15 +471,28 @@ class RNN:
             or not 0.0 <= threshold <= 1.0
         ):  # fmt: skip  (NaN fails the comparison)
             raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+        loss = self.config.loss
+        # (B, n, O), zero past each length: there 0 bits (but for a threshold of 0) and
+        # class 0; as float64, as the Batch way gives them
+        fast = self._forward_padded(X, lengths, squash=loss == "bce")
+        if fast is not None:
+            if loss == "bce":
+                bits = fast >= threshold
+                if threshold <= 0.0 and lengths is not None:
+                    bits &= (np.arange(bits.shape[1]) < lengths[:, None])[..., None]
+                fast = bits.astype(np.float64)
+            elif loss == "softmax":
+                fast = fast.argmax(axis=-1).astype(np.float64)[..., None]
+            return fast[..., 0] if fast.shape[-1] == 1 else fast
         batch = self.batch(X, lengths=lengths)
         logits, _, _ = self._forward(batch.x)
         outputs = LOSSES[self.config.loss].output(logits)  # (T, B, O)
-        if self.config.loss == "bce":
+        if loss == "bce":
             outputs = (outputs >= threshold).astype(np.int64)
-        elif self.config.loss == "softmax":
+        elif loss == "softmax":
             outputs = outputs.argmax(axis=-1)[..., None]
         result = unbatch(outputs, batch)
-        if batch.as_list and self.config.loss != "mse":
+        if batch.as_list and loss != "mse":
             return [[int(v) if np.ndim(v) == 0 else [int(u) for u in v] for v in s] for s in result]
         return result
 
