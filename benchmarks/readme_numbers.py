@@ -1,6 +1,6 @@
 """Rerun every benchmark the README quotes and write its numbers into README.md.
 
-    python benchmarks/readme_numbers.py OUT_DIR [--reuse] [--only NAME,NAME]
+    python benchmarks/readme_numbers.py OUT_DIR [--reuse] [--only NAME,NAME] [--sweeps]
 
 Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README quotes
 (``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
@@ -10,7 +10,9 @@ Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README qu
 ``online_cost.py``, ``text_demo.py`` and ``speed.py --text``,
 keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs there;
 ``--only``: rerun these outputs, e.g. ``tasks.md,scaling.txt``, and reuse the rest),
-then replaces the README's tables, grid excerpt, summary and timings with them. The
+then replaces the README's tables, grid excerpt, summary and timings with them
+(``--sweeps``: the sweep tables alone, the paper-scale one aside unless ``--only``
+names it; each records the machine it ran on, see ``docs_check.py``). The
 summary compares the grid with the previous backend's (``git show
 8a806a5:docs/speed_grid.txt``). ``make docs-check`` checks the sweep tables alone.
 """
@@ -23,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from docs_check import BLOCK  # (run as a script: benchmarks/ is on the path)
+from docs_check import BLOCK, machine  # (run as a script: benchmarks/ is on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -70,6 +72,7 @@ RUNS = {
 
 
 def run_all(out: Path, only: set[str] | None = None) -> None:
+    (out / "machine.txt").write_text(machine() + "\n")
     for name, command in RUNS.items():
         if only is not None and name not in only:
             continue
@@ -85,6 +88,21 @@ def between(s: str, marker: str, text: str) -> str:
     """``s`` with ``text`` between its ``<!-- MARKER -->`` and ``<!-- /MARKER -->`` lines."""
     block = re.compile(rf"(<!-- {marker} -->\n).*?(<!-- /{marker} -->)", re.S)
     return block.sub(lambda g: g.group(1) + text + g.group(2), s, count=1)
+
+
+def sweep_tables(s: str, out: Path) -> str:
+    """``s`` (the README) with each sweep table that ``out`` holds between its
+    ``<!-- sweep NAME on MACHINE -->`` and ``<!-- /sweep -->`` (docs_check.py), with the
+    machine the sweeps ran on."""
+    made_on = (out / "machine.txt").read_text().strip()
+
+    def table(m: re.Match) -> str:
+        path = out / f"{m.group(1)}.md"
+        if not path.exists():
+            return m.group(0)
+        return f"<!-- sweep {m.group(1)} on {made_on} -->\n{path.read_text()}<!-- /sweep -->"
+
+    return BLOCK.sub(table, s)
 
 
 def rewrite(out: Path) -> None:
@@ -109,9 +127,7 @@ def rewrite(out: Path) -> None:
     b = s.index("```", a + 8)
     examples = open(out / "examples.txt").read().strip()
     s = s[:a] + "```text\n# benchmarks/inspect_examples.py\n" + examples + "\n" + s[b:]
-    # sweeps: each table between <!-- sweep NAME --> and <!-- /sweep --> (docs_check.py)
-    tables = {name: open(out / f"{name}.md").read() for name in SWEEPS}
-    s = BLOCK.sub(lambda m: f"<!-- sweep {m.group(1)} -->\n{tables[m.group(1)]}<!-- /sweep -->", s)
+    s = sweep_tables(s, out)
     s = between(s, "notebook-cell", "```text\n" + open(out / "notebook.txt").read() + "```\n")
     s = between(s, "sweep-scaling", open(out / "scaling.txt").read())
     s = between(s, "papers", open(out / "papers.txt").read())
@@ -225,9 +241,14 @@ def main() -> int:
         if unknown:
             print(f"unknown outputs {sorted(unknown)}; choose from {', '.join(RUNS)}")
             return 2
+    if "--sweeps" in sys.argv:  # the sweep tables alone
+        only = {f"{name}.md" for name in SWEEPS} - {"adding_le.md"} if only is None else only
     if "--reuse" not in sys.argv:
         run_all(out, only)
-    rewrite(out)
+    if "--sweeps" in sys.argv:
+        README.write_text(sweep_tables(README.read_text(), out))
+    else:
+        rewrite(out)
     return 0
 
 

@@ -25,8 +25,8 @@ _PATTERNS = ("../scipy.libs/libscipy_openblas*.so", ".dylibs/libscipy_openblas*.
              "../scipy.libs/libscipy_openblas*.dll")  # fmt: skip
 
 
-def _find_setter():
-    """OpenBLAS's ``openblas_set_num_threads_local`` as a ctypes function, or None."""
+def _openblas(function: str):
+    """The function ``function`` of scipy's OpenBLAS as a ctypes function, or None."""
     spec = importlib.util.find_spec("scipy")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -34,12 +34,28 @@ def _find_setter():
         for pattern in _PATTERNS:
             for path in sorted(glob.glob(os.path.join(folder, pattern))):
                 try:
-                    setter = ctypes.CDLL(path).openblas_set_num_threads_local
+                    return getattr(ctypes.CDLL(path), function)
                 except (OSError, AttributeError):
                     continue
-                setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-                return setter
     return None
+
+
+def _find_setter():
+    """OpenBLAS's ``openblas_set_num_threads_local`` as a ctypes function, or None."""
+    setter = _openblas("openblas_set_num_threads_local")
+    if setter is not None:
+        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+    return setter
+
+
+def core_name() -> str | None:
+    """The CPU kernels OpenBLAS chose here (``"Zen"``, ``"Haswell"``...), or None: with
+    them, the order in which its products sum."""
+    get = _openblas("scipy_openblas_get_corename") or _openblas("openblas_get_corename")
+    if get is None:
+        return None
+    get.argtypes, get.restype = [], ctypes.c_char_p
+    return get().decode()
 
 
 _SETTER = None

@@ -1,0 +1,49 @@
+"""The README's sweep tables name the machine they ran on (``benchmarks/docs_check.py``):
+``make docs-check`` compares a table only on a machine of that kind."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("docs_check"), importlib.import_module("readme_numbers")
+
+
+def test_a_table_is_written_and_read_with_the_machine_it_ran_on(scripts, tmp_path):
+    docs_check, readme_numbers = scripts
+    older = "x86_64 older, OpenBLAS Zen"
+    readme = ("intro\n<!-- sweep one -->\n| old |\n<!-- /sweep -->\nmiddle\n"
+              f"<!-- sweep two on {older} -->\n| kept |\n<!-- /sweep -->\n")  # fmt: skip
+    found = docs_check.BLOCK.findall(readme)
+    assert found == [("one", "", "| old |\n"), ("two", older, "| kept |\n")]
+    (tmp_path / "machine.txt").write_text("x86_64 newer, OpenBLAS Haswell\n")
+    (tmp_path / "one.md").write_text("| new |\n")  # (no two.md: that table stays)
+    written = readme_numbers.sweep_tables(readme, tmp_path)
+    assert docs_check.BLOCK.findall(written) == [
+        ("one", "x86_64 newer, OpenBLAS Haswell", "| new |\n"),
+        ("two", older, "| kept |\n"),
+    ]
+    assert written.startswith("intro\n") and "\nmiddle\n" in written
+
+
+def test_the_machine_is_its_cpu_and_the_kernels_openblas_chose(scripts):
+    docs_check, _ = scripts
+    here = docs_check.machine()
+    assert here.startswith(platform.machine() + " ") and ", OpenBLAS " in here
+    assert "None" not in here  # (scipy's OpenBLAS names its kernels)
+
+
+def test_every_readme_table_names_its_machine_but_the_paper_scale_one(scripts):
+    docs_check, _ = scripts
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    unnamed = {name for name, made_on, _ in docs_check.BLOCK.findall(readme) if not made_on}
+    assert unnamed <= docs_check.LONG
