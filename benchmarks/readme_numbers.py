@@ -47,6 +47,14 @@ RUNS = {
     **{f"{name}.md": sweep_command(name) for name in SWEEPS},
     "scaling.txt": [sys.executable, "benchmarks/sweep_scaling.py"],
     "demo.txt": [sys.executable, "-m", "rnnlab", "train", "shift", "--out", "{out}/runs"],
+    "eval.txt": [
+        sys.executable,
+        "-c",
+        "import glob, sys; from rnnlab.cli import main; "
+        "model = sorted(glob.glob(sys.argv[1] + '/shift-*/model.safetensors'))[-1]; "
+        "sys.exit(main(['eval', model, '--length', '1000', '--n', '100']))",
+        "{out}/runs",
+    ],  # (the demo's model, as the README evaluates it)
     "grid.txt": [sys.executable, "benchmarks/speed.py", "--repeats", "3"],
     "startup.txt": [sys.executable, "benchmarks/speed.py", "--startup"],
     "inspect.txt": [
@@ -105,6 +113,21 @@ def sweep_tables(s: str, out: Path) -> str:
     return BLOCK.sub(table, s)
 
 
+def demo_rows(s: str, out: Path) -> str:
+    """``s`` (the README) with the rows of ``rnnlab train shift``'s tables that its demo
+    shows (the held-out test sets, the first weight) as ``OUT/demo.txt`` has them, and
+    ``rnnlab eval``'s line of that model (``OUT/eval.txt``)."""
+    printed = (out / "demo.txt").read_text().splitlines()
+    for label in ("│ lengths 4-10 ", "│ length 1000 ", "│ W_xh[0, 0] "):
+        row = next(line.rstrip() for line in printed if line.startswith(label))
+        s = re.sub("^" + re.escape(label) + ".*$", lambda _, row=row: row, s, count=1, flags=re.M)
+    if (out / "eval.txt").exists():
+        line = (out / "eval.txt").read_text().strip()
+        s = re.sub(r"^shift, 100 sequences of length 1000: .*$", lambda _: line, s, count=1,
+                   flags=re.M)  # fmt: skip
+    return s
+
+
 def rewrite(out: Path) -> None:
     before = out / "grid_before.txt"
     before.write_text(subprocess.run(["git", "show", f"{BEFORE_COMMIT}:docs/speed_grid.txt"],
@@ -116,6 +139,7 @@ def rewrite(out: Path) -> None:
     s = re.sub(r"solved after \d+ updates in [\d.]+ s", m.group(0), s, count=1)
     files = re.search(r"saved to \S+ (\([^)]*\))", open(out / "demo.txt").read()).group(1)
     s = re.sub(r"(saved to runs/\S+ )\([^)]*\)", lambda g: g.group(1) + files, s, count=1)
+    s = demo_rows(s, out)
     # inspect: the summary `rnnlab train shift --inspect` prints, and the examples' output
     printed = open(out / "inspect.txt").read().splitlines()
     summary = printed[next(i for i, l in enumerate(printed) if "-state " in l) :]

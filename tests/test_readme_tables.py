@@ -47,3 +47,16 @@ def test_every_readme_table_names_its_machine_but_the_paper_scale_one(scripts):
     readme = (BENCHMARKS.parent / "README.md").read_text()
     unnamed = {name for name, made_on, _ in docs_check.BLOCK.findall(readme) if not made_on}
     assert unnamed <= docs_check.LONG
+
+
+def test_the_demo_rows_are_rewritten_from_the_demo_run(scripts, tmp_path):
+    _, readme_numbers = scripts
+    readme = ("│ lengths 4-10 │ 1000 │ 0.1 │\n│ length 1000  │ 200 │ 0.2 │\n│ W_xh[0, 0] │ +1 │\n"
+              "shift, 100 sequences of length 1000: loss 0.3\n")  # fmt: skip
+    printed = "solved\n│ lengths 4-10 │ 1000 │ 0.4 │   \n│ length 1000  │ 200 │ 0.5 │\n"
+    (tmp_path / "demo.txt").write_text(printed + "│ W_xh[0, 0] │ +2 │\n")
+    (tmp_path / "eval.txt").write_text("shift, 100 sequences of length 1000: loss 0.6\n")
+    assert readme_numbers.demo_rows(readme, tmp_path) == (
+        "│ lengths 4-10 │ 1000 │ 0.4 │\n│ length 1000  │ 200 │ 0.5 │\n│ W_xh[0, 0] │ +2 │\n"
+        "shift, 100 sequences of length 1000: loss 0.6\n"
+    )
