@@ -26,7 +26,7 @@ import rnnlab
 from rnnlab.sweeps.summary import COLUMNS, to_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-#: a sweep table: its name, the machine it was made on (None: not recorded), the table
+#: a sweep table: its name, the machine it was made on ("": not recorded), the table
 BLOCK = re.compile(r"<!-- sweep (\S+?)(?: on (.*?))? -->\n(.*?)<!-- /sweep -->", re.S)
 #: sweeps checked only with ``--all``
 LONG = {"adding_le"}
