@@ -80,7 +80,6 @@ RUNS = {
 
 
 def run_all(out: Path, only: set[str] | None = None) -> None:
-    (out / "machine.txt").write_text(machine() + "\n")
     for name, command in RUNS.items():
         if only is not None and name not in only:
             continue
@@ -88,7 +87,9 @@ def run_all(out: Path, only: set[str] | None = None) -> None:
         if name.endswith(".md"):  # a sweep from scratch: a rerun would keep finished runs
             shutil.rmtree(out / "sweeps" / name.removesuffix(".md"), ignore_errors=True)
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        if not name.endswith(".md"):  # (a sweep writes its own table)
+        if name.endswith(".md"):  # (a sweep writes its own table; beside it, where it ran)
+            (out / name.replace(".md", ".machine")).write_text(machine() + "\n")
+        else:
             (out / name).write_text(result.stdout)
 
 
@@ -101,14 +102,14 @@ def between(s: str, marker: str, text: str) -> str:
 def sweep_tables(s: str, out: Path) -> str:
     """``s`` (the README) with each sweep table that ``out`` holds between its
     ``<!-- sweep NAME on MACHINE -->`` and ``<!-- /sweep -->`` (docs_check.py), with the
-    machine the sweeps ran on."""
-    made_on = (out / "machine.txt").read_text().strip()
+    machine its sweep ran on (``OUT/NAME.machine``; none named for a table without one)."""
 
     def table(m: re.Match) -> str:
-        path = out / f"{m.group(1)}.md"
+        path, where = out / f"{m.group(1)}.md", out / f"{m.group(1)}.machine"
         if not path.exists():
             return m.group(0)
-        return f"<!-- sweep {m.group(1)} on {made_on} -->\n{path.read_text()}<!-- /sweep -->"
+        made_on = f" on {where.read_text().strip()}" if where.exists() else ""
+        return f"<!-- sweep {m.group(1)}{made_on} -->\n{path.read_text()}<!-- /sweep -->"
 
     return BLOCK.sub(table, s)
 
@@ -119,7 +120,9 @@ def demo_rows(s: str, out: Path) -> str:
     ``rnnlab eval``'s line of that model (``OUT/eval.txt``)."""
     printed = (out / "demo.txt").read_text().splitlines()
     for label in ("│ lengths 4-10 ", "│ length 1000 ", "│ W_xh[0, 0] "):
-        row = next(line.rstrip() for line in printed if line.startswith(label))
+        row = next((line.rstrip() for line in printed if line.startswith(label)), None)
+        if row is None:
+            raise ValueError(f"{out / 'demo.txt'} has no row {label.strip()!r}")
         s = re.sub("^" + re.escape(label) + ".*$", lambda _, row=row: row, s, count=1, flags=re.M)
     if (out / "eval.txt").exists():
         line = (out / "eval.txt").read_text().strip()
@@ -265,6 +268,8 @@ def main() -> int:
         if unknown:
             print(f"unknown outputs {sorted(unknown)}; choose from {', '.join(RUNS)}")
             return 2
+    if only is not None and "demo.txt" in only:  # (the README evaluates the demo's model)
+        only.add("eval.txt")
     if "--sweeps" in sys.argv:  # the sweep tables alone
         only = {f"{name}.md" for name in SWEEPS} - {"adding_le.md"} if only is None else only
     if "--reuse" not in sys.argv:

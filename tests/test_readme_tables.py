@@ -25,12 +25,15 @@ def test_a_table_is_written_and_read_with_the_machine_it_ran_on(scripts, tmp_pat
               f"<!-- sweep two on {older} -->\n| kept |\n<!-- /sweep -->\n")  # fmt: skip
     found = docs_check.BLOCK.findall(readme)
     assert found == [("one", "", "| old |\n"), ("two", older, "| kept |\n")]
-    (tmp_path / "machine.txt").write_text("x86_64 newer, OpenBLAS Haswell\n")
+    (tmp_path / "one.machine").write_text("x86_64 newer, OpenBLAS Haswell\n")
     (tmp_path / "one.md").write_text("| new |\n")  # (no two.md: that table stays)
+    (tmp_path / "three.md").write_text("| reused |\n")  # (from before machines were named)
+    readme += "<!-- sweep three on x86_64 older, OpenBLAS Zen -->\n| old |\n<!-- /sweep -->\n"
     written = readme_numbers.sweep_tables(readme, tmp_path)
     assert docs_check.BLOCK.findall(written) == [
         ("one", "x86_64 newer, OpenBLAS Haswell", "| new |\n"),
         ("two", older, "| kept |\n"),
+        ("three", "", "| reused |\n"),  # (a machine not recorded is not guessed)
     ]
     assert written.startswith("intro\n") and "\nmiddle\n" in written
 
