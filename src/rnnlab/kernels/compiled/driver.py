@@ -221,6 +221,13 @@ def _accumulator(buffer, at, P, m):
 
 
 @inline
+def training_share(per_block, columns, P):
+    """Numbers of ``work`` per block of a training pass: the block's scratch, its
+    accumulator (``columns`` per parameter) and its gradient row."""
+    return per_block + P * columns + P
+
+
+@inline
 def _layout(net, P, T, B, lanes, use_blas, parallel, training):
     """(block width, blocks, numbers per block, accumulator columns, total workspace)."""
     width = B if use_blas and not parallel else min(B, lanes)  # (BLAS on threads: lanes wide)
@@ -231,7 +238,7 @@ def _layout(net, P, T, B, lanes, use_blas, parallel, training):
         inference = min(blocks, parallel) * per_block if parallel else per_block
         return width, blocks, per_block, columns, max(inference, _sequence_size(net, P, T))
     # a block, an accumulator and a gradient row each, and the loss values
-    blocked = blocks * (per_block + P * columns + P) + blocks
+    blocked = blocks * training_share(per_block, columns, P) + blocks
     return width, blocks, per_block, columns, max(blocked, _sequence_size(net, P, T))
 
 
@@ -581,10 +588,10 @@ def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_b
     loss values after the shares, its gradient into the last ``P`` numbers of its share."""
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
     blocks = (B + width - 1) // width
-    own = per_block + P * columns + P
+    own = training_share(per_block, columns, P)
     mine = work[block * own : (block + 1) * own]
     blk = make_block(net, T, width, True, use_blas, mine)
-    row_at = per_block + P * columns
+    row_at = own - P
     # one column (BLAS blocks sum over lanes as they go): the row is the accumulator
     acc = _accumulator(mine, row_at if columns == 1 else per_block, P, columns)
     start = block * width
@@ -598,9 +605,10 @@ def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_b
 
 
 @inline
-def _sum_blocks(work, blocks, own, P):
+def _sum_blocks(work, blocks, per_block, columns, P):
     """(loss, gradient) summed over the blocks in block order: the same sum whatever ran
     where (the gradient adds into block 0's row)."""
+    own = training_share(per_block, columns, P)
     value = 0.0
     grad = work[own - P : own]
     for block in range(blocks):
@@ -983,10 +991,9 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, initial, final):
     for block in range(share, blocks, shares):
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
                          per_block, columns, block, initial, final)  # fmt: skip
-    own = per_block + P * columns + P
     if shares > 1:
         return 0.0, work[:0]
-    value, grad = _sum_blocks(work, blocks, own, P)
+    value, grad = _sum_blocks(work, blocks, per_block, columns, P)
     return value * scale, grad
 
 
@@ -1101,7 +1108,7 @@ def finish_blocks(mask, theta, plan, settings, work, grad_out, numbers, first, s
     use_blas = settings[4] != 0
     _, blocks, per_block, columns, _ = _layout(net, P, T, B, settings[3], use_blas, settings[6],
                                                True)  # fmt: skip
-    value, grad = _sum_blocks(work, blocks, per_block + P * columns + P, P)
+    value, grad = _sum_blocks(work, blocks, per_block, columns, P)
     value *= loss_scale(mask, net.outputs, _loss_code(settings), settings[1] != 0)
     return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
 
