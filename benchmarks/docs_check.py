@@ -1,4 +1,5 @@
-"""Check that the README's sweep tables are what their sweeps give on this code.
+"""Check that the README's sweep tables are what their sweeps give on this code (and its
+demo's rows what ``rnnlab train shift`` and ``rnnlab eval`` print).
 
     python benchmarks/docs_check.py [--all]   (make docs-check, make docs-check-all)
 
@@ -75,7 +76,31 @@ def main() -> int:
         else:
             failed = True
             print(f"{name}: the README says\n{table}\nthe sweep gives\n{fresh}")
-    return 1 if failed else 0
+    return 1 if failed or not demo_matches(readme) else 0
+
+
+def demo_matches(readme: str) -> bool:
+    """Whether the demo's rows in the README (held-out losses, the first weight, ``rnnlab
+    eval``'s line) are what ``rnnlab train shift`` and ``rnnlab eval`` print now."""
+    import subprocess
+
+    from readme_numbers import RUNS, demo_rows
+
+    with tempfile.TemporaryDirectory() as out:
+        for name in ("demo.txt", "eval.txt"):
+            command = [part.format(out=out) for part in RUNS[name]]
+            if name == "demo.txt":
+                command.append("--no-plot")
+            printed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                                     check=True)  # fmt: skip
+            Path(out, name).write_text(printed.stdout)
+        rewritten = demo_rows(readme, Path(out))
+    if rewritten == readme:
+        print("demo: README rows match rnnlab train shift and rnnlab eval")
+        return True
+    print("demo: the README's rows differ from what rnnlab train shift and rnnlab eval print:")
+    print("\n".join(line for line in rewritten.splitlines() if line not in readme.splitlines()))
+    return False
 
 
 if __name__ == "__main__":
