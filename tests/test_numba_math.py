@@ -142,3 +142,31 @@ def test_gemm_adds_its_product_in_place(dtype, k):
             expected = A.astype(np.float64) @ B + beta * C
             run(a, b, C, beta)
             np.testing.assert_allclose(C, expected, rtol=tol, atol=tol)
+
+
+def _helper():
+    @njit
+    def helper(index, flag):
+        return index + 10 if flag else index - 10
+
+    return helper
+
+
+def test_plain_constants_compile_a_helper_once():
+    """A constant argument is a type of its own to numba (``Literal[int](0)``): a helper
+    called with constants and with variables compiles twice, and once when the
+    constants are wrapped in ``plain``, which passes the values unchanged."""
+    plain = compiled_math.plain
+    literal, wrapped = _helper(), _helper()
+
+    @njit
+    def with_literals(x):
+        return literal(0, True), literal(x, x > 0)
+
+    @njit
+    def with_plain(x):
+        return wrapped(plain(0), plain(True)), wrapped(x, x > 0)
+
+    assert with_literals(3) == with_plain(3) == (10, 13)
+    assert len(literal.signatures) == 2
+    assert len(wrapped.signatures) == 1

@@ -74,6 +74,25 @@ def hold(*arrays):
     return 0
 
 
+@intrinsic
+def plain(typingctx, value):
+    """``value`` as a value of its type, not as the constant it is, for an argument of a
+    compiled helper.
+
+    numba compiles a function once per types of its arguments, and a constant is a type
+    of its own (``Literal[int](0)``, ``Literal[bool](True)``): a helper called with
+    ``0`` at one call site and with a variable at another was compiled twice, and each
+    copy linked and optimized again into every function above it. Call sites that pass
+    a constant to a helper that other sites call with a variable wrap it in ``plain``.
+    """
+    plain_type = types.unliteral(value)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], signature.return_type)
+
+    return plain_type(value), codegen
+
+
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two: n * _LN2_HI is exact for |n| < 2**11
 _LN2_LO = 1.90821492927058770002e-10
