@@ -267,6 +267,48 @@ def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, mo
     assert config["interrupted"] and config["steps"] == 100 and config["online"] == "rtrl"
 
 
+def test_ctrl_c_in_the_last_update_of_text_and_online_runs_is_not_lost(
+        tmp_path, interrupt_at, monkeypatch, capsys):  # fmt: skip
+    """As for fit: a Ctrl-C during the update (text) or the stretch (online) a run ends on
+    leaves it whole, and the CLI says so and exits 130, where it used to exit 0."""
+    from rnnlab.online import OnlineLearner
+    from rnnlab.text import train_text
+
+    path = tmp_path / "periodic.txt"
+    path.write_text(PERIODIC)
+    options = dict(hidden_size=8, seq_length=5, batch_size=4, max_steps=12, eval_every=4,
+                   backend="numpy", dtype="float64")  # fmt: skip
+    interrupt_at(12)
+    ended = train_text(path, out=tmp_path / "text", **options)
+    assert ended.steps == 12 and not ended.interrupted and ended.ctrl_c_at_end
+    assert not train_text(path, **options).ctrl_c_at_end
+    interrupt_at(12)
+    argv = ["train", "text", "--data", str(path), "--hidden", "8", "--length", "5",
+            "--batch-size", "4", "--max-steps", "12", "--backend", "numpy"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "cli")]) == 130
+    run = only_run(tmp_path / "cli")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"interrupted as the run ended (after update 12); the run is saved in {run}"
+
+    learn = OnlineLearner.learn
+
+    def interrupted(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(OnlineLearner, "learn", interrupted)
+    code = main(["train", "shift", "--online", "rtrl", "--max-steps", "100", "--no-plot",
+                 "--quiet", "--out", str(tmp_path / "online")])  # fmt: skip
+    assert code == 130
+    run = only_run(tmp_path / "online")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("interrupted as the run ended (") and err.endswith(
+        f"); the run is saved in {run}"
+    )
+    config = json.loads((run / "config.json").read_text())
+    assert not config["interrupted"] and config["steps"] == 100
+
+
 def test_a_state_is_refused_for_another_optimizer_and_after_a_divergence(tmp_path):
     from rnnlab.optim import make_optimizer
 

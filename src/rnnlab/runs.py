@@ -263,9 +263,12 @@ def train_online(
         while (learner.steps < fit_config.max_steps and learner.solved_at is None
                and not interrupt.requested):  # fmt: skip
             _learn_stretch(learner, stream, until, model, val, task, fit_config, history, tick)
-    history.interrupted = interrupt.requested
     history.steps, history.seconds = learner.steps, time.perf_counter() - tick
     history.solved = learner.solved_at is not None
+    # (a Ctrl-C during the stretch the run ends on, solved or at max_steps: whole, said)
+    history.interrupted = interrupt.requested and not history.solved and \
+        learner.steps < fit_config.max_steps  # fmt: skip
+    history.ctrl_c_at_end = interrupt.requested and not history.interrupted
     history.stop_reason = f"reached max_steps={fit_config.max_steps}"
     if history.interrupted:
         history.stop_reason = f"interrupted (Ctrl-C) after step {learner.steps}"

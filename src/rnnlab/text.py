@@ -192,6 +192,8 @@ class TextRun:
     seconds: float  # training time (updates and evaluations)
     steps: int = 0  # updates made, in all (a resumed run's included)
     interrupted: bool = False  # stopped by Ctrl-C: resumable (train_text's ``resume``)
+    #: a Ctrl-C came during the last update: the run is whole (as History's)
+    ctrl_c_at_end: bool = False
     run_dir: Path | None = None
 
 
@@ -269,7 +271,7 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
         state = state.put_back(model, step.step.optimizer, max_steps)
         step.carry(state.carried)
     baselines = dict(zip(("unigram", "bigram"), ngram_bits(train_ids, val_ids, V), strict=True))
-    _read(
+    ctrl_c = _read(
         model,
         step,
         state,
@@ -282,9 +284,10 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
         progress=progress,
     )
     rows = state.rows
+    interrupted = state.step < max_steps
     result = TextRun(model, vocabulary, rows, rows[-1]["val_bits"] if rows else None,
-                     baselines, state.seconds, steps=state.step,
-                     interrupted=state.step < max_steps)  # fmt: skip
+                     baselines, state.seconds, steps=state.step, interrupted=interrupted,
+                     ctrl_c_at_end=ctrl_c and not interrupted)  # fmt: skip
     if out is not None:
         settings = dict(zip(SETTINGS, (hidden_size, cell, num_layers, seq_length, batch_size,
                                        optimizer, lr, clip, max_steps, eval_every, held_out,
@@ -298,9 +301,10 @@ def train_text(path: str | Path | None = None, *, hidden_size: int = 128, cell: 
 
 def _read(model: RNN, step: StreamStep, state: FitState, data: np.ndarray,
           val_ids: np.ndarray, *, max_steps: int, eval_every: int, seq_length: int,
-          batch_size: int, progress) -> None:  # fmt: skip
+          batch_size: int, progress) -> bool:  # fmt: skip
     """The training loop: updates from where ``state`` stands to ``max_steps`` (or Ctrl-C),
-    ``state`` kept up to date (weights, optimizer, stream position and carried states)."""
+    ``state`` kept up to date (weights, optimizer, stream position and carried states).
+    Returns whether a Ctrl-C came (during the last update too, which ends the loop)."""
     from rnnlab.train import StopOnInterrupt
 
     tick = time.perf_counter() - state.seconds
@@ -332,6 +336,7 @@ def _read(model: RNN, step: StreamStep, state: FitState, data: np.ndarray,
     state.seconds = time.perf_counter() - tick
     state.weights, state.carried = model.params.flat.copy(), step.carried
     state.take_optimizer(step.step.optimizer)
+    return interrupt.requested
 
 
 def _resumed(run: Path, backend: str) -> tuple[dict, FitState, RNN]:
