@@ -246,8 +246,8 @@ def test_a_text_run_resumed_from_the_api_and_the_cli_equals_one_that_went_throug
     same_runs(only_run(tmp_path / "cli-resumed"), only_run(tmp_path / "cli-through"))
 
 
-def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, monkeypatch,
-                                                                     capsys):  # fmt: skip
+def interrupt_every_stretch(monkeypatch) -> None:
+    """SIGINT at the start of every stretch of online learning (the loop stops after it)."""
     from rnnlab.online import OnlineLearner
 
     learn = OnlineLearner.learn
@@ -257,9 +257,18 @@ def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, mo
         return learn(self, *args, **kwargs)
 
     monkeypatch.setattr(OnlineLearner, "learn", interrupted)
-    code = main(["train", "shift", "--online", "rtrl", "--max-steps", "100000", "--no-plot",
-                 "--quiet", "--out", str(tmp_path)])  # fmt: skip
-    assert code == 130
+
+
+def train_online(out, max_steps: int) -> int:
+    """``rnnlab train shift --online rtrl``'s exit code."""
+    return main(["train", "shift", "--online", "rtrl", "--max-steps", str(max_steps),
+                 "--no-plot", "--quiet", "--out", str(out)])  # fmt: skip
+
+
+def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, monkeypatch,
+                                                                     capsys):  # fmt: skip
+    interrupt_every_stretch(monkeypatch)
+    assert train_online(tmp_path, 100000) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
     run = only_run(tmp_path)
     assert err == f"interrupted after step 100; the run is saved in {run}"
@@ -271,7 +280,6 @@ def test_ctrl_c_in_the_last_update_of_text_and_online_runs_is_not_lost(
         tmp_path, interrupt_at, monkeypatch, capsys):  # fmt: skip
     """As for fit: a Ctrl-C during the update (text) or the stretch (online) a run ends on
     leaves it whole, and the CLI says so and exits 130, where it used to exit 0."""
-    from rnnlab.online import OnlineLearner
     from rnnlab.text import train_text
 
     path = tmp_path / "periodic.txt"
@@ -290,16 +298,8 @@ def test_ctrl_c_in_the_last_update_of_text_and_online_runs_is_not_lost(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"interrupted as the run ended (after update 12); the run is saved in {run}"
 
-    learn = OnlineLearner.learn
-
-    def interrupted(self, *args, **kwargs):
-        signal.raise_signal(signal.SIGINT)
-        return learn(self, *args, **kwargs)
-
-    monkeypatch.setattr(OnlineLearner, "learn", interrupted)
-    code = main(["train", "shift", "--online", "rtrl", "--max-steps", "100", "--no-plot",
-                 "--quiet", "--out", str(tmp_path / "online")])  # fmt: skip
-    assert code == 130
+    interrupt_every_stretch(monkeypatch)  # (the first stretch is the whole run)
+    assert train_online(tmp_path / "online", 100) == 130
     run = only_run(tmp_path / "online")
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("interrupted as the run ended (") and err.endswith(
