@@ -152,11 +152,11 @@ def _helper():
     return helper
 
 
-def test_plain_constants_compile_a_helper_once():
+def test_unliteral_constants_compile_a_helper_once():
     """A constant argument is a type of its own to numba (``Literal[int](0)``): a helper
     called with constants and with variables compiles twice, and once when the
-    constants are wrapped in ``plain``, which passes the values unchanged."""
-    plain = compiled_math.plain
+    constants are wrapped in ``unliteral``, which passes the values unchanged."""
+    unliteral = compiled_math.unliteral
     literal, wrapped = _helper(), _helper()
 
     @njit
@@ -164,9 +164,9 @@ def test_plain_constants_compile_a_helper_once():
         return literal(0, True), literal(x, x > 0)
 
     @njit
-    def with_plain(x):
-        return wrapped(plain(0), plain(True)), wrapped(x, x > 0)
+    def with_unliteral(x):
+        return wrapped(unliteral(0), unliteral(True)), wrapped(x, x > 0)
 
-    assert with_literals(3) == with_plain(3) == (10, 13)
+    assert with_literals(3) == with_unliteral(3) == (10, 13)
     assert len(literal.signatures) == 2
     assert len(wrapped.signatures) == 1

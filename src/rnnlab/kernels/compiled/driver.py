@@ -57,7 +57,7 @@ from rnnlab.kernels.compiled.functions import (
     loss_block,
     loss_scale,
 )
-from rnnlab.kernels.compiled.math import inline, inline_always, kernel, plain
+from rnnlab.kernels.compiled.math import inline, inline_always, kernel, unliteral
 from rnnlab.kernels.compiled.products import (
     GATHER,
     NARROW,
@@ -379,13 +379,13 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
         if tokens:
             add_columns(W_xh, ids, t, ax, n)
         elif use_blas and not narrow:
-            blas_product_add(W_xh, below[t + shift], ax, plain(0))
+            blas_product_add(W_xh, below[t + shift], ax, unliteral(0))
         else:  # (BLAS: a product this small costs more in the call than the work)
-            product_add(W_xh, below, t + shift, ax, plain(0), n)
+            product_add(W_xh, below, t + shift, ax, unliteral(0), n)
         if use_blas:
-            blas_product_add(W_hh, hs[t], side, plain(0))
+            blas_product_add(W_hh, hs[t], side, unliteral(0))
         else:
-            product_add(W_hh, hs, t, side, plain(0), n)
+            product_add(W_hh, hs, t, side, unliteral(0), n)
         forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, n)
 
 
@@ -412,7 +412,8 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
     dbias = blk.dah if net.bias_inside else blk.dax  # at the input bias
     gather, cell, act, split = blk.gather, net.cell, net.act, net.split
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
-    chunk = gather_steps(blk.xs.shape[0], dax.shape[2], plain(True), use_blas)  # 0: one per step
+    chunk = gather_steps(blk.xs.shape[0], dax.shape[2], unliteral(True),
+                         use_blas)  # 0: one per step  # fmt: skip
     tokens, ids = layer == 0 and blk.onehot[0] != 0.0, blk.ids  # one-hot inputs: columns
     for j in range(H):
         for b in range(n):
@@ -425,9 +426,9 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
                 for b in range(n):
                     dh[0, j, b] += arriving[s, j, b]
         backward_block(cell, act, dh, dc, hs, cs, tape, s, dax, dcell, n)
-        rows_accumulate(dbias, plain(0), acc, o_bx, n, use_blas)
+        rows_accumulate(dbias, unliteral(0), acc, o_bx, n, use_blas)
         if split:
-            rows_accumulate(dah, plain(0), acc, o_bh, n, use_blas)
+            rows_accumulate(dah, unliteral(0), acc, o_bh, n, use_blas)
         if layer > 0:
             for j in range(H):
                 for b in range(n):
@@ -461,20 +462,21 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
                 g = 0
         else:
             if not tokens:
-                outer_accumulate(dax, plain(0), below, s + shift, acc, o_xh, n, plain(False))
-            outer_accumulate(dah, plain(0), hs, s, acc, o_hh, n, plain(False))
+                outer_accumulate(dax, unliteral(0), below, s + shift, acc, o_xh, n,
+                                 unliteral(False))  # fmt: skip
+            outer_accumulate(dah, unliteral(0), hs, s, acc, o_hh, n, unliteral(False))
         if use_blas:
-            blas_product_add(W_hh.T, dah[0], dh, plain(0))  # dh is now dh_{s-1}
+            blas_product_add(W_hh.T, dah[0], dh, unliteral(0))  # dh is now dh_{s-1}
             if layer > 0:
                 blas_product_add(W_xh.T, dax[0], leaving, s)
         else:
-            product_t_add(W_hh, dah, plain(0), dh, plain(0), n)
+            product_t_add(W_hh, dah, unliteral(0), dh, unliteral(0), n)
             if layer > 0:
-                product_t_add(W_xh, dax, plain(0), leaving, s, n)
+                product_t_add(W_xh, dax, unliteral(0), leaving, s, n)
     if first == 0 and own_start:  # what is left reaches the initial states
-        rows_accumulate(dh, plain(0), acc, o[H0], n, use_blas)
+        rows_accumulate(dh, unliteral(0), acc, o[H0], n, use_blas)
         if net.cell_state:
-            rows_accumulate(dc, plain(0), acc, o[C0], n, use_blas)
+            rows_accumulate(dc, unliteral(0), acc, o[C0], n, use_blas)
 
 
 @inline_always
@@ -486,10 +488,10 @@ def train_block(theta, net, x, y, mask, start, n, loss, scale, truncate, blk, ac
     go there (h, then c)."""
     T, L, H = x.shape[0], net.layers, net.hidden
     own_start = initial.shape[0] == 0
-    copy_in(x, y, mask, start, n, blk, plain(True))
+    copy_in(x, y, mask, start, n, blk, unliteral(True))
     initial_state(theta, net, blk, n, initial, start)
     for layer in range(L):
-        layer_forward(theta, net, blk, layer, T, n, plain(True), use_blas)
+        layer_forward(theta, net, blk, layer, T, n, unliteral(True), use_blas)
     if final.shape[0] > 0:
         for layer in range(L):
             for b in range(n):
@@ -543,10 +545,10 @@ def forward_block_of(theta, net, x, start, n, blk, logits, h_out, c_out, states,
     with ``states``, ``h_out`` / ``c_out`` (L, T, B, H); from ``initial`` (see
     :func:`initial_state`)."""
     T, L, H = x.shape[0], net.layers, net.hidden
-    copy_in(x, x, view(x, 0, (0, 0)), start, n, blk, plain(False))  # (no mask)
+    copy_in(x, x, view(x, 0, (0, 0)), start, n, blk, unliteral(False))  # (no mask)
     initial_state(theta, net, blk, n, initial, start)
     for layer in range(L):
-        layer_forward(theta, net, blk, layer, T, n, plain(False), use_blas)
+        layer_forward(theta, net, blk, layer, T, n, unliteral(False), use_blas)
     W_hy, b_y = head_weights(theta, net)
     top, zs = blk.hs[L - 1], blk.zs
     blas_head = use_blas and net.outputs >= NARROW
@@ -590,7 +592,7 @@ def _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_b
     blocks = (B + width - 1) // width
     own = training_share(per_block, columns, P)
     mine = work[block * own : (block + 1) * own]
-    blk = make_block(net, T, width, plain(True), use_blas, mine)
+    blk = make_block(net, T, width, unliteral(True), use_blas, mine)
     row_at = own - P
     # one column (BLAS blocks sum over lanes as they go): the row is the accumulator
     acc = _accumulator(mine, row_at if columns == 1 else per_block, P, columns)
@@ -667,7 +669,7 @@ def _make_sequence(theta, net, T, training, blas, work):
     where it ends."""
     I, H, G = net.inputs, net.hidden, net.gates
     GH, Tb = G * H, T if blas else 0
-    W_xh, W_hh, _, _ = layer_weights(theta, net, plain(0))
+    W_xh, W_hh, _, _ = layer_weights(theta, net, unliteral(0))
     WxT, at = carve(work, 0, (I, G, H))
     WhT, at = carve(work, at, (0 if blas else H, G, H))
     for g in range(G):
@@ -738,7 +740,7 @@ def _fill_bias(b_h, ah):
 def _sequence_forward(theta, net, x, b, seq, training, initial):
     """Sequence ``b`` forward from its initial state (``initial``: see
     :func:`initial_state`), products in loops."""
-    _, _, b_x, b_h = layer_weights(theta, net, plain(0))
+    _, _, b_x, b_h = layer_weights(theta, net, unliteral(0))
     cell, act, split, H = net.cell, net.act, net.split, net.hidden
     WxT, WhT, hs, cs, tape, ax, ah = seq.WxT, seq.WhT, seq.hs, seq.cs, seq.tape, seq.ax, seq.ah
     _sequence_start(theta, net, hs, cs, initial, b)
@@ -755,7 +757,7 @@ def _sequence_forward(theta, net, x, b, seq, training, initial):
 @inline_always
 def _sequence_forward_blas(theta, net, x, b, seq, training, initial):
     """The same, ``W_hh h_{t-1}`` through BLAS."""
-    _, W_hh, b_x, b_h = layer_weights(theta, net, plain(0))
+    _, W_hh, b_x, b_h = layer_weights(theta, net, unliteral(0))
     cell, act, split, G, H = net.cell, net.act, net.split, net.gates, net.hidden
     WxT, hs, cs, tape, ax, ah, rec = seq.WxT, seq.hs, seq.cs, seq.tape, seq.ax, seq.ah, seq.rec
     side = ah if split else ax
@@ -776,7 +778,7 @@ def _sequence_backward(theta, net, x, b, seq, dtop, grads):
     """Sequence ``b`` back through time from ``dtop (T, H)`` (W_hy^T dz_t), adding its
     gradients to ``grads``; products in loops."""
     gWx, gWh, gbx, gbh, gh0, gc0 = grads
-    _, W_hh, _, _ = layer_weights(theta, net, plain(0))
+    _, W_hh, _, _ = layer_weights(theta, net, unliteral(0))
     cell, act, G, H, I = net.cell, net.act, net.gates, net.hidden, net.inputs
     hs, cs, tape, dax, dah, dh, dc = seq.hs, seq.cs, seq.tape, seq.dax, seq.dah, seq.dh, seq.dc
     for j in range(H):
@@ -807,7 +809,7 @@ def _sequence_backward(theta, net, x, b, seq, dtop, grads):
 def _sequence_backward_blas(theta, net, x, b, seq, dtop, grads):
     """The same, ``W_hh^T dah`` through BLAS and the weight gradients one product each."""
     gWx, gWh, gbx, gbh, gh0, gc0 = grads
-    _, W_hh, _, _ = layer_weights(theta, net, plain(0))
+    _, W_hh, _, _ = layer_weights(theta, net, unliteral(0))
     cell, act, G, H, I = net.cell, net.act, net.gates, net.hidden, net.inputs
     T, GH = x.shape[0], net.gates * net.hidden
     hs, cs, tape, dax, dah, dh, dc = seq.hs, seq.cs, seq.tape, seq.dax, seq.dah, seq.dh, seq.dc
@@ -986,7 +988,7 @@ def _blocks_pass(x, y, mask, theta, plan, settings, work, initial, final):
     share, shares = settings[8], settings[9]
     T, B, P = x.shape[0], x.shape[1], theta.shape[0]
     width, blocks, per_block, columns, _ = _layout(net, P, T, B, lanes, use_blas, settings[6],
-                                                   plain(True))  # fmt: skip
+                                                   unliteral(True))  # fmt: skip
     scale = loss_scale(mask, net.outputs, loss, mean != 0)
     for block in range(share, blocks, shares):
         _train_one_block(theta, net, x, y, mask, loss, scale, truncate, width, use_blas, work,
@@ -1052,7 +1054,7 @@ def _time_major_in(x, y, mask, settings, work, lengths):
     B, T, I, O = x.shape[0], x.shape[1], x.shape[2], y.shape[2]
     xs, ys = view(work, 0, (T, B, I)), view(work, T * B * I, (T, B, O))
     valid = view(work, T * B * (I + O), (T, B))
-    n = time_major(x, lengths, xs, valid, plain(False))
+    n = time_major(x, lengths, xs, valid, unliteral(False))
     if n > 0 and time_major(y, lengths, ys, valid[:0], settings[0] == BCE) != n:
         n = -1  # (y failed its check)
     ok, n = n > 0, max(n, 1)  # (the views below stay valid, unused, when not ok)
@@ -1108,7 +1110,7 @@ def finish_blocks(mask, theta, plan, settings, work, grad_out, numbers, first, s
     T, B, P = mask.shape[0], mask.shape[1], theta.shape[0]
     use_blas = settings[4] != 0
     _, blocks, per_block, columns, _ = _layout(net, P, T, B, settings[3], use_blas, settings[6],
-                                               plain(True))  # fmt: skip
+                                               unliteral(True))  # fmt: skip
     value, grad = _sum_blocks(work, blocks, per_block, columns, P)
     value *= loss_scale(mask, net.outputs, _loss_code(settings), settings[1] != 0)
     return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
@@ -1138,7 +1140,7 @@ def _forward_padded_in(x, theta, settings, work, logits, lengths):
         return x, logits, work, x.shape[0]
     B, T, I, O = x.shape[0], x.shape[1], x.shape[2], logits.shape[2]
     xs = view(work, 0, (T, B, I))
-    n = time_major(x, lengths, xs, view(work, 0, (0, B)), plain(False))
+    n = time_major(x, lengths, xs, view(work, 0, (0, B)), unliteral(False))
     n = n if n > 0 and all_finite(theta) else 0
     m = max(n, 1)  # (the views below stay valid, unused, when a check failed)
     used = padded_size(T, B, I + O)
@@ -1176,7 +1178,7 @@ def forward_blocks(x, theta, plan, settings, initial, work, logits, h_out, c_out
     net = make_net(plan)
     lanes, use_blas, states = settings[3], settings[4] != 0, h_out.shape[0] > 0
     width, blocks, per_block, _, _ = _layout(net, theta.shape[0], x.shape[0], x.shape[1], lanes,
-                                             use_blas, settings[6], plain(False))  # fmt: skip
+                                             use_blas, settings[6], unliteral(False))  # fmt: skip
     _forward_share(theta, net, x, blocks, settings[9], settings[8], width, per_block, work,
                    logits, h_out, c_out, states, initial, use_blas)  # fmt: skip
     _forward_padded_out(logits, out, settings, lengths, n)
@@ -1189,7 +1191,7 @@ def _forward_share(theta, net, x, blocks, shares, share, width, per_block, work,
     """Blocks ``share, share + shares, ...`` of the batch's forward pass, in share
     ``share`` of ``work``."""
     T, B = x.shape[0], x.shape[1]
-    blk = make_block(net, T, width, plain(False), use_blas,
+    blk = make_block(net, T, width, unliteral(False), use_blas,
                      work[share * per_block : (share + 1) * per_block])  # fmt: skip
     for block in range(share, blocks, shares):
         start = block * width

@@ -16,9 +16,9 @@ from rnnlab.kernels.compiled.math import (
     inline,
     inline_always,
     one,
-    plain,
     sigmoid,
     tanh,
+    unliteral,
     zero,
 )
 from rnnlab.kernels.compiled.products import blas_product_add, product_add
@@ -129,14 +129,14 @@ def loss_scale(mask, outputs, loss, mean):
 def head_forward(W_hy, b_y, hs, t, z, n):
     """Logits ``z[0] (O, n) = W_hy hs[t] + b_y``; hs (T + 1, H, m)."""
     _head_bias(b_y, z, n)
-    product_add(W_hy, hs, t, z, plain(0), n)
+    product_add(W_hy, hs, t, z, unliteral(0), n)
 
 
 @inline
 def blas_head_forward(W_hy, b_y, h, z, n):
     """The same through BLAS, from ``h = hs[t]`` (H, m)."""
     _head_bias(b_y, z, n)
-    blas_product_add(W_hy, h, z, plain(0))
+    blas_product_add(W_hy, h, z, unliteral(0))
 
 
 @inline

@@ -75,7 +75,7 @@ def hold(*arrays):
 
 
 @intrinsic
-def plain(typingctx, value):
+def unliteral(typingctx, value):
     """``value`` as a value of its type, not as the constant it is, for an argument of a
     compiled helper.
 
@@ -83,14 +83,15 @@ def plain(typingctx, value):
     of its own (``Literal[int](0)``, ``Literal[bool](True)``): a helper called with
     ``0`` at one call site and with a variable at another was compiled twice, and each
     copy linked and optimized again into every function above it. Call sites that pass
-    a constant to a helper that other sites call with a variable wrap it in ``plain``.
+    a constant to a helper that other sites call with a variable wrap it in ``unliteral``
+    (named after numba's ``types.unliteral``).
     """
-    plain_type = types.unliteral(value)
+    value_type = types.unliteral(value)
 
     def codegen(context, builder, signature, args):
         return context.cast(builder, args[0], signature.args[0], signature.return_type)
 
-    return plain_type(value), codegen
+    return value_type(value), codegen
 
 
 _LOG2E = 1.4426950408889634
