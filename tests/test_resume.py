@@ -259,7 +259,7 @@ def interrupt_every_stretch(monkeypatch) -> None:
     monkeypatch.setattr(OnlineLearner, "learn", interrupted)
 
 
-def train_online(out, max_steps: int) -> int:
+def cli_train_online(out, max_steps: int) -> int:
     """``rnnlab train shift --online rtrl``'s exit code."""
     return main(["train", "shift", "--online", "rtrl", "--max-steps", str(max_steps),
                  "--no-plot", "--quiet", "--out", str(out)])  # fmt: skip
@@ -268,7 +268,7 @@ def train_online(out, max_steps: int) -> int:
 def test_ctrl_c_saves_an_online_run_and_does_not_offer_to_resume_it(tmp_path, monkeypatch,
                                                                      capsys):  # fmt: skip
     interrupt_every_stretch(monkeypatch)
-    assert train_online(tmp_path, 100000) == 130
+    assert cli_train_online(tmp_path, 100000) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
     run = only_run(tmp_path)
     assert err == f"interrupted after step 100; the run is saved in {run}"
@@ -289,22 +289,22 @@ def test_ctrl_c_in_the_last_update_of_text_and_online_runs_is_not_lost(
     interrupt_at(12)
     ended = train_text(path, out=tmp_path / "text", **options)
     assert ended.steps == 12 and not ended.interrupted and ended.ctrl_c_at_end
-    assert not train_text(path, **options).ctrl_c_at_end
+    assert not train_text(path, out=None, **options).ctrl_c_at_end
     interrupt_at(12)
     argv = ["train", "text", "--data", str(path), "--hidden", "8", "--length", "5",
             "--batch-size", "4", "--max-steps", "12", "--backend", "numpy"]  # fmt: skip
     assert main([*argv, "--out", str(tmp_path / "cli")]) == 130
     run = only_run(tmp_path / "cli")
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == f"interrupted as the run ended (after update 12); the run is saved in {run}"
+    out, err = capsys.readouterr()
+    assert "held-out:" in out and "sample:" not in out  # (the result, then the Ctrl-C)
+    last = err.strip().splitlines()[-1]
+    assert last == f"interrupted as the run ended (reached max_steps=12); the run is saved in {run}"
 
     interrupt_every_stretch(monkeypatch)  # (the first stretch is the whole run)
-    assert train_online(tmp_path / "online", 100) == 130
+    assert cli_train_online(tmp_path / "online", 100) == 130
     run = only_run(tmp_path / "online")
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("interrupted as the run ended (") and err.endswith(
-        f"); the run is saved in {run}"
-    )
+    assert err == f"interrupted as the run ended (reached max_steps=100); the run is saved in {run}"
     config = json.loads((run / "config.json").read_text())
     assert not config["interrupted"] and config["steps"] == 100
 

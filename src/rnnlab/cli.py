@@ -334,14 +334,14 @@ def _train_text(data: Path | None, *, hidden=None, cell="elman", layers=None, le
               f"{result.run_dir}; continue it with: rnnlab train --resume {result.run_dir}",
               file=sys.stderr)  # fmt: skip
         raise typer.Exit(130)
-    if result.ctrl_c_at_end:  # (the run ended as it came: whole, nothing to continue)
-        print(f"interrupted as the run ended (after update {result.steps}); the run is saved "
-              f"in {result.run_dir}", file=sys.stderr)  # fmt: skip
-        raise typer.Exit(130)
     base = result.baselines
     print(f"held-out: {result.bits:.3f} bits per character (character unigram "
           f"{base['unigram']:.3f}, bigram {base['bigram']:.3f}); "
           f"{result.seconds:.1f} s")  # fmt: skip
+    if result.ctrl_c_at_end:  # (the run ended as it came: whole, nothing to continue)
+        print(f"interrupted as the run ended (reached max_steps={result.steps}); the run is "
+              f"saved in {result.run_dir}", file=sys.stderr)  # fmt: skip
+        raise typer.Exit(130)
     rng = np.random.default_rng(seed)
     print("sample: " + repr(sample(result.model, result.vocabulary, 200, temperature=0.7,
                                    rng=rng)))  # fmt: skip
