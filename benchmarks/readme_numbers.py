@@ -131,6 +131,12 @@ def demo_rows(s: str, out: Path) -> str:
     return s
 
 
+def _span(values: list[float]) -> str:
+    """``"2.2-2.4"``, or ``"2.3"`` when the values round alike."""
+    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
+    return low if low == high else f"{low}-{high}"
+
+
 def rewrite(out: Path) -> None:
     before = out / "grid_before.txt"
     before.write_text(subprocess.run(["git", "show", f"{BEFORE_COMMIT}:docs/speed_grid.txt"],
@@ -242,7 +248,7 @@ def rewrite(out: Path) -> None:
         text = (
             "Start-up (`python benchmarks/speed.py --startup`, fresh processes): "
             "`rnnlab train shift`\n"
-            f"takes {min(warm):.1f}-{max(warm):.1f} s from the shell with a warm kernel cache, "
+            f"takes {_span(warm)} s from the shell with a warm kernel cache, "
             f"and {float(cold):.0f} s the first time, when\n"
             "numba compiles the kernels it needs into `__pycache__` (one driver for every cell:\n"
             "the first use of each way of running a batch compiles it for every cell at once).\n"
