@@ -79,12 +79,12 @@ def unliteral(typingctx, value):
     """``value`` as a value of its type, not as the constant it is, for an argument of a
     compiled helper.
 
-    numba compiles a function once per types of its arguments, and a constant is a type
-    of its own (``Literal[int](0)``, ``Literal[bool](True)``): a helper called with
-    ``0`` at one call site and with a variable at another was compiled twice, and each
-    copy linked and optimized again into every function above it. Call sites that pass
-    a constant to a helper that other sites call with a variable wrap it in ``unliteral``
-    (named after numba's ``types.unliteral``).
+    numba compiles a function once per combination of argument types, and a constant is
+    a type of its own (``Literal[int](0)``, ``Literal[bool](True)``): a helper called
+    with ``0`` at one call site and with a variable at another was compiled twice, and
+    each copy linked and optimized again into every function above it. Call sites that
+    pass a constant to a helper that other sites call with a variable wrap it in
+    ``unliteral`` (named after numba's ``types.unliteral``).
     """
     value_type = types.unliteral(value)
 
