@@ -1,6 +1,7 @@
 """Rerun every benchmark the README quotes and write its numbers into README.md.
 
     python benchmarks/readme_numbers.py OUT_DIR [--reuse] [--only NAME,NAME] [--sweeps]
+                                                [--timings]
 
 Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README quotes
 (``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
@@ -12,9 +13,12 @@ keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs th
 ``--only``: rerun these outputs, e.g. ``tasks.md,scaling.txt``, and reuse the rest),
 then replaces the README's tables, grid excerpt, summary and timings with them
 (``--sweeps``: the sweep tables alone, the paper-scale one aside unless ``--only``
-names it; each records the machine it ran on, see ``docs_check.py``). The
+names it; each records the machine it ran on, see ``docs_check.py``; ``--timings``: the
+user-path table and the start-up paragraph alone, from ``speed.py --api`` and ``speed.py
+--startup``, whose outputs are kept in docs/ as well). The
 summary compares the grid with the previous backend's (``git show
-8a806a5:docs/speed_grid.txt``). ``make docs-check`` checks the sweep tables alone.
+8a806a5:docs/speed_grid.txt``). ``make docs-check`` reruns the sweep tables and the demo's
+rows; ``tests/test_readme_tables.py`` checks the timings against the outputs kept in docs/.
 """
 
 from __future__ import annotations
@@ -137,6 +141,55 @@ def _span(values: list[float]) -> str:
     return low if low == high else f"{low}-{high}"
 
 
+#: where ``speed.py --api`` and ``speed.py --startup`` outputs are kept (the README's
+#: numbers from them; ``tests/test_readme_tables.py`` checks that they are)
+API_OUTPUT, STARTUP_OUTPUT = ROOT / "docs/speed_api.txt", ROOT / "docs/startup.txt"
+
+
+def timings(s: str, api: str, startup: str) -> str:
+    """``s`` (the README) with its user-path table and start-up paragraph written from the
+    outputs of ``speed.py --api`` (``api``) and ``speed.py --startup`` (``startup``)."""
+    text = (
+        "The paths a user takes, on padded batch-first float32 arrays with lengths\n"
+        "(`python benchmarks/speed.py --api`): `fit` per update (its own clock, Adam on random\n"
+        "mini-batches, as a PyTorch loop does), `model.loss_and_grad(X, Y, lengths=L)` against "
+        "a\nPyTorch forward and backward, `model.predict_proba(X, lengths=L)` against a "
+        "`no_grad`\nforward; rnnlab's speed over PyTorch's with one thread (`t1`) and its "
+        "default threads\n(`tN`, at H = 256), and `lg/step`, what the array path costs over "
+        "the training pass on a\nprepared batch (the two measured back to back); all measured "
+        "on another 2-core machine\nthan the grid above, an AMD EPYC virtual machine that runs "
+        "the same Python code slower:\n\n```text\n" + api + "```\n\n"
+    )
+    a = s.index("The paths a user takes")
+    b = s.index("How (the whole design")
+    s = s[:a] + text + s[b:]
+    cold_all = re.search(r"kernels cold.*?process\s+([\d.]+) s", startup).group(1)
+    warm_all = re.search(r"kernels warm.*?first calls.*?([\d.]+) s", startup).group(1)
+    tr = re.findall(r"rnnlab train shift (cold|warm).*?([\d.]+) s wall", startup)
+    cold = next(v for k, v in tr if k == "cold")
+    warm = [float(v) for k, v in tr if k == "warm"]
+    text = (
+        "Start-up (`python benchmarks/speed.py --startup`, fresh processes): "
+        "`rnnlab train shift`\n"
+        f"takes {_span(warm)} s from the shell with a warm kernel cache, "
+        f"and {float(cold):.0f} s the first time, when\n"
+        "numba compiles the kernels it needs into `__pycache__` (one driver for every cell:\n"
+        "the first use of each way of running a batch compiles it for every cell at once).\n"
+        "The snippet's first calls (every cell at H = 2 and 64, a few sequences, float32 "
+        "and float64)\n"
+        f"take {float(cold_all):.0f} s cold and {float(warm_all):.1f} s warm.\n\n"
+    )
+    a = s.index("Start-up (`python benchmarks")
+    b = s.index("## Layout")
+    return s[:a] + text + s[b:]
+
+
+def keep_timings(out: Path) -> None:
+    """Keep ``OUT/api.txt`` and ``OUT/startup.txt`` in docs/ (what the README says)."""
+    API_OUTPUT.write_text((out / "api.txt").read_text())
+    STARTUP_OUTPUT.write_text((out / "startup.txt").read_text())
+
+
 def rewrite(out: Path) -> None:
     before = out / "grid_before.txt"
     before.write_text(subprocess.run(["git", "show", f"{BEFORE_COMMIT}:docs/speed_grid.txt"],
@@ -219,48 +272,21 @@ def rewrite(out: Path) -> None:
         f"pause: OpenMP threads keep spinning after their last parallel region, and without the\n"
         f"pause they slowed whichever implementation ran next.\n\n"
     )
-    api = (
-        "The paths a user takes, on padded batch-first float32 arrays with lengths\n"
-        "(`python benchmarks/speed.py --api`): `fit` per update (its own clock, Adam on random\n"
-        "mini-batches, as a PyTorch loop does), `model.loss_and_grad(X, Y, lengths=L)` against "
-        "a\nPyTorch forward and backward, `model.predict_proba(X, lengths=L)` against a "
-        "`no_grad`\nforward; rnnlab's speed over PyTorch's with one thread (`t1`) and its "
-        "default threads\n(`tN`, at H = 256), and `lg/step`, what the array path costs over "
-        "the training pass on a\nprepared batch:\n\n"
-        "```text\n" + open(out / "api.txt").read() + "```\n\n"
-    )
     a = s.index("Over the whole grid")
-    b = s.index("How (the whole design")
-    s = s[:a] + prose + api + s[b:]
+    b = s.index("The paths a user takes")
+    s = s[:a] + prose + s[b:]
     # solve
     solve = open(out / "solve.txt").read().strip()
     a = s.index("```text\n# shift, task defaults")
     b = s.index("```", a + 8)
     s = s[:a] + "```text\n" + solve + "\n" + s[b:]
-    # startup
+    # the user paths and start-up (their outputs also kept in docs/, which the tests check)
     try:
-        st = open(out / "startup.txt").read()
-        cold_all = re.search(r"kernels cold.*?process\s+([\d.]+) s", st).group(1)
-        warm_all = re.search(r"kernels warm.*?first calls.*?([\d.]+) s", st).group(1)
-        tr = re.findall(r"rnnlab train shift (cold|warm).*?([\d.]+) s wall", st)
-        cold = next(v for k, v in tr if k == "cold")
-        warm = [float(v) for k, v in tr if k == "warm"]
-        text = (
-            "Start-up (`python benchmarks/speed.py --startup`, fresh processes): "
-            "`rnnlab train shift`\n"
-            f"takes {_span(warm)} s from the shell with a warm kernel cache, "
-            f"and {float(cold):.0f} s the first time, when\n"
-            "numba compiles the kernels it needs into `__pycache__` (one driver for every cell:\n"
-            "the first use of each way of running a batch compiles it for every cell at once).\n"
-            "The snippet's first calls (every cell at H = 2 and 64, a few sequences, float32 "
-            "and float64)\n"
-            f"take {float(cold_all):.0f} s cold and {float(warm_all):.1f} s warm.\n\n"
-        )
-        a = s.index("Start-up (`python benchmarks")
-        b = s.index("## Layout")
-        s = s[:a] + text + s[b:]
-    except (OSError, AttributeError, IndexError) as err:
-        print("start-up numbers not updated:", err)
+        s = timings(s, (out / "api.txt").read_text(), (out / "startup.txt").read_text())
+    except OSError as err:
+        print("user-path and start-up numbers not updated:", err)
+    else:
+        keep_timings(out)
     open(README, "w").write(s)
 
 
@@ -278,10 +304,16 @@ def main() -> int:
         only.add("eval.txt")
     if "--sweeps" in sys.argv:  # the sweep tables alone
         only = {f"{name}.md" for name in SWEEPS} - {"adding_le.md"} if only is None else only
+    if "--timings" in sys.argv:  # the user-path table and the start-up paragraph alone
+        only = {"api.txt", "startup.txt"}
     if "--reuse" not in sys.argv:
         run_all(out, only)
     if "--sweeps" in sys.argv:
         README.write_text(sweep_tables(README.read_text(), out))
+    elif "--timings" in sys.argv:
+        api, startup = (out / "api.txt").read_text(), (out / "startup.txt").read_text()
+        README.write_text(timings(README.read_text(), api, startup))
+        keep_timings(out)
     else:
         rewrite(out)
     return 0

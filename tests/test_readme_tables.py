@@ -63,3 +63,17 @@ def test_the_demo_rows_are_rewritten_from_the_demo_run(scripts, tmp_path):
         "│ lengths 4-10 │ 1000 │ 0.4 │\n│ length 1000  │ 200 │ 0.5 │\n│ W_xh[0, 0] │ +2 │\n"
         "shift, 100 sequences of length 1000: loss 0.6\n"
     )
+
+
+def test_the_timings_are_what_the_kept_benchmark_outputs_say(scripts):
+    """The user-path table and the start-up paragraph are ``readme_numbers.py --timings``'s
+    rendering of ``speed.py --api`` and ``speed.py --startup`` outputs kept in docs/: no
+    number in them is edited by hand, and a rerun that writes them writes both."""
+    _, readme_numbers = scripts
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    api = readme_numbers.API_OUTPUT.read_text()
+    startup = readme_numbers.STARTUP_OUTPUT.read_text()
+    assert readme_numbers.timings(readme, api, startup) == readme
+    assert "```text\n" + api + "```" in readme
+    changed = api.replace("lstm     16", "lstm     17", 1)
+    assert readme_numbers.timings(readme, changed, startup) != readme
