@@ -381,11 +381,11 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
         elif use_blas and not narrow:
             blas_product_add(W_xh, below[t + shift], ax, unliteral(0))
         else:  # (BLAS: a product this small costs more in the call than the work)
-            product_add(W_xh, below, t + shift, ax, unliteral(0), n)
+            product_add(W_xh, below, t + shift, ax, 0, n)
         if use_blas:
             blas_product_add(W_hh, hs[t], side, unliteral(0))
         else:
-            product_add(W_hh, hs, t, side, unliteral(0), n)
+            product_add(W_hh, hs, t, side, 0, n)
         forward_block(cell, act, ax, ah, hs, cs, tape, t, t if training else 0, n)
 
 

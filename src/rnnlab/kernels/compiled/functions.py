@@ -129,7 +129,7 @@ def loss_scale(mask, outputs, loss, mean):
 def head_forward(W_hy, b_y, hs, t, z, n):
     """Logits ``z[0] (O, n) = W_hy hs[t] + b_y``; hs (T + 1, H, m)."""
     _head_bias(b_y, z, n)
-    product_add(W_hy, hs, t, z, unliteral(0), n)
+    product_add(W_hy, hs, t, z, 0, n)
 
 
 @inline
