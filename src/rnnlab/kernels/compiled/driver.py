@@ -412,8 +412,7 @@ def layer_sweep(theta, net, blk, acc, layer, end, first, only_end, n, use_blas, 
     dbias = blk.dah if net.bias_inside else blk.dax  # at the input bias
     gather, cell, act, split = blk.gather, net.cell, net.act, net.split
     o_xh, o_hh, o_bx, o_bh = o[W_XH], o[W_HH], o[B_X], o[B_H]
-    chunk = gather_steps(blk.xs.shape[0], dax.shape[2], unliteral(True),
-                         use_blas)  # 0: one per step  # fmt: skip
+    chunk = gather_steps(blk.xs.shape[0], dax.shape[2], unliteral(True), use_blas)  # 0: each step
     tokens, ids = layer == 0 and blk.onehot[0] != 0.0, blk.ids  # one-hot inputs: columns
     for j in range(H):
         for b in range(n):
