@@ -309,7 +309,8 @@ def test_unknown_cell_codes_are_refused():
         driver.backprop_sequences(x, y, mask, np.zeros(net.size), plan.astype(np.int64),
                                   settings, np.zeros(10_000), empty, empty,
                                   np.zeros(0, np.int64), np.zeros(net.size),
-                                  *compiled._NO_UPDATE[np.dtype(np.float64)])  # fmt: skip
+                                  *compiled._NO_UPDATE[np.dtype(np.float64)], compiled._NO_STEPS,
+                                  compiled._NO_RECORD)  # fmt: skip
 
 
 def test_backend_selection():

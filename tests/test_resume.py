@@ -87,6 +87,31 @@ def test_fit_resumed_from_a_saved_state_equals_the_run_that_went_through(tmp_pat
     assert rest.best == through.best and rest.stop_reason == through.stop_reason
 
 
+def test_ctrl_c_during_many_updates_in_one_call_stops_after_them(monkeypatch):
+    """The compiled backend makes many updates in one call (up to the next evaluation):
+    a Ctrl-C during one stops the run after them, and it resumes exactly."""
+    settings = {**SETTINGS, "eval_every": 20}
+    whole = fresh("numba")
+    through = rnnlab.fit(whole, "parity", **settings)
+    calls, original = [], TrainStep.many
+
+    def many(self, data, index, rates):
+        made = sum(calls)
+        calls.append(len(index))
+        if made < 30 <= made + len(index):  # (the call that makes update 30)
+            signal.raise_signal(signal.SIGINT)
+        return original(self, data, index, rates)
+
+    monkeypatch.setattr(TrainStep, "many", many)
+    model = fresh("numba")
+    first = rnnlab.fit(model, "parity", **settings)
+    assert max(calls) > 1 and first.interrupted and first.steps == sum(calls) >= 30
+    rest = rnnlab.fit(model, "parity", resume=first.state, **settings)
+    assert rest.steps == 60 and np.array_equal(model.params.flat, whole.params.flat)
+    drop = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop(rest.rows) == drop(through.rows)
+
+
 def test_fit_resumes_in_memory_and_from_a_run_directory(tmp_path):
     whole = fresh()
     rnnlab.fit(whole, "parity", **SETTINGS)

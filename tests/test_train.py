@@ -372,3 +372,83 @@ def test_callbacks_log_checkpoint_and_see_every_step(tmp_path):
     assert evaluate(saved, val, get_task("shift"))["loss"] == pytest.approx(best.best)
     with pytest.raises(ValueError, match="unknown monitor"):
         Checkpoint(tmp_path / "x.safetensors", monitor="loss")
+
+
+class _EveryStep:
+    """An ``on_step`` callback: fit then makes one update per backend call."""
+
+    def on_step(self, step, loss, norm):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("cell", "dtype", "hidden", "batch_size"),
+    [("elman", "float64", 3, 16), ("gru", "float32", 4, 2), ("lstm", "float64", 40, 8)],
+)  # blocks of sequences; one sequence at a time; products through BLAS
+def test_fit_makes_many_updates_per_backend_call_with_the_same_bits(
+        monkeypatch, cell, dtype, hidden, batch_size):  # fmt: skip
+    from rnnlab.train import TrainStep
+
+    calls = []
+    original = TrainStep.many
+
+    def counted(self, data, index, rates):
+        calls.append(len(index))
+        return original(self, data, index, rates)
+
+    monkeypatch.setattr(TrainStep, "many", counted)
+    rng = np.random.default_rng(0)
+    X = [rng.integers(0, 2, size=n).tolist() for n in rng.integers(3, 12, size=40)]
+    Y = [[0, *x[:-1]] for x in X]  # sequences of 3 to 11 steps: each batch trimmed to its own
+    settings = dict(batch_size=batch_size, max_steps=90, eval_every=40, schedule="cosine",
+                    warmup=7, clip=0.5, weight_decay=1e-3, seed=5, restore_best=False,
+                    stop_when_solved=False)  # fmt: skip
+    runs = []
+    for callbacks in ([_EveryStep()], []):
+        model = rnnlab.RNN(1, hidden, 1, cell=cell, dtype=dtype, seed=2, backend="numba")
+        calls.clear()
+        history = fit(model, (X, Y), callbacks=callbacks, **settings)
+        runs.append((model.params.flat.copy(), history, list(calls)))
+    (one, one_history, one_calls), (many, many_history, many_calls) = runs
+    assert set(one_calls) == {1} and len(one_calls) == 90
+    assert max(many_calls) > 1 and sum(many_calls) == 90  # (up to each evaluation)
+    assert not np.allclose(one, rnnlab.RNN(1, hidden, 1, cell=cell, dtype=dtype, seed=2)
+                           .params.flat)  # it trained  # fmt: skip
+    np.testing.assert_array_equal(many, one)  # bit for bit
+    drop = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop(many_history.rows) == drop(one_history.rows) and len(one_history.rows) == 3
+    for key, value in one_history.state.optimizer.items():
+        np.testing.assert_array_equal(many_history.state.optimizer[key], value)
+    assert many_history.state.rng == one_history.state.rng
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_many_updates_stop_after_the_first_that_is_not_finite(backend):
+    """``TrainStep.many`` in one backend call does what its updates one at a time do, and
+    stops after the first whose loss is NaN (that one not applied)."""
+    from rnnlab.optim import make_optimizer
+    from rnnlab.train import TrainStep
+
+    train = get_task("shift").generate(20, np.random.default_rng(0), lengths=(4, 9))
+    index = np.stack([np.random.default_rng(k).permutation(20)[:5] for k in range(8)])
+    bad = min(set(index[3]) - set(index[:3].ravel()))
+    train.x[1, bad, 0] = np.nan  # update 3 meets it
+    rates = [0.1, 0.05, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
+    made = []
+    for many in (True, False):
+        model = rnnlab.RNN(seed=4, backend=backend)
+        step = TrainStep(model, make_optimizer("adam", lr=0.3), clip=0.5)
+        if many:
+            record = step.many(train, index, rates)
+        else:
+            rows = []
+            for k in range(4):
+                step.optimizer.lr = rates[k]
+                rows.append(step(train.take(index[k])))
+            record = np.array(rows)
+        made.append((record, model.params.flat.copy(), step.optimizer))
+    (record, weights, optimizer), (expected, expected_weights, _) = made
+    assert record.shape == (4, 2) and np.isnan(record[3]).all() and np.isfinite(record[:3]).all()
+    np.testing.assert_array_equal(record, expected)
+    np.testing.assert_array_equal(weights, expected_weights)
+    assert optimizer.state["flat"]["step"] == 3 and optimizer.lr == 0.1

@@ -241,6 +241,42 @@ class TrainStep:
             return loss, float(np.linalg.norm(grad))
         return loss, optimizer.step_flat(theta, grad, max_norm=self.clip)
 
+    def many(self, data: Batch, index: np.ndarray, rates) -> np.ndarray:
+        """Updates on the batches ``data.take(index[k])`` at learning rates ``rates[k]``,
+        ``k = 0, 1, ...`` (``index (K, B)``), stopping after the first whose loss or
+        gradient norm is not finite (that update not made): ``(k, 2)`` their losses and
+        norms. The same bits as ``k`` calls of :meth:`__call__`, made in one backend call
+        where the backend has one (``train_steps``: the compiled backend, a flat
+        optimizer, no truncation that could cut a batch, blocks on one thread). The
+        optimizer's ``lr`` is the last rate used."""
+        model, optimizer = self.model, self.optimizer
+        data = model.batch(data)
+        if data.y is None:
+            raise ValueError("a training step needs a batch with targets")
+        K = len(index)
+        run = getattr(self.trainer(), "train_steps", None)
+        update = None if run is None or K < 2 else optimizer.flat_update(model.params.flat,
+                                                                          self.clip)  # fmt: skip
+        if update is not None:
+            record = np.empty((K, 3))
+            record[:, 0] = rates
+            if run(model.params.flat, data.x, data.y, data.mask, data.lengths,
+                   np.asarray(index, np.int64), record, update):  # fmt: skip
+                finite = np.isfinite(record[:, 1:]).all(axis=1)
+                made = K if finite.all() else int(np.argmin(finite))
+                done = min(made + 1, K)
+                optimizer.lr = float(rates[done - 1])
+                optimizer.advance_flat(made)
+                return record[:done, 1:]
+        rows = []
+        for k in range(K):
+            optimizer.lr = float(rates[k])
+            loss, norm = self(data.take(index[k]))
+            rows.append((loss, norm))
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                break
+        return np.array(rows).reshape(-1, 2)
+
     def warm(self, batch: Batch) -> None:
         """Run the backend call :meth:`__call__` makes for ``batch`` on copies of the
         weights and the optimizer's state: its kernels are loaded (or compiled, on a
@@ -362,82 +398,54 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
     bar = _ProgressBar(max_steps, enabled=progress)
     # (overflow in a diverging run is caught below and reported; numpy need not warn)
     with bar, StopOnInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore"):
-        while s.step < max_steps:
+        stopped, per_update = False, None
+        # (many updates per backend call where the backend makes them; callbacks see each)
+        batched = (getattr(train_step.trainer(), "train_steps", None) is not None
+                   and not on_step and train.size >= batch_size)  # fmt: skip
+        while s.step < max_steps and not stopped:
             if interrupt.requested:
                 history.interrupted = True
                 history.stop_reason = f"interrupted (Ctrl-C) after step {s.step}"
                 break
-            if len(s.order) < batch_size:
-                s.order = np.concatenate([s.order, rng.permutation(train.size)])
-            index, s.order = s.order[:batch_size], s.order[batch_size:]
-            optimizer.lr = schedule(s.step)
-            loss, norm = train_step(train.take(index))
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                what = (
-                    f"loss became {loss}"
-                    if not math.isfinite(loss)
-                    else f"gradient norm became {norm}"
-                )
-                history.diverged = True
-                if s.good is None:
-                    history.trained = False
-                    model.params.flat[...] = s.initial
-                    history.stop_reason = (
-                        f"{what} at step {s.step + 1}, before any weights were evaluated as "
-                        "finite: nothing trained, the weights are as they started (try a "
-                        "smaller --lr or gradient clipping)"
+            n = _updates_in_one_call(s.step, config.eval_every, max_steps, per_update, batched)
+            index = _next_batches(s, rng, train.size, batch_size, n)
+            called = time.perf_counter()
+            made = train_step.many(train, index, [schedule(s.step + k) for k in range(n)])
+            per_update = (time.perf_counter() - called) / len(made)
+            for loss, norm in made.tolist():
+                if not (math.isfinite(loss) and math.isfinite(norm)):
+                    what = (
+                        f"loss became {loss}"
+                        if not math.isfinite(loss)
+                        else f"gradient norm became {norm}"
                     )
-                else:
-                    model.params.flat[...] = s.good
-                    history.stop_reason = (
-                        f"{what} at step {s.step + 1}; returned to the weights evaluated at "
-                        f"step {s.good_step} (try a smaller --lr or gradient clipping)"
-                    )
-                break
-            s.step += 1
-            step = s.step
-            s.running_loss += loss
-            s.seen += 1
-            for call in on_step:
-                call(step, loss, norm)
+                    history.diverged = stopped = True
+                    if s.good is None:
+                        history.trained = False
+                        model.params.flat[...] = s.initial
+                        history.stop_reason = (
+                            f"{what} at step {s.step + 1}, before any weights were evaluated "
+                            "as finite: nothing trained, the weights are as they started (try "
+                            "a smaller --lr or gradient clipping)"
+                        )
+                    else:
+                        model.params.flat[...] = s.good
+                        history.stop_reason = (
+                            f"{what} at step {s.step + 1}; returned to the weights evaluated "
+                            f"at step {s.good_step} (try a smaller --lr or gradient clipping)"
+                        )
+                    break
+                s.step += 1
+                step = s.step
+                s.running_loss += loss
+                s.seen += 1
+                for call in on_step:
+                    call(step, loss, norm)
 
-            if step % config.eval_every == 0 or step == max_steps:
-                metrics = evaluate(model, val, task)
-                row = {
-                    "step": step,
-                    "seconds": round(time.perf_counter() - start, 6),
-                    "lr": optimizer.lr,
-                    "train_loss": s.running_loss / s.seen,
-                    "val_loss": metrics["loss"],
-                    "val_step_accuracy": metrics["step_accuracy"],
-                    "val_sequence_accuracy": metrics["sequence_accuracy"],
-                }
-                history.rows.append(row)
-                s.running_loss, s.seen = 0.0, 0
-                bar.update(step, row)
-                if math.isfinite(metrics["loss"]):
-                    s.good, s.good_step = model.params.flat.copy(), step
-                s.last_solved = task.is_solved(metrics) and _every_string_right(model, task)
-                score = rank(metrics)
-                if math.isfinite(metrics["loss"]) and (s.best_score is None
-                                                       or score > s.best_score):  # fmt: skip
-                    s.best_score, s.evals_since_best = score, 0
-                    s.best, s.best_solved = model.params.flat.copy(), s.last_solved
-                    history.best = metrics
-                else:
-                    s.evals_since_best += 1
-                for call in on_eval:
-                    call(step, row, model)
-                if s.last_solved and config.stop_when_solved:
-                    history.solved = True
-                    history.stop_reason = f"solved at step {step}"
-                    break
-                if config.patience is not None and s.evals_since_best >= config.patience:
-                    history.stop_reason = (
-                        f"no improvement in {config.patience} evaluations (step {step})"
-                    )
-                    break
-        else:
+                if step % config.eval_every == 0 or step == max_steps:
+                    stopped = _evaluated(model, val, task, config, history, s, optimizer,
+                                         bar, rank, on_eval, start)  # fmt: skip
+        if not stopped and not history.interrupted:
             history.stop_reason = f"reached max_steps={max_steps}"
     history.ctrl_c_at_end = interrupt.requested and not history.interrupted
 
@@ -460,6 +468,77 @@ def _fit(model: RNN, data, validation, config: FitConfig, progress: bool,
         if hasattr(callback, "on_end"):
             callback.on_end(history, model)
     return history
+
+
+def _evaluated(model, val, task, config, history, s, optimizer, bar, rank, on_eval,
+               start) -> bool:  # fmt: skip
+    """The evaluation after update ``s.step``: its row into ``history``, the best and last
+    good weights into ``s``; True when the run stops there (solved, or no patience left)."""
+    step = s.step
+    metrics = evaluate(model, val, task)
+    row = {
+        "step": step,
+        "seconds": round(time.perf_counter() - start, 6),
+        "lr": optimizer.lr,
+        "train_loss": s.running_loss / s.seen,
+        "val_loss": metrics["loss"],
+        "val_step_accuracy": metrics["step_accuracy"],
+        "val_sequence_accuracy": metrics["sequence_accuracy"],
+    }
+    history.rows.append(row)
+    s.running_loss, s.seen = 0.0, 0
+    bar.update(step, row)
+    if math.isfinite(metrics["loss"]):
+        s.good, s.good_step = model.params.flat.copy(), step
+    s.last_solved = task.is_solved(metrics) and _every_string_right(model, task)
+    score = rank(metrics)
+    if math.isfinite(metrics["loss"]) and (s.best_score is None
+                                           or score > s.best_score):  # fmt: skip
+        s.best_score, s.evals_since_best = score, 0
+        s.best, s.best_solved = model.params.flat.copy(), s.last_solved
+        history.best = metrics
+    else:
+        s.evals_since_best += 1
+    for call in on_eval:
+        call(step, row, model)
+    if s.last_solved and config.stop_when_solved:
+        history.solved = True
+        history.stop_reason = f"solved at step {step}"
+        return True
+    if config.patience is not None and s.evals_since_best >= config.patience:
+        history.stop_reason = f"no improvement in {config.patience} evaluations (step {step})"
+        return True
+    return False
+
+
+#: how long one call of many updates may run (fit sees a Ctrl-C between calls)
+_CALL_SECONDS = 0.05
+
+
+def _updates_in_one_call(step: int, eval_every: int, max_steps: int,
+                         per_update: float | None, batched: bool) -> int:  # fmt: skip
+    """How many updates fit makes in its next backend call: one unless ``batched``; else
+    up to the next evaluation (or the last step), and about :data:`_CALL_SECONDS` of
+    them (one, to time it, first)."""
+    if not batched or per_update is None:
+        return 1
+    to_eval = eval_every - step % eval_every
+    return max(1, min(to_eval, max_steps - step, int(_CALL_SECONDS / max(per_update, 1e-7))))
+
+
+def _next_batches(s: FitState, rng, size: int, batch_size: int, n: int) -> np.ndarray:
+    """The next ``n`` batches' indices ``(n, B)`` from the loop's order ``s.order``, which
+    takes a fresh permutation of the ``size`` sequences whenever fewer than a batch
+    are left (``n > 1`` only when ``size >= batch_size``: the same order, drawn ahead)."""
+    parts, have, need = [s.order], len(s.order), max(n * batch_size, 1)
+    while have < need:  # (n = 1: one permutation, however few sequences there are)
+        parts.append(rng.permutation(size))
+        have += size
+        if n == 1:
+            break
+    order = np.concatenate(parts) if len(parts) > 1 else s.order
+    index, s.order = order[: n * batch_size], order[n * batch_size :]
+    return index.reshape(n, -1)
 
 
 #: :data:`MONITORS` as keys that rank an evaluation's metrics (larger is better)

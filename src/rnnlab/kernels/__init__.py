@@ -38,6 +38,10 @@ initial=None, final=None)``
     what a training loop calls once per update. The compiled backend checks the
     options once and each batch shape once (at ``H = 2`` the checks of a call cost as
     much as the pass); :class:`Trainer` makes one from the two functions.
+    Optionally, ``train_steps(theta, x, y, mask, lengths, steps, record, update) ->
+    bool``: many updates in one call, each on a batch of sequences of one training set
+    (see :meth:`rnnlab.kernels.compiled._Trainer.train_steps`; False: make them one at
+    a time). ``fit`` finds it with ``getattr``.
 
 Optionally, for padded batch-first arrays (``X (B, T[, I])`` with ``lengths``, from the
 network's own states): ``loss_and_grad_padded(net, theta, X, Y, lengths, *, loss,
@@ -252,6 +256,23 @@ class _AutoTrainer:
             return self._active.train_step(theta, x, y, mask, update, initial, final)
         except self._auto._errors as err:
             return self._fall_back(err).train_step(theta, x, y, mask, update, initial, final)
+
+    @property
+    def train_steps(self):
+        """The compiled trainer's ``train_steps`` (falling back as the calls above do), or
+        None: the reference has none."""
+        run = getattr(self._active, "train_steps", None)
+        if run is None:
+            return None
+
+        def guarded(theta, x, y, mask, lengths, steps, record, update) -> bool:
+            try:
+                return run(theta, x, y, mask, lengths, steps, record, update)
+            except self._auto._errors as err:
+                self._fall_back(err)
+                return False
+
+        return guarded
 
 
 _AUTO: _Auto | None = None

@@ -204,10 +204,10 @@ class Optimizer:
         """
         return None
 
-    def advance_flat(self) -> None:
-        """Count one step made with the :class:`~rnnlab.optim.rules.Update` of
-        :meth:`flat_update` (the step count is the Update's ``step`` from then on)."""
-        self.state["flat"]["step"] += 1
+    def advance_flat(self, steps: int = 1) -> None:
+        """Count ``steps`` steps made with the :class:`~rnnlab.optim.rules.Update` of
+        :meth:`flat_update` (its ``step`` is then the next one's)."""
+        self.state["flat"]["step"] += steps
 
     def _max_norm(self, max_norm) -> float:
         """``max_norm`` checked, as a float (0.0: no clipping); the last one is remembered."""

@@ -143,14 +143,15 @@ def _backprop(c: _Call, arguments, lengths, grad, update):
         x, y, mask, theta, plan, settings, work, start, final = arguments
 
         def run():
-            _on_threads(driver.backprop_blocks, c.shares, (x, y, mask, theta, plan),
-                        (work, start, final, lengths, grad, *update))  # fmt: skip
+            tail = (work, start, final, lengths, grad, *update, _NO_STEPS, _NO_RECORD)
+            _on_threads(driver.backprop_blocks, c.shares, (x, y, mask, theta, plan), tail)
             return driver.finish_blocks(mask, theta, plan, settings, work, grad, *update)
 
         return _one_blas_thread(run) if c.one_blas_thread else run()
     if c.one_blas_thread:
-        return _one_blas_thread(c.backprop, *arguments, lengths, grad, *update)
-    return c.backprop(*arguments, lengths, grad, *update)
+        return _one_blas_thread(c.backprop, *arguments, lengths, grad, *update, _NO_STEPS,
+                                _NO_RECORD)  # fmt: skip
+    return c.backprop(*arguments, lengths, grad, *update, _NO_STEPS, _NO_RECORD)
 
 
 def _forward(c: _Call, arguments):
@@ -315,6 +316,10 @@ _EMPTY = {np.dtype(t): np.empty((0, 0, 0, 0), t) for t in (np.float32, np.float6
 _EMPTY_MASK = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
 #: no lengths: the arrays are the kernels' time-major ones
 _NO_LENGTHS = np.empty(0, np.int64)
+#: no ``steps`` and ``record`` for the driver's ``backprop``: one update (see
+#: :meth:`_Trainer.train_steps`)
+_NO_STEPS, _NO_RECORD = np.empty((0, 0), np.int64), np.empty((0, 3))
+_INT64 = np.dtype(np.int64)
 _INT64 = np.dtype(np.int64)
 _PLAIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), _INT64)
 #: the losses whose targets padded arrays hold as they are (bce's 0/1, mse's reals;
@@ -470,7 +475,62 @@ class _Trainer:
         c, arguments = self._arguments(theta, x, y, mask, initial, final)
         if c.shares or c.one_blas_thread:
             return _backprop(c, arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], update)
-        return c.backprop(*arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], *update)
+        return c.backprop(*arguments, _NO_LENGTHS, _NO_GRADIENT[theta.dtype], *update, _NO_STEPS,
+                          _NO_RECORD)  # fmt: skip
+
+    def train_steps(self, theta, x, y, mask, lengths, steps, record, update: Update) -> bool:
+        """``K`` updates in one compiled call: update ``k`` on the sequences ``steps[k]``
+        (``steps (K, B)`` int64) of the time-major training set ``x (T, N, I)``, ``y (T,
+        N, O)``, ``mask (T, N)`` with ``lengths (N,)``, each trimmed to the longest of its
+        lengths (as ``Batch.take``), at learning rate ``record[k, 0]`` (``record (K, 3)``
+        float64); its loss and gradient norm go to ``record[k, 1:]``. Stops after the first
+        update whose loss or norm is not finite (that update not applied). The same bits as
+        :meth:`train_step` on each batch in turn. ``update``'s numbers are left as they
+        were (the caller counts the steps made). False, doing nothing, where the batches
+        would not all take one call's way (truncation that could cut one, blocks on
+        threads): make them one at a time."""
+        dtype, N = theta.dtype, x.shape[1]
+        steps, lengths = _as(steps, _INT64), _as(lengths, _INT64)
+        K, B = steps.shape if steps.ndim == 2 else (0, 0)
+        if not (K and B and type(record) is _ARRAY and record.shape == (K, 3)
+                and record.dtype == np.float64 and record.flags.c_contiguous):  # fmt: skip
+            raise ValueError("steps must be (K, B) and record a C-contiguous float64 (K, 3)")
+        if (
+            steps.min() < 0
+            or steps.max() >= N
+            or lengths.shape != (N,)
+            or (lengths.min() < 0 or lengths.max() > x.shape[0])
+        ):
+            raise ValueError(f"steps must index the {N} sequences, each length at most T")
+        T = x.shape[0]
+        if self.truncate is not None and self.truncate < T:
+            return False
+        key = (dtype, theta.shape, x.shape, y.shape, mask.shape, B, "steps")
+        c = self._calls.get(key)
+        if c is None:
+            x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
+            _check(self.net, theta, x, y, mask)
+            c = _call(self.net, dtype, T, B, self.path, self._code, self._mean, 0, True, False)
+            I, O = x.shape[2], y.shape[2]
+            c = (
+                _BATCH_WAY
+                if c.shares
+                else c._replace(workspace=c.workspace + driver.padded_size(T, B, I + O + 1))
+            )
+            if len(self._calls) >= 256:
+                self._calls.clear()
+            self._calls[key] = c
+        if c is _BATCH_WAY:
+            return False
+        x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
+        arguments = (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace),
+                     _EMPTY[dtype], _EMPTY[dtype], lengths,
+                     _NO_GRADIENT[dtype], *update, steps, record)  # fmt: skip
+        if c.one_blas_thread:
+            _one_blas_thread(c.backprop, *arguments)
+        else:
+            c.backprop(*arguments)
+        return True
 
 
 def trainer(net: Network, *, loss: str, reduction: str = "mean", truncate: int | None = None,

@@ -1075,9 +1075,60 @@ def _gradient_or_update(theta, value, grad, grad_out, numbers, first, second):
     return _apply(theta, value, grad, numbers, first, second)
 
 
+@inline_always
+def _batch_in(x, y, mask, settings, work, lengths, steps, k):
+    """``(x, y, mask, work, ok)`` for update ``k``: with ``steps`` empty,
+    :func:`_time_major_in`'s; else ``steps[k]``'s sequences of the time-major set ``x (T,
+    N, I)``, ``y (T, N, O)``, ``mask (T, N)`` with ``lengths (N,)``, copied into the
+    head of ``work`` up to the longest of their lengths (as ``Batch.take``)."""
+    if steps.shape[0] == 0:
+        return _time_major_in(x, y, mask, settings, work, lengths)
+    rows = steps[k]
+    T, B, I, O = x.shape[0], rows.shape[0], x.shape[2], y.shape[2]
+    n = 0
+    for b in range(B):
+        n = max(n, lengths[rows[b]])
+    xs, ys = view(work, 0, (n, B, I)), view(work, n * B * I, (n, B, O))
+    ms = view(work, n * B * (I + O), (n, B))
+    for t in range(n):
+        for b in range(B):
+            r = rows[b]
+            for i in range(I):
+                xs[t, b, i] = x[t, r, i]
+            for o in range(O):
+                ys[t, b, o] = y[t, r, o]
+            ms[t, b] = mask[t, r]
+    used = padded_size(T, B, I + O + 1)
+    return xs, ys, ms, view(work, used, (work.shape[0] - used,)), True
+
+
+@inline_always
+def _recorded(record, k, value, norm, numbers):
+    """Update ``k``'s loss and norm into ``record[k, 1:]``; True when it was applied
+    (both finite: the optimizer's step count ``numbers[STEP]`` moves on)."""
+    record[k, 1], record[k, 2] = value, norm
+    if not (math.isfinite(value) and math.isfinite(norm)):
+        return False
+    numbers[optimizer.STEP] += 1.0
+    return True
+
+
+@inline_always
+def _numbers_of(numbers, steps, record, k):
+    """The optimizer's numbers for update ``k``: ``numbers`` itself for a single update;
+    for ``steps``, a copy made at ``k = 0`` (``numbers`` unchanged) with the learning rate
+    ``record[k, 0]``."""
+    if steps.shape[0] == 0:
+        return numbers
+    if k == 0:
+        numbers = numbers.copy()
+    numbers[optimizer.LR] = record[k, 0]
+    return numbers
+
+
 @kernel(nogil=True)
 def backprop_blocks(x, y, mask, theta, plan, settings, work, initial, final, lengths, grad_out,
-                    numbers, first, second):  # fmt: skip
+                    numbers, first, second, steps, record):  # fmt: skip
     """The loss of ``x (T, B, I)`` against ``y (T, B, O)`` weighted by ``mask (T, B)`` and
     its gradient ``(P,)``, into ``grad_out``; or, with ``grad_out`` empty, the
     optimizer's update of ``theta`` in place (the three arrays of an
@@ -1089,14 +1140,29 @@ def backprop_blocks(x, y, mask, theta, plan, settings, work, initial, final, len
     step. When ``lengths (B,)`` is not empty, ``x`` and ``y`` are padded batch-first
     arrays ``(B, T, I)``, ``(B, T, O)`` (``mask`` unused), converted in this call
     (:func:`padded_size` more numbers of ``work``); a norm of -1 then says they failed a
-    check. (One entry point for both: each compiles the whole pass.)"""
-    x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
-    if not ok:
-        return math.nan, -1.0
-    value, grad = _blocks_pass(x, y, mask, theta, plan, settings, work, initial, final)
-    if settings[9] > 1:
-        return value, 0.0  # (a share: finish_blocks sums and updates)
-    return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
+    check. (One entry point for both: each compiles the whole pass.)
+
+    When ``steps (K, B)`` is not empty, the call makes K updates (``grad_out``,
+    ``initial``, ``final`` empty): update ``k`` on sequences ``steps[k]`` of the training
+    set ``x (T, N, I)``, ``y (T, N, O)``, ``mask (T, N)`` with ``lengths (N,)``
+    (:func:`_batch_in`; :func:`padded_size` more numbers of ``work``), at learning rate
+    ``record[k, 0]``; its loss and norm go to ``record[k, 1:]``, and the call stops
+    after the first that is not finite (its update not applied), returning (0, 0)."""
+    rates = numbers
+    for k in range(max(steps.shape[0], 1)):
+        xk, yk, mk, wk, ok = _batch_in(x, y, mask, settings, work, lengths, steps, k)
+        if not ok:
+            return math.nan, -1.0
+        value, grad = _blocks_pass(xk, yk, mk, theta, plan, settings, wk, initial, final)
+        if settings[9] > 1:
+            return value, 0.0  # (a share: finish_blocks sums and updates)
+        rates = _numbers_of(rates, steps, record, k)
+        value, norm = _gradient_or_update(theta, value, grad, grad_out, rates, first, second)
+        if steps.shape[0] == 0:
+            return value, norm
+        if not _recorded(record, k, value, norm, rates):
+            break
+    return 0.0, 0.0
 
 
 @kernel(nogil=True)
@@ -1117,14 +1183,22 @@ def finish_blocks(mask, theta, plan, settings, work, grad_out, numbers, first, s
 
 @kernel
 def backprop_sequences(x, y, mask, theta, plan, settings, work, initial, final, lengths,
-                       grad_out, numbers, first, second):  # fmt: skip
+                       grad_out, numbers, first, second, steps, record):  # fmt: skip
     """:func:`backprop_blocks` one sequence at a time (``initial`` and ``final`` empty:
     calls with states given or wanted take the blocks' way)."""
-    x, y, mask, work, ok = _time_major_in(x, y, mask, settings, work, lengths)
-    if not ok:
-        return math.nan, -1.0
-    value, grad = _sequences_pass(x, y, mask, theta, plan, settings, work)
-    return _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
+    rates = numbers
+    for k in range(max(steps.shape[0], 1)):
+        xk, yk, mk, wk, ok = _batch_in(x, y, mask, settings, work, lengths, steps, k)
+        if not ok:
+            return math.nan, -1.0
+        value, grad = _sequences_pass(xk, yk, mk, theta, plan, settings, wk)
+        rates = _numbers_of(rates, steps, record, k)
+        value, norm = _gradient_or_update(theta, value, grad, grad_out, rates, first, second)
+        if steps.shape[0] == 0:
+            return value, norm
+        if not _recorded(record, k, value, norm, rates):
+            break
+    return 0.0, 0.0
 
 
 @inline_always
