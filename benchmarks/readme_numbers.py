@@ -14,8 +14,8 @@ keeping each output in OUT_DIR (``--reuse``: only rewrite README from outputs th
 then replaces the README's tables, grid excerpt, summary and timings with them
 (``--sweeps``: the sweep tables alone, the paper-scale one aside unless ``--only``
 names it; each records the machine it ran on, see ``docs_check.py``; ``--timings``: the
-user-path table and the start-up paragraph alone, from ``speed.py --api`` and ``speed.py
---startup``, whose outputs are kept in docs/ as well). The
+user-path table, the time-to-solve table and the start-up paragraph alone, from ``speed.py
+--api``, ``--solve 10`` and ``--startup``, whose outputs are kept in docs/ as well). The
 summary compares the grid with the previous backend's (``git show
 8a806a5:docs/speed_grid.txt``). ``make docs-check`` reruns the sweep tables and the demo's
 rows; ``tests/test_readme_tables.py`` checks the timings against the outputs kept in docs/.
@@ -144,11 +144,18 @@ def _span(values: list[float]) -> str:
 #: where ``speed.py --api`` and ``speed.py --startup`` outputs are kept (the README's
 #: numbers from them; ``tests/test_readme_tables.py`` checks that they are)
 API_OUTPUT, STARTUP_OUTPUT = ROOT / "docs/speed_api.txt", ROOT / "docs/startup.txt"
+SOLVE_OUTPUT = ROOT / "docs/speed_solve.txt"
+#: the outputs the README's timings come from, and where docs/ keeps them
+TIMINGS = {"api.txt": API_OUTPUT, "startup.txt": STARTUP_OUTPUT, "solve.txt": SOLVE_OUTPUT}
 
 
-def timings(s: str, api: str, startup: str) -> str:
-    """``s`` (the README) with its user-path table and start-up paragraph written from the
-    outputs of ``speed.py --api`` (``api``) and ``speed.py --startup`` (``startup``)."""
+def timings(s: str, api: str, startup: str, solve: str) -> str:
+    """``s`` (the README) with its user-path table, time-to-solve table and start-up
+    paragraph written from the outputs of ``speed.py --api`` (``api``), ``speed.py --solve
+    10`` (``solve``) and ``speed.py --startup`` (``startup``)."""
+    a = s.index("```text\n# shift, task defaults")
+    b = s.index("```", a + 8)
+    s = s[:a] + "```text\n" + solve.strip() + "\n" + s[b:]
     text = (
         "The paths a user takes, on padded batch-first float32 arrays with lengths\n"
         "(`python benchmarks/speed.py --api`): `fit` per update (its own clock, Adam on random\n"
@@ -185,9 +192,10 @@ def timings(s: str, api: str, startup: str) -> str:
 
 
 def keep_timings(out: Path) -> None:
-    """Keep ``OUT/api.txt`` and ``OUT/startup.txt`` in docs/ (what the README says)."""
-    API_OUTPUT.write_text((out / "api.txt").read_text())
-    STARTUP_OUTPUT.write_text((out / "startup.txt").read_text())
+    """Keep ``OUT/api.txt``, ``startup.txt`` and ``solve.txt`` in docs/ (what the README
+    says)."""
+    for output, kept in TIMINGS.items():
+        kept.write_text((out / output).read_text())
 
 
 def rewrite(out: Path) -> None:
@@ -275,14 +283,10 @@ def rewrite(out: Path) -> None:
     a = s.index("Over the whole grid")
     b = s.index("The paths a user takes")
     s = s[:a] + prose + s[b:]
-    # solve
-    solve = open(out / "solve.txt").read().strip()
-    a = s.index("```text\n# shift, task defaults")
-    b = s.index("```", a + 8)
-    s = s[:a] + "```text\n" + solve + "\n" + s[b:]
-    # the user paths and start-up (their outputs also kept in docs/, which the tests check)
+    # the user paths, solving and start-up (their outputs also kept in docs/, which the
+    # tests check)
     try:
-        s = timings(s, (out / "api.txt").read_text(), (out / "startup.txt").read_text())
+        s = timings(s, *((out / name).read_text() for name in TIMINGS))
     except OSError as err:
         print("user-path and start-up numbers not updated:", err)
     else:
@@ -304,15 +308,14 @@ def main() -> int:
         only.add("eval.txt")
     if "--sweeps" in sys.argv:  # the sweep tables alone
         only = {f"{name}.md" for name in SWEEPS} - {"adding_le.md"} if only is None else only
-    if "--timings" in sys.argv:  # the user-path table and the start-up paragraph alone
-        only = {"api.txt", "startup.txt"}
+    if "--timings" in sys.argv:  # the user paths, solving and start-up alone
+        only = set(TIMINGS)
     if "--reuse" not in sys.argv:
         run_all(out, only)
     if "--sweeps" in sys.argv:
         README.write_text(sweep_tables(README.read_text(), out))
     elif "--timings" in sys.argv:
-        api, startup = (out / "api.txt").read_text(), (out / "startup.txt").read_text()
-        README.write_text(timings(README.read_text(), api, startup))
+        README.write_text(timings(README.read_text(), *((out / n).read_text() for n in TIMINGS)))
         keep_timings(out)
     else:
         rewrite(out)

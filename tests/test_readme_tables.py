@@ -66,14 +66,16 @@ def test_the_demo_rows_are_rewritten_from_the_demo_run(scripts, tmp_path):
 
 
 def test_the_timings_are_what_the_kept_benchmark_outputs_say(scripts):
-    """The user-path table and the start-up paragraph are ``readme_numbers.py --timings``'s
-    rendering of ``speed.py --api`` and ``speed.py --startup`` outputs kept in docs/: no
-    number in them is edited by hand, and a rerun that writes them writes both."""
+    """The user-path table, the time-to-solve table and the start-up paragraph are
+    ``readme_numbers.py --timings``'s rendering of ``speed.py --api``, ``--solve 10`` and
+    ``--startup`` outputs kept in docs/: no number in them is edited by hand, and a rerun
+    that writes them writes all three."""
     _, readme_numbers = scripts
     readme = (BENCHMARKS.parent / "README.md").read_text()
-    api = readme_numbers.API_OUTPUT.read_text()
-    startup = readme_numbers.STARTUP_OUTPUT.read_text()
-    assert readme_numbers.timings(readme, api, startup) == readme
-    assert "```text\n" + api + "```" in readme
+    api, startup, solve = (kept.read_text() for kept in readme_numbers.TIMINGS.values())
+    assert readme_numbers.timings(readme, api, startup, solve) == readme
+    assert "```text\n" + api + "```" in readme and "```text\n" + solve + "```" in readme
     changed = api.replace("lstm     16", "lstm     17", 1)
-    assert readme_numbers.timings(readme, changed, startup) != readme
+    assert readme_numbers.timings(readme, changed, startup, solve) != readme
+    changed = solve.replace("    60   ", "    61   ", 1)
+    assert changed != solve and readme_numbers.timings(readme, api, startup, changed) != readme
