@@ -8,9 +8,10 @@ What a user calls, on padded batch-first arrays ``(B, T)`` with ``lengths``, flo
 - ``loss_and_grad``: ``model.loss_and_grad(X, Y, lengths=L)`` against a PyTorch forward
   and backward of the same padded batch, and against rnnlab's own ``TrainStep`` on a
   prepared batch (``lg/step``: what the array path costs beyond the kernel's pass; the
-  two measured back to back, the median of their ratios: this machine's speed drifts
-  by up to 2x within minutes, and a ratio of two medians taken a second apart moved
-  by 20-30% between runs);
+  two called in turn, one call each, for 0.1 s, and their median times compared:
+  this machine's speed drifts by up to 2x within minutes, and ratios of times taken
+  50 ms apart, three times, moved by 20-40% between runs: 1.33-1.50 at H = 16 where 15
+  repeats gave 1.01-1.06);
 - ``predict_proba``: ``model.predict_proba(X, lengths=L)`` against PyTorch's ``no_grad``
   forward and sigmoid.
 
@@ -128,14 +129,29 @@ def measure(cell, H, B, T, repeats, min_time, default_threads):
         for path in ("fit", "loss_and_grad", "predict_proba"):
             seconds = ours[path]() if path == "fit" else seconds_per_call(ours[path], min_time)
             times.setdefault(("rnnlab", path), []).append(seconds)
-            if path == "loss_and_grad":  # (the step at once after it: see lg/step above)
-                step = seconds_per_call(ours["step"], min_time)
-                times.setdefault(("rnnlab", "lg/step"), []).append(seconds / step)
+            if path == "loss_and_grad":  # (call by call with the step: see lg/step above)
+                lg_over_step = time_ratio(ours["loss_and_grad"], ours["step"], 2 * min_time)
+                times.setdefault(("rnnlab", "lg/step"), []).append(lg_over_step)
             time.sleep(QUIET_SECONDS)
             for name, impl in theirs.items():
                 times.setdefault((name, path), []).append(seconds_per_call(impl[path], min_time))
                 time.sleep(QUIET_SECONDS)
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+def time_ratio(a, b, min_time):
+    """How much longer a call of ``a`` takes than one of ``b``: the median time of ``a``
+    over that of ``b``, calls alternating one by one for about ``min_time`` seconds (so
+    both see the machine as it is at that moment)."""
+    a(), b()
+    spent, clock = {a: [], b: []}, time.perf_counter
+    end = clock() + min_time
+    while clock() < end or len(spent[a]) < 5:
+        for fn in (a, b):
+            start = clock()
+            fn()
+            spent[fn].append(clock() - start)
+    return statistics.median(spent[a]) / statistics.median(spent[b])
 
 
 def ratio(times, path, who):

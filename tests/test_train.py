@@ -452,3 +452,15 @@ def test_many_updates_stop_after_the_first_that_is_not_finite(backend):
     np.testing.assert_array_equal(record, expected)
     np.testing.assert_array_equal(weights, expected_weights)
     assert optimizer.state["flat"]["step"] == 3 and optimizer.lr == 0.1
+
+
+def test_fit_asks_for_updates_up_to_the_next_evaluation_and_about_50_ms_of_them():
+    from rnnlab.train import _updates_in_one_call as updates
+
+    assert updates(0, 10, 100, None, True) == 1  # the first alone: it is timed
+    assert updates(3, 10, 100, 1e-6, True) == 7  # up to the next evaluation
+    assert updates(95, 1000, 100, 1e-6, True) == 5  # or the last step
+    assert updates(0, 10**6, 10**7, 0.01, True) == 5  # about 50 ms of them
+    assert updates(0, 10**6, 10**7, 1e-12, True) == 4096  # and never more than this
+    assert updates(0, 10**6, 10**7, 10.0, True) == 1
+    assert updates(3, 10, 100, 1e-6, False) == 1  # one per call where they cannot batch

@@ -141,7 +141,7 @@ def train(
 ) -> None:
     """Train a model on a task, test it on longer sequences, and save the run.
 
-    Ctrl-C stops after the current update and saves the run (resume it with
+    Ctrl-C stops after the current updates and saves the run (resume it with
     --resume); a second Ctrl-C stops at once, saving nothing."""
     from rnnlab.plots import PlotWorker
     from rnnlab.runs import run_config, train_data, train_task

@@ -339,7 +339,10 @@ def fit(
     ``patience`` evaluations
     pass without improvement, at ``max_steps``, when the loss or gradient turns
     NaN or infinite (returning to the weights last evaluated as finite), or at
-    Ctrl-C (after the current update; a second Ctrl-C interrupts at once).
+    Ctrl-C (after the current backend call: one update, or the compiled backend's
+    updates up to the next evaluation, about 50 ms of them; a second Ctrl-C interrupts
+    at once). Without an ``on_step`` callback, the compiled backend makes those updates
+    in one call (:meth:`TrainStep.many`), with the same bits as one at a time.
     """
     optimizer = overrides.pop("optimizer") if isinstance(overrides.get("optimizer"),
                                                          Optimizer) else None  # fmt: skip
@@ -511,19 +514,21 @@ def _evaluated(model, val, task, config, history, s, optimizer, bar, rank, on_ev
     return False
 
 
-#: how long one call of many updates may run (fit sees a Ctrl-C between calls)
-_CALL_SECONDS = 0.05
+#: how long one call of many updates may run (fit sees a Ctrl-C between calls), and at
+#: most how many it makes (its batches' indices stay small)
+_CALL_SECONDS, _MOST_PER_CALL = 0.05, 4096
 
 
 def _updates_in_one_call(step: int, eval_every: int, max_steps: int,
                          per_update: float | None, batched: bool) -> int:  # fmt: skip
     """How many updates fit makes in its next backend call: one unless ``batched``; else
-    up to the next evaluation (or the last step), and about :data:`_CALL_SECONDS` of
-    them (one, to time it, first)."""
+    up to the next evaluation (or the last step), about :data:`_CALL_SECONDS` of them
+    (one, to time it, first), and at most :data:`_MOST_PER_CALL`."""
     if not batched or per_update is None:
         return 1
     to_eval = eval_every - step % eval_every
-    return max(1, min(to_eval, max_steps - step, int(_CALL_SECONDS / max(per_update, 1e-7))))
+    fit_in_time = int(_CALL_SECONDS / max(per_update, 1e-9))
+    return max(1, min(to_eval, max_steps - step, fit_in_time, _MOST_PER_CALL))
 
 
 def _next_batches(s: FitState, rng, size: int, batch_size: int, n: int) -> np.ndarray:
