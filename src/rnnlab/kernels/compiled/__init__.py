@@ -320,7 +320,6 @@ _NO_LENGTHS = np.empty(0, np.int64)
 #: :meth:`_Trainer.train_steps`)
 _NO_STEPS, _NO_RECORD = np.empty((0, 0), np.int64), np.empty((0, 3))
 _INT64 = np.dtype(np.int64)
-_INT64 = np.dtype(np.int64)
 _PLAIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), _INT64)
 #: the losses whose targets padded arrays hold as they are (bce's 0/1, mse's reals;
 #: softmax's class indices are made one-hot by make_batch)
