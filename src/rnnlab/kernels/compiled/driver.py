@@ -1103,6 +1103,22 @@ def _batch_in(x, y, mask, settings, work, lengths, steps, k):
 
 
 @inline_always
+def _after_pass(theta, value, grad, grad_out, numbers, first, second, steps, record, k):
+    """The end of update ``k``: the gradient into ``grad_out``, or the optimizer's update
+    (:func:`_gradient_or_update`), for ``steps`` at learning rate ``record[k, 0]``
+    (:func:`_numbers_of`) and recorded (:func:`_recorded`). Returns ``(loss, norm,
+    numbers, last)``; ``last``: the call returns ``(loss, norm)`` now (one update; or
+    (0, 0) after an update of ``steps`` that was not finite)."""
+    numbers = _numbers_of(numbers, steps, record, k)
+    value, norm = _gradient_or_update(theta, value, grad, grad_out, numbers, first, second)
+    if steps.shape[0] == 0:
+        return value, norm, numbers, True
+    if _recorded(record, k, value, norm, numbers):
+        return value, norm, numbers, False
+    return 0.0, 0.0, numbers, True
+
+
+@inline_always
 def _recorded(record, k, value, norm, numbers):
     """Update ``k``'s loss and norm into ``record[k, 1:]``; True when it was applied
     (both finite: the optimizer's step count ``numbers[STEP]`` moves on)."""
@@ -1156,12 +1172,10 @@ def backprop_blocks(x, y, mask, theta, plan, settings, work, initial, final, len
         value, grad = _blocks_pass(xk, yk, mk, theta, plan, settings, wk, initial, final)
         if settings[9] > 1:
             return value, 0.0  # (a share: finish_blocks sums and updates)
-        rates = _numbers_of(rates, steps, record, k)
-        value, norm = _gradient_or_update(theta, value, grad, grad_out, rates, first, second)
-        if steps.shape[0] == 0:
+        value, norm, rates, last = _after_pass(theta, value, grad, grad_out, rates, first,
+                                               second, steps, record, k)  # fmt: skip
+        if last:
             return value, norm
-        if not _recorded(record, k, value, norm, rates):
-            break
     return 0.0, 0.0
 
 
@@ -1192,12 +1206,10 @@ def backprop_sequences(x, y, mask, theta, plan, settings, work, initial, final, 
         if not ok:
             return math.nan, -1.0
         value, grad = _sequences_pass(xk, yk, mk, theta, plan, settings, wk)
-        rates = _numbers_of(rates, steps, record, k)
-        value, norm = _gradient_or_update(theta, value, grad, grad_out, rates, first, second)
-        if steps.shape[0] == 0:
+        value, norm, rates, last = _after_pass(theta, value, grad, grad_out, rates, first,
+                                               second, steps, record, k)  # fmt: skip
+        if last:
             return value, norm
-        if not _recorded(record, k, value, norm, rates):
-            break
     return 0.0, 0.0
 
 
