@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnnlab.losses import LOSSES, loss_and_dlogits, softmax
+from rnnlab.losses import LOSSES, loss_and_dlogits, loss_value, softmax
 
 
 def _targets(name, rng, shape):
@@ -57,3 +57,16 @@ def test_unknown_loss_and_reduction_are_named():
         loss_and_dlogits("hinge", z, z, np.ones((1, 1)))
     with pytest.raises(ValueError, match="unknown reduction 'max'"):
         loss_and_dlogits("bce", z, z, np.ones((1, 1)), "max")
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_the_loss_alone_is_the_value_of_loss_and_dlogits(name, reduction, rng):
+    """What an evaluation computes (no gradient): the same bits as the training value."""
+    z = rng.normal(size=(6, 5, 3)) * 3
+    y = _targets(name, rng, z.shape)
+    mask = (rng.random((6, 5)) < 0.6).astype(float)
+    value = loss_value(name, z, y, mask, reduction)
+    assert value == loss_and_dlogits(name, z, y, mask, reduction)[0] and value > 0
+    with pytest.raises(ValueError, match="unknown reduction"):
+        loss_value(name, z, y, mask, "max")

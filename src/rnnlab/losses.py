@@ -90,6 +90,15 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"unknown reduction {reduction!r}; choose 'sum' or 'mean'")
 
 
+def loss_value(
+    name: str, z: np.ndarray, y: np.ndarray, mask: np.ndarray, reduction: str = "mean"
+) -> float:
+    """The masked, reduced loss alone: :func:`loss_and_dlogits`' value (the same bits),
+    without the gradient (what an evaluation needs)."""
+    loss, scale = _loss_and_scale(name, z, mask, reduction)
+    return float((loss.step_loss(z, y) * mask).sum()) * scale  # scalar
+
+
 def loss_and_dlogits(
     name: str, z: np.ndarray, y: np.ndarray, mask: np.ndarray, reduction: str = "mean"
 ) -> tuple[float, np.ndarray]:
@@ -104,12 +113,19 @@ def loss_and_dlogits(
     mask : ndarray of shape (T, B)
         Weight of each step's loss: 1 scored, 0 ignored (padding or unscored).
     """
+    loss, scale = _loss_and_scale(name, z, mask, reduction)
+    value = float((loss.step_loss(z, y) * mask).sum()) * scale  # scalar
+    dz = loss.dlogits(z, y) * (mask[..., None] * scale)  # (T, B, O)
+    return value, dz
+
+
+def _loss_and_scale(name: str, z: np.ndarray, mask: np.ndarray, reduction: str):
+    """The :class:`Loss` called ``name`` and the factor ``reduction`` scales its sum by (1,
+    or one over the number of scored terms)."""
     loss = get_loss(name)
     check_reduction(reduction)
     scale = 1.0
     if reduction == "mean":
         count = mask.sum() * (z.shape[-1] if loss.elementwise else 1)
         scale = 1.0 / max(float(count), 1.0)
-    value = float((loss.step_loss(z, y) * mask).sum()) * scale  # scalar
-    dz = loss.dlogits(z, y) * (mask[..., None] * scale)  # (T, B, O)
-    return value, dz
+    return loss, scale

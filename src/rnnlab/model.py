@@ -33,7 +33,7 @@ from rnnlab.kernels.layout import (
 )
 from rnnlab.kernels.orthogonal import Orthogonal
 from rnnlab.kernels.registry import CELLS, get_cell
-from rnnlab.losses import LOSSES, check_reduction, get_loss, loss_and_dlogits
+from rnnlab.losses import LOSSES, check_reduction, get_loss, loss_value
 from rnnlab.resources import check_fits
 from rnnlab.sequences import Batch, make_batch, unbatch
 
@@ -619,7 +619,7 @@ class RNN:
         if batch.y is None:
             raise ValueError("loss needs targets Y")
         logits, _, _ = self._forward(batch.x, initial=initial)
-        return loss_and_dlogits(self.config.loss, logits, batch.y, batch.mask, reduction)[0]
+        return loss_value(self.config.loss, logits, batch.y, batch.mask, reduction)
 
 
 def load(path: str | os.PathLike, backend: str = "auto") -> RNN:

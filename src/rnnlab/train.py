@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnlab.fit_state import FitState
 from rnnlab.fit_state import resolve as resolve_state
-from rnnlab.losses import LOSSES, check_reduction, loss_and_dlogits
+from rnnlab.losses import LOSSES, check_reduction, loss_value
 from rnnlab.model import RNN
 from rnnlab.optim import Optimizer, make_optimizer, make_schedule
 from rnnlab.sequences import Batch
@@ -169,7 +169,7 @@ def evaluate(model: RNN, batch: Batch, task=None, *, reduction: str = "mean") ->
     if batch.y is None:
         raise ValueError("evaluate needs a batch with targets")
     logits, _, _ = model.kernels.forward(model.network, model.params.flat, batch.x)  # (T, B, O)
-    loss, _ = loss_and_dlogits(model.config.loss, logits, batch.y, batch.mask, reduction)
+    loss = loss_value(model.config.loss, logits, batch.y, batch.mask, reduction)
     metrics = task.evaluate(LOSSES[model.config.loss].output(logits), batch)
     return {"loss": loss, **metrics}
 
