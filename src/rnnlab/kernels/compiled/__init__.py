@@ -506,8 +506,8 @@ class _Trainer:
             return False
         key = (dtype, theta.shape, x.shape, y.shape, mask.shape, B, "steps")
         c = self._calls.get(key)
+        x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
         if c is None:
-            x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
             _check(self.net, theta, x, y, mask)
             c = _call(self.net, dtype, T, B, self.path, self._code, self._mean, 0, True, False)
             I, O = x.shape[2], y.shape[2]
@@ -521,7 +521,6 @@ class _Trainer:
             self._calls[key] = c
         if c is _BATCH_WAY:
             return False
-        x, y, mask = _as(x, dtype), _as(y, dtype), _as(mask, dtype)
         arguments = (x, y, mask, theta, c.plan, c.settings, _workspace(dtype, c.workspace),
                      _EMPTY[dtype], _EMPTY[dtype], lengths,
                      _NO_GRADIENT[dtype], *update, steps, record)  # fmt: skip
