@@ -191,6 +191,17 @@ _WAYS = [("elman", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("lstm", 4, 64,
          ("elman", 16, 32, "blocks"), ("gru", 16, 32, "threads")]  # fmt: skip
 
 
+@pytest.fixture
+def threads_where_chosen(monkeypatch):
+    """Lanes blocks on threads wherever ``sizes.choose`` takes them: the backend
+    otherwise races them against one thread, shape by shape (``compiled.threads_pay``),
+    and the faster runs."""
+    compiled = pytest.importorskip("rnnlab.kernels.compiled")
+    monkeypatch.setattr(compiled, "threads_pay", lambda alone, threaded: True)
+    for cache in ("_CALLS", "_TRAINERS", "_PADDED_FORWARD"):
+        monkeypatch.setattr(compiled, cache, {})
+
+
 def _check_way(model, T, B, way, training) -> bool:
     """The batch runs ``way`` (on one thread, or without BLAS, the threads' ways are
     blocks); whether its blocks run on threads (padded arrays then take the Batch way:
@@ -214,8 +225,8 @@ def _no_batch(*args, **kwargs):
 @pytest.mark.parametrize(("loss", "reduction", "truncate"),
                          [("bce", "mean", None), ("mse", "sum", 7)])  # fmt: skip
 def test_padded_arrays_train_in_the_compiled_call_as_their_batch(cell, H, B, way, dtype, loss,
-                                                                 reduction, truncate,
-                                                                 monkeypatch):  # fmt: skip
+                                                                 reduction, truncate, monkeypatch,
+                                                                 threads_where_chosen):  # fmt: skip
     """``loss_and_grad`` of padded arrays converts them inside the compiled call: the
     loss and gradient of the Batch that make_batch makes of them, bit for bit (and NaN
     in the padding is never read)."""
@@ -309,7 +320,7 @@ _FORWARD_WAYS = [("lstm", 3, 3, "sequences"), ("gru", 2, 32, "blocks"), ("gru", 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("loss", ["bce", "mse", "softmax"])
 def test_padded_arrays_run_forward_in_the_compiled_call_as_their_batch(
-    cell, H, B, way, dtype, loss, monkeypatch
+    cell, H, B, way, dtype, loss, monkeypatch, threads_where_chosen
 ):
     """``logits``, ``predict_proba`` and ``predict`` of padded arrays convert them inside
     the compiled call: the outputs of the Batch way, bit for bit, trimmed to the longest

@@ -7,6 +7,8 @@ chosen explicitly, so retuning the size thresholds changes no test.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -253,16 +255,71 @@ def test_train_step_leaves_weights_alone_when_the_loss_is_not_finite(rng):
     np.testing.assert_array_equal(theta, before)
 
 
-def test_results_depend_only_on_the_block_width(rng):
-    """Blocks on threads are summed in block order: the same bits as one after another."""
-    net, theta, x, y, mask = make_problem(rng, "lstm", "sigmoid", T=5, B=40, I=2, H=4, O=2,
-                                          L=2, loss="bce")  # fmt: skip
-    serial = compiled.loss_and_grad(net, theta, x, y, mask, loss="bce", path=Path(8, False, False))
-    threads = compiled.loss_and_grad(net, theta, x, y, mask, loss="bce", path=Path(8, False, True))
-    again = compiled.loss_and_grad(net, theta, x, y, mask, loss="bce", path=Path(8, False, True))
-    assert threads[0] == again[0] and np.array_equal(threads[1], again[1])
-    assert threads[0] == pytest.approx(serial[0], rel=1e-13)
-    np.testing.assert_allclose(threads[1], serial[1], rtol=1e-12, atol=1e-15)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("cell", "loss", "reduction"),
+                         [("lstm", "bce", "mean"), ("gru", "softmax", "sum")])  # fmt: skip
+def test_results_depend_only_on_the_block_width(rng, dtype, cell, loss, reduction):
+    """Blocks on threads are summed in block order: the same bits as one after another
+    (which is why the backend may run a shape's lanes blocks either way, whichever is
+    faster: ``compiled.threads_pay``)."""
+    net, theta, x, y, mask = make_problem(rng, cell, "sigmoid", T=5, B=40, I=2, H=4, O=3, L=2,
+                                          loss=loss, dtype=dtype)  # fmt: skip
+    options = {"loss": loss, "reduction": reduction}
+    serial = compiled.loss_and_grad(net, theta, x, y, mask, **options, path=Path(8, False, False))
+    threads = compiled.loss_and_grad(net, theta, x, y, mask, **options, path=Path(8, False, True))
+    assert threads[0] == serial[0]
+    np.testing.assert_array_equal(threads[1], serial[1])
+    alone = compiled.forward(net, theta, x, states=True, path=Path(8, False, False))
+    shared = compiled.forward(net, theta, x, states=True, path=Path(8, False, True))
+    for one, other in zip(alone, shared, strict=True):  # logits, h (and c)
+        assert (one is None) == (other is None)
+        if one is not None:
+            np.testing.assert_array_equal(one, other)
+
+
+def test_lanes_blocks_run_on_threads_only_where_they_are_faster(monkeypatch):
+    """A shape whose lanes blocks ``sizes.choose`` puts on threads runs that way only
+    where the race says so (the same bits either way); paths given, and BLAS blocks on
+    threads (other bits), are not raced."""
+    if compiled.numba.get_num_threads() < 2:
+        pytest.skip("one thread: no blocks on threads")
+    raced = []
+    lanes = network("lstm", "sigmoid", 1, 2, 4, 1)
+    for verdict, way in ((True, "threads"), (False, "blocks")):
+        monkeypatch.setattr(compiled, "_CALLS", {})
+        race = lambda alone, threaded, verdict=verdict: raced.append(1) or verdict  # noqa: E731
+        monkeypatch.setattr(compiled, "threads_pay", race)
+        for training in (True, False):
+            call = compiled._call(lanes, np.dtype(np.float64), 5, 256, None, training=training)
+            assert call.way == way and bool(call.shares) == verdict
+            assert call.settings[5] == verdict  # (driver.SETTINGS: parallel)
+    assert len(raced) == 4
+    given = compiled._call(lanes, np.dtype(np.float64), 5, 256, Path(32, False, True))
+    wide = network("gru", "sigmoid", 1, 2, 64, 1)
+    assert compiled._call(wide, np.dtype(np.float64), 5, 32, None, training=True).way == "threads"
+    assert given.way == "threads" and len(raced) == 4
+
+
+def test_threads_pay_when_they_save_a_tenth(monkeypatch):
+    """``threads_pay`` times each way on a clock the runs advance: best of three, after a
+    first run each; a call long on one thread goes on threads unraced."""
+    now = [0.0]
+    monkeypatch.setattr(compiled, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    runs = []
+
+    def taking(*seconds):  # successive runs take these times (the last one thereafter)
+        def run():
+            runs.append(run)
+            now[0] += seconds[min(len([r for r in runs if r is run]), len(seconds)) - 1]
+
+        return run
+
+    assert compiled.threads_pay(taking(1e-4), taking(5e-5))
+    assert not compiled.threads_pay(taking(1e-4), taking(9.5e-5))
+    assert compiled.threads_pay(taking(1e-4), taking(2e-4, 2e-4, 5e-5))  # (best of three)
+    slow_threads = taking(1.0)
+    assert compiled.threads_pay(taking(0.5, compiled._LONG_CALL * 2), slow_threads)
+    assert slow_threads not in runs
 
 
 def test_bad_shapes_and_names_are_refused(rng):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import numbers
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -69,50 +70,112 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
     if call is None:
         if net.cell not in sizes.TABLE:
             raise ValueError(f"the compiled backend has no kernels for cell {net.cell!r}")
-        spec = net.spec
-        integers = [spec.code, net.activation_code, net.num_layers, net.input_size,
-                    net.hidden_size, net.output_size, spec.gates, spec.tape,
-                    spec.recurrent_bias is not None, spec.cell_state, spec.bias_inside]  # fmt: skip
-        plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
         p = path or sizes.choose(net.cell, net.hidden_size, B, training=training)
-        if p.use_blas and p.parallel and B % p.lanes:  # (BLAS blocks on threads must be full)
-            p = p._replace(lanes=B, parallel=False)
-        threads = numba.get_num_threads() if p.parallel else 0
-        size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, threads, training)
-        if (
-            B < FEW
-            and net.num_layers == 1
-            and truncate == 0
-            and not p.use_blas
-            and not spec.bias_inside  # (the sequence loops add the bias to ax ...)
-            and not (training and stateful)  # (... and train from h0, keeping no state)
-        ):
-            way = "sequences"
-            blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
-            p = p._replace(use_blas=net.hidden_size >= blas_from)
-        else:
-            way = "threads" if p.parallel else "blocks"
-        settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, threads,
-                             0, 0, 1], np.int64)  # fmt: skip
-        shares = ()
-        if way == "threads":  # (as _layout cuts the batch: lanes wide, from share k every n-th)
-            n = min(-(-B // min(B, p.lanes)), threads)
-            shares = tuple(np.array([*settings[:8], k, n], np.int64) for k in range(n))
-        columns = 1 if way == "sequences" else B
-        # BLAS on one thread for the call: small products, and BLAS blocks on threads (one
-        # block per core; each block's products then run on its own core)
-        one = (
-            p.use_blas
-            and blas.available()
-            and (p.parallel or sizes.one_blas_thread(spec.gates, net.hidden_size, columns))
-        )
-        sequences = way == "sequences"
-        call = _CALLS[key] = _Call(
-            plan, settings, int(size), way, one, shares,
-            driver.backprop_sequences if sequences else driver.backprop_blocks,
-            driver.forward_sequences if sequences else driver.forward_blocks,
-        )  # fmt: skip
+        call = _made(net, T, B, p, loss, mean, truncate, training, stateful)
+        if path is None and call.shares and not p.use_blas:
+            # lanes blocks on threads give the bits of the same blocks on one thread: the
+            # faster of the two runs this shape
+            alone = _made(net, T, B, p._replace(parallel=False), loss, mean, truncate,
+                          training, stateful)  # fmt: skip
+            probe = _probe(net, dtype, T, B, training)
+            call = call if threads_pay(lambda: probe(alone), lambda: probe(call)) else alone
+        call = _CALLS[key] = call
     return call
+
+
+def _made(net: Network, T: int, B: int, p: sizes.Path, loss, mean, truncate, training,
+          stateful) -> _Call:  # fmt: skip
+    """The call of ``net`` on a batch of ``B`` sequences of ``T`` steps, run ``p``'s way."""
+    spec = net.spec
+    integers = [spec.code, net.activation_code, net.num_layers, net.input_size,
+                net.hidden_size, net.output_size, spec.gates, spec.tape,
+                spec.recurrent_bias is not None, spec.cell_state, spec.bias_inside]  # fmt: skip
+    plan = np.concatenate([np.array(integers, dtype=np.int64), net.offsets.ravel(), net.head])
+    if p.use_blas and p.parallel and B % p.lanes:  # (BLAS blocks on threads must be full)
+        p = p._replace(lanes=B, parallel=False)
+    threads = numba.get_num_threads() if p.parallel else 0
+    size = driver.workspace_size(plan, net.size, T, B, p.lanes, p.use_blas, threads, training)
+    if (
+        B < FEW
+        and net.num_layers == 1
+        and truncate == 0
+        and not p.use_blas
+        and not spec.bias_inside  # (the sequence loops add the bias to ax ...)
+        and not (training and stateful)  # (... and train from h0, keeping no state)
+    ):
+        way = "sequences"
+        blas_from = sizes.TABLE[net.cell].sequence_blas_min_hidden
+        p = p._replace(use_blas=net.hidden_size >= blas_from)
+    else:
+        way = "threads" if p.parallel else "blocks"
+    settings = np.array([loss, mean, truncate, p.lanes, p.use_blas, p.parallel, threads,
+                         0, 0, 1], np.int64)  # fmt: skip
+    shares = ()
+    if way == "threads":  # (as _layout cuts the batch: lanes wide, from share k every n-th)
+        n = min(-(-B // min(B, p.lanes)), threads)
+        shares = tuple(np.array([*settings[:8], k, n], np.int64) for k in range(n))
+    columns = 1 if way == "sequences" else B
+    # BLAS on one thread for the call: small products, and BLAS blocks on threads (one
+    # block per core; each block's products then run on its own core)
+    one = (
+        p.use_blas
+        and blas.available()
+        and (p.parallel or sizes.one_blas_thread(spec.gates, net.hidden_size, columns))
+    )
+    sequences = way == "sequences"
+    return _Call(
+        plan, settings, int(size), way, one, shares,
+        driver.backprop_sequences if sequences else driver.backprop_blocks,
+        driver.forward_sequences if sequences else driver.forward_blocks,
+    )  # fmt: skip
+
+
+def _probe(net: Network, dtype, T: int, B: int, training: bool):
+    """A function running a call on a batch of zeros of its shape (a training pass into
+    a gradient of its own, or a forward pass): nothing outside it changes."""
+    theta = np.zeros(net.size, dtype)
+    x = np.zeros((T, B, net.input_size), dtype)
+    y = np.zeros((T, B, net.output_size), dtype)
+    mask, empty = np.ones((T, B), dtype), _EMPTY[dtype]
+    grad, logits = np.empty_like(theta), np.empty_like(y)
+
+    def run(c: _Call) -> None:
+        work = _workspace(dtype, c.workspace)
+        if training:
+            _backprop(c, (x, y, mask, theta, c.plan, c.settings, work, empty, empty),
+                      _NO_LENGTHS, grad, _NO_UPDATE[np.dtype(dtype)])  # fmt: skip
+        else:
+            _forward(c, (x, theta, c.plan, c.settings, empty, work, logits, empty, empty,
+                         _NO_LENGTHS))  # fmt: skip
+
+    return run
+
+
+#: a call that takes longer than this on one thread runs on threads without a race (a
+#: pool thread's hand-off, 10-100 us, is then a few per cent of it at most)
+_LONG_CALL = 0.02
+
+
+def threads_pay(alone, threaded) -> bool:
+    """Whether ``threaded()`` (a call's blocks on threads) runs faster than ``alone()``
+    (the same blocks on one thread): each run once (loaded), then in turn, best of
+    three; threads must save a tenth. Waking a pool thread takes 10-100 us, by machine
+    (on this project's virtual machines, 80-90 us a call), which decides below a few
+    hundred microseconds of work."""
+    clock = time.perf_counter
+    alone()  # (the kernels loaded)
+    start = clock()
+    alone()
+    best = [clock() - start, np.inf]
+    if best[0] > _LONG_CALL:
+        return True
+    threaded()
+    for _ in range(3):
+        for i, run in enumerate((alone, threaded)):
+            start = clock()
+            run()
+            best[i] = min(best[i], clock() - start)
+    return best[1] < 0.9 * best[0]
 
 
 #: the threads that run the other shares of a batch's blocks (the calling thread runs the
