@@ -163,9 +163,10 @@ def timings(s: str, api: str, startup: str, solve: str) -> str:
         "a\nPyTorch forward and backward, `model.predict_proba(X, lengths=L)` against a "
         "`no_grad`\nforward; rnnlab's speed over PyTorch's with one thread (`t1`) and its "
         "default threads\n(`tN`, at H = 256), and `lg/step`, what the array path costs over "
-        "the training pass on a\nprepared batch (the two called in turn, call by call); all "
-        "measured on another 2-core\nmachine than the grid above, an AMD EPYC virtual machine "
-        "that runs the same Python code\nslower:\n\n```text\n" + api + "```\n\n"
+        "the training pass on a\nprepared batch (the two called in turn, call by call); "
+        "measured on a later 2-core machine\nthan the grid above, whose first line names its "
+        "CPU and the OpenBLAS kernels rnnlab's\nproducts ran on (`speed.py` drops an "
+        "`OPENBLAS_CORETYPE` pin: PyTorch's MKL picks its own):\n\n```text\n" + api + "```\n\n"
     )
     a = s.index("The paths a user takes")
     b = s.index("How (the whole design")

@@ -33,9 +33,27 @@ import sys
 import tempfile
 import time
 
+# OpenBLAS on the machine's own kernels, as MKL runs PyTorch's on its own: an
+# OPENBLAS_CORETYPE in the environment would hold rnnlab's products to older ones (this
+# project's sandbox pins Haswell's, so that products sum alike on every host it runs on;
+# on an AVX-512 machine that halves their speed, and leaves PyTorch's as they are). It
+# must go before numpy and scipy load OpenBLAS; the processes this one starts inherit it
+# (and the header says what was dropped).
+if "OPENBLAS_CORETYPE" in os.environ:
+    os.environ["DROPPED_OPENBLAS_CORETYPE"] = os.environ.pop("OPENBLAS_CORETYPE")
+
 import numpy as np
 
 CELLS = ("elman", "gru", "lstm")
+
+
+def machine_line() -> str:
+    """A header line: the CPU and the OpenBLAS kernels the run used."""
+    from docs_check import machine
+
+    pinned = os.environ.get("DROPPED_OPENBLAS_CORETYPE")
+    dropped = f" (OPENBLAS_CORETYPE={pinned} in the environment: dropped)" if pinned else ""
+    return f"# {machine()}{dropped}"
 
 
 # -- rnnlab -------------------------------------------------------------------------------
@@ -296,6 +314,7 @@ def main(argv=None):
         batches = [int(b) for b in args.batches.split(",")]
         grid = [(H, B, T) for H in (2, 16, 64, 256) for B in batches for T in (10, 100)]
     threads = f"numba threads {numba.get_num_threads()}, torch default {DEFAULT_TORCH_THREADS}"
+    print(machine_line())
     print(f"# {threads}; sequence-steps per second, median of {args.repeats}")
     header = f"{'cell':6} {'H':>4} {'B':>4} {'T':>4} " + " ".join(f"{c:>11}" for c in COLUMNS)
     print(header + f" {'nb32/t1':>8} {'nb32/tbest':>10}")

@@ -164,7 +164,10 @@ def ratio(times, path, who):
 def main(repeats=3, min_time=0.05):
     import torch
 
+    from speed import machine_line
+
     default_threads = torch.get_num_threads()
+    print(machine_line())
     print(f"# float32, padded arrays; rnnlab speed / PyTorch speed (t1: one thread, tN: "
           f"{default_threads}); lg/step: loss_and_grad time / TrainStep time; median of "
           f"{repeats}")  # fmt: skip
