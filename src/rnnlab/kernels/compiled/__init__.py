@@ -159,9 +159,9 @@ _LONG_CALL = 0.02
 def threads_pay(alone, threaded) -> bool:
     """Whether ``threaded()`` (a call's blocks on threads) runs faster than ``alone()``
     (the same blocks on one thread): each run once (loaded), then in turn, best of
-    three; threads must save a tenth. Waking a pool thread takes 10-100 us, by machine
-    (on this project's virtual machines, 80-90 us a call), which decides below a few
-    hundred microseconds of work."""
+    three; threads must save a tenth. A pool thread's hand-off costs what the machine's
+    scheduler does (80-90 us a call on the project's Zen 5 virtual machine), and decides
+    below a few hundred microseconds of work."""
     clock = time.perf_counter
     alone()  # (the kernels loaded)
     start = clock()
