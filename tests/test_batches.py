@@ -197,7 +197,7 @@ def threads_where_chosen(monkeypatch):
     otherwise races them against one thread, shape by shape (``compiled.threads_pay``),
     and the faster runs."""
     compiled = pytest.importorskip("rnnlab.kernels.compiled")
-    monkeypatch.setattr(compiled, "threads_pay", lambda alone, threaded: True)
+    monkeypatch.setattr(compiled, "threads_pay", lambda *runs: True)
     for cache in ("_CALLS", "_TRAINERS", "_PADDED_FORWARD"):
         monkeypatch.setattr(compiled, cache, {})
 

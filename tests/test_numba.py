@@ -287,7 +287,7 @@ def test_lanes_blocks_run_on_threads_only_where_they_are_faster(monkeypatch):
     lanes = network("lstm", "sigmoid", 1, 2, 4, 1)
     for verdict, way in ((True, "threads"), (False, "blocks")):
         monkeypatch.setattr(compiled, "_CALLS", {})
-        race = lambda alone, threaded, verdict=verdict: raced.append(1) or verdict  # noqa: E731
+        race = lambda *runs, verdict=verdict: raced.append(1) or verdict  # noqa: E731
         monkeypatch.setattr(compiled, "threads_pay", race)
         for training in (True, False):
             call = compiled._call(lanes, np.dtype(np.float64), 5, 256, None, training=training)
@@ -302,7 +302,8 @@ def test_lanes_blocks_run_on_threads_only_where_they_are_faster(monkeypatch):
 
 def test_threads_pay_when_they_save_a_tenth(monkeypatch):
     """``threads_pay`` times each way on a clock the runs advance: best of three, after a
-    first run each; a call long on one thread goes on threads unraced."""
+    first run each; a call long on one thread (or whose corner, scaled up, is) goes on
+    threads unraced."""
     now = [0.0]
     monkeypatch.setattr(compiled, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
     runs = []
@@ -320,6 +321,10 @@ def test_threads_pay_when_they_save_a_tenth(monkeypatch):
     slow_threads = taking(1.0)
     assert compiled.threads_pay(taking(0.5, compiled._LONG_CALL * 2), slow_threads)
     assert slow_threads not in runs
+    alone, corner = taking(1e-4), taking(1e-4)  # a long batch: its corner timed, scaled up
+    assert compiled.threads_pay(alone, slow_threads, corner, compiled._LONG_CALL / 5e-5)
+    assert alone not in runs and slow_threads not in runs and corner in runs
+    assert not compiled.threads_pay(taking(1e-4), taking(9.5e-5), corner, 10.0)
 
 
 def test_bad_shapes_and_names_are_refused(rng):

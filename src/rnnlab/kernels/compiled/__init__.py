@@ -75,10 +75,17 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         if path is None and call.shares and not p.use_blas:
             # lanes blocks on threads give the bits of the same blocks on one thread: the
             # faster of the two runs this shape
-            alone = _made(net, T, B, p._replace(parallel=False), loss, mean, truncate,
-                          training, stateful)  # fmt: skip
+            serial = p._replace(parallel=False)
+            alone = _made(net, T, B, serial, loss, mean, truncate, training, stateful)
             probe = _probe(net, dtype, T, B, training)
-            call = call if threads_pay(lambda: probe(alone), lambda: probe(call)) else alone
+            # (a long batch is first timed on a corner of it: a pass's time is linear in
+            # its sequences and steps)
+            Ts, Bs = min(T, _SAMPLE[0]), min(B, _SAMPLE[1])
+            corner = _made(net, Ts, Bs, serial, loss, mean, truncate, training, stateful)
+            sample = _probe(net, dtype, Ts, Bs, training)
+            pay = threads_pay(lambda: probe(alone), lambda: probe(call), lambda: sample(corner),
+                              T * B / (Ts * Bs))  # fmt: skip
+            call = call if pay else alone
         call = _CALLS[key] = call
     return call
 
@@ -154,21 +161,26 @@ def _probe(net: Network, dtype, T: int, B: int, training: bool):
 #: a call that takes longer than this on one thread runs on threads without a race (a
 #: pool thread's hand-off, 10-100 us, is then a few per cent of it at most)
 _LONG_CALL = 0.02
+#: (steps, sequences) of the corner of a batch that is timed before any race
+_SAMPLE = (16, 128)
 
 
-def threads_pay(alone, threaded) -> bool:
+def threads_pay(alone, threaded, sample=None, scale=1.0) -> bool:
     """Whether ``threaded()`` (a call's blocks on threads) runs faster than ``alone()``
-    (the same blocks on one thread): each run once (loaded), then in turn, best of
-    three; threads must save a tenth. A pool thread's hand-off costs what the machine's
-    scheduler does (80-90 us a call on the project's Zen 5 virtual machine), and decides
-    below a few hundred microseconds of work."""
+    (the same blocks on one thread). ``sample()`` (default ``alone``) does ``1 / scale``
+    of ``alone``'s work: timed once loaded, where ``scale`` times it passes
+    :data:`_LONG_CALL` the answer is yes, unraced. Otherwise the two run once, then in
+    turn, best of three; threads must save a tenth. A pool thread's hand-off costs what
+    the machine's scheduler does (80-90 us a call on the project's Zen 5 virtual
+    machine), and decides below a few hundred microseconds of work."""
     clock = time.perf_counter
-    alone()  # (the kernels loaded)
+    sample = sample or alone
+    sample()  # (the kernels loaded)
     start = clock()
-    alone()
-    best = [clock() - start, np.inf]
-    if best[0] > _LONG_CALL:
+    sample()
+    if (clock() - start) * scale > _LONG_CALL:
         return True
+    best = [np.inf, np.inf]
     threaded()
     for _ in range(3):
         for i, run in enumerate((alone, threaded)):
