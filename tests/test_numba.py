@@ -256,25 +256,54 @@ def test_train_step_leaves_weights_alone_when_the_loss_is_not_finite(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("cell", "loss", "reduction"),
-                         [("lstm", "bce", "mean"), ("gru", "softmax", "sum")])  # fmt: skip
-def test_results_depend_only_on_the_block_width(rng, dtype, cell, loss, reduction):
+@pytest.mark.parametrize(("cell", "loss", "reduction", "truncate"),
+                         [("lstm", "bce", "mean", None), ("gru", "softmax", "sum", 3)])  # fmt: skip
+def test_results_depend_only_on_the_block_width(rng, dtype, cell, loss, reduction, truncate):
     """Blocks on threads are summed in block order: the same bits as one after another
     (which is why the backend may run a shape's lanes blocks either way, whichever is
-    faster: ``compiled.threads_pay``)."""
-    net, theta, x, y, mask = make_problem(rng, cell, "sigmoid", T=5, B=40, I=2, H=4, O=3, L=2,
+    faster: ``compiled.threads_pay``): the loss and gradient, the states a pass ends in,
+    an optimizer's update, a forward pass. (B = 44: a last block of 4 of 8 lanes.)"""
+    net, theta, x, y, mask = make_problem(rng, cell, "sigmoid", T=5, B=44, I=2, H=4, O=3, L=2,
                                           loss=loss, dtype=dtype)  # fmt: skip
-    options = {"loss": loss, "reduction": reduction}
-    serial = compiled.loss_and_grad(net, theta, x, y, mask, **options, path=Path(8, False, False))
-    threads = compiled.loss_and_grad(net, theta, x, y, mask, **options, path=Path(8, False, True))
-    assert threads[0] == serial[0]
-    np.testing.assert_array_equal(threads[1], serial[1])
-    alone = compiled.forward(net, theta, x, states=True, path=Path(8, False, False))
-    shared = compiled.forward(net, theta, x, states=True, path=Path(8, False, True))
-    for one, other in zip(alone, shared, strict=True):  # logits, h (and c)
+    options = {"loss": loss, "reduction": reduction, "truncate": truncate}
+    ways = {"alone": Path(8, False, False), "threads": Path(8, False, True)}
+    results = {}
+    for name, path in ways.items():
+        final = np.empty((2, 2, 44, 4), dtype)
+        value, grad = compiled.loss_and_grad(net, theta, x, y, mask, **options, final=final,
+                                             path=path)  # fmt: skip
+        updated = theta.copy()
+        update = Update.make(ADAM, 1, 0.05, beta1=0.9, beta2=0.999, eps=1e-8, max_norm=1.0,
+                             first=np.zeros_like(theta), second=np.zeros_like(theta))  # fmt: skip
+        stepped = compiled.train_step(net, updated, x, y, mask, **options, update=update,
+                                      path=path)  # fmt: skip
+        states = compiled.forward(net, theta, x, states=True, path=path)  # logits, h (and c)
+        results[name] = (value, grad, final, stepped, updated, update.first, *states)
+    for one, other in zip(results["alone"], results["threads"], strict=True):
         assert (one is None) == (other is None)
         if one is not None:
             np.testing.assert_array_equal(one, other)
+
+
+def test_the_race_keeps_a_way_with_the_bits_of_the_other(monkeypatch):
+    """The race itself, on a shape whose lanes blocks ``sizes.choose`` puts on threads:
+    whichever way it keeps, training and forward give the serial way's bits."""
+    if compiled.numba.get_num_threads() < 2:
+        pytest.skip("one thread: no blocks on threads")
+    monkeypatch.setattr(compiled, "_CALLS", {})
+    rng = np.random.default_rng(5)
+    net, theta, x, y, mask = make_problem(rng, "lstm", "sigmoid", T=6, B=200, I=2, H=4, O=3,
+                                          L=1, loss="softmax", dtype=np.float32)  # fmt: skip
+    raced = compiled._call(net, theta.dtype, 6, 200, None, 1, training=True)
+    assert raced.way in ("threads", "blocks") and raced.settings[3] == 32
+    serial = Path(32, False, False)
+    for options in ({"loss": "softmax"}, {"loss": "softmax", "reduction": "sum"}):
+        kept = compiled.loss_and_grad(net, theta, x, y, mask, **options)
+        alone = compiled.loss_and_grad(net, theta, x, y, mask, **options, path=serial)
+        assert kept[0] == alone[0]
+        np.testing.assert_array_equal(kept[1], alone[1])
+    logits, _, _ = compiled.forward(net, theta, x)
+    np.testing.assert_array_equal(logits, compiled.forward(net, theta, x, path=serial)[0])
 
 
 def test_lanes_blocks_run_on_threads_only_where_they_are_faster(monkeypatch):

@@ -9,6 +9,7 @@ needs (through scipy).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import numbers
 import threading
@@ -71,23 +72,40 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
         if net.cell not in sizes.TABLE:
             raise ValueError(f"the compiled backend has no kernels for cell {net.cell!r}")
         p = path or sizes.choose(net.cell, net.hidden_size, B, training=training)
-        call = _made(net, T, B, p, loss, mean, truncate, training, stateful)
+        options = (loss, mean, truncate, training, stateful)
+        call = _made(net, T, B, p, *options)
         if path is None and call.shares and not p.use_blas:
-            # lanes blocks on threads give the bits of the same blocks on one thread: the
-            # faster of the two runs this shape
-            serial = p._replace(parallel=False)
-            alone = _made(net, T, B, serial, loss, mean, truncate, training, stateful)
-            probe = _probe(net, dtype, T, B, training)
-            # (a long batch is first timed on a corner of it: a pass's time is linear in
-            # its sequences and steps)
-            Ts, Bs = min(T, _SAMPLE[0]), min(B, _SAMPLE[1])
-            corner = _made(net, Ts, Bs, serial, loss, mean, truncate, training, stateful)
-            sample = _probe(net, dtype, Ts, Bs, training)
-            pay = threads_pay(lambda: probe(alone), lambda: probe(call), lambda: sample(corner),
-                              T * B / (Ts * Bs))  # fmt: skip
-            call = call if pay else alone
+            call = _faster_of(call, net, dtype, T, B, p, options)
+        if len(_CALLS) >= 256:  # (many shapes: start again rather than grow)
+            _CALLS.clear()
         call = _CALLS[key] = call
     return call
+
+
+def _faster_of(threaded: _Call, net: Network, dtype, T: int, B: int, p: sizes.Path,
+               options: tuple) -> _Call:  # fmt: skip
+    """``threaded`` (lanes blocks on threads) or the same blocks on one thread, whichever
+    :func:`threads_pay` finds faster on this shape: both give the same bits. A long batch
+    is first timed on a corner of it (``_SAMPLE``), scaled up by its sequences and steps."""
+    training, truncate = options[3], options[2]
+    serial = p._replace(parallel=False)
+    alone = _made(net, T, B, serial, *options)
+    Ts, Bs = min(T, _SAMPLE[0]), min(B, _SAMPLE[1])
+    corner = _made(net, Ts, Bs, serial, *options)
+    sample = _probe(net, dtype, Ts, Bs, training)
+    scale = B / Bs * _steps_run(T, truncate) / _steps_run(Ts, truncate)
+    probe = functools.cache(lambda: _probe(net, dtype, T, B, training))  # (made if raced)
+    pay = threads_pay(lambda: probe()(alone), lambda: probe()(threaded), lambda: sample(corner),
+                      scale)  # fmt: skip
+    return threaded if pay else alone
+
+
+def _steps_run(T: int, truncate: int) -> int:
+    """Steps a pass over ``T`` steps runs, forward and back (truncated BPTT goes back up
+    to ``truncate`` steps from each step)."""
+    k = truncate
+    back = T if k == 0 else (T * (T + 1) // 2 if k >= T else k * (k + 1) // 2 + (T - k) * k)
+    return T + back
 
 
 def _made(net: Network, T: int, B: int, p: sizes.Path, loss, mean, truncate, training,
@@ -138,10 +156,12 @@ def _made(net: Network, T: int, B: int, p: sizes.Path, loss, mean, truncate, tra
 
 
 def _probe(net: Network, dtype, T: int, B: int, training: bool):
-    """A function running a call on a batch of zeros of its shape (a training pass into
-    a gradient of its own, or a forward pass): nothing outside it changes."""
+    """A function running a call on a batch of its shape (a training pass into a
+    gradient of its own, or a forward pass), of arrays of its own: only the thread's
+    scratch (which may grow to the call's size) and the pool (made on first use) stay.
+    Its inputs are 0.5 (zeros would read as one-hot rows and take the columns' way)."""
     theta = np.zeros(net.size, dtype)
-    x = np.zeros((T, B, net.input_size), dtype)
+    x = np.full((T, B, net.input_size), 0.5, dtype)
     y = np.zeros((T, B, net.output_size), dtype)
     mask, empty = np.ones((T, B), dtype), _EMPTY[dtype]
     grad, logits = np.empty_like(theta), np.empty_like(y)
@@ -159,7 +179,7 @@ def _probe(net: Network, dtype, T: int, B: int, training: bool):
 
 
 #: a call that takes longer than this on one thread runs on threads without a race (a
-#: pool thread's hand-off, 10-100 us, is then a few per cent of it at most)
+#: pool thread's hand-off, 80-90 us on the Zen 5 machine, is then a few per cent of it)
 _LONG_CALL = 0.02
 #: (steps, sequences) of the corner of a batch that is timed before any race
 _SAMPLE = (16, 128)
@@ -169,10 +189,11 @@ def threads_pay(alone, threaded, sample=None, scale=1.0) -> bool:
     """Whether ``threaded()`` (a call's blocks on threads) runs faster than ``alone()``
     (the same blocks on one thread). ``sample()`` (default ``alone``) does ``1 / scale``
     of ``alone``'s work: timed once loaded, where ``scale`` times it passes
-    :data:`_LONG_CALL` the answer is yes, unraced. Otherwise the two run once, then in
-    turn, best of three; threads must save a tenth. A pool thread's hand-off costs what
-    the machine's scheduler does (80-90 us a call on the project's Zen 5 virtual
-    machine), and decides below a few hundred microseconds of work."""
+    :data:`_LONG_CALL` the answer is yes, unraced. Otherwise ``threaded`` runs once (to
+    load), then the two in turn, best of three; threads must save a tenth. A pool
+    thread's hand-off costs what the machine's scheduler does (80-90 us a call on the
+    project's Zen 5 virtual machine), and decides below a few hundred microseconds of
+    work."""
     clock = time.perf_counter
     sample = sample or alone
     sample()  # (the kernels loaded)
