@@ -12,12 +12,17 @@ def _targets(name, rng, shape):
     return rng.normal(size=shape)
 
 
+def _scored(name, rng, shape, spread, scored):
+    """Logits ``z`` of ``shape`` (times ``spread``), targets, and a mask scoring about
+    ``scored`` of the steps."""
+    z = rng.normal(size=shape) * spread
+    return z, _targets(name, rng, shape), (rng.random(shape[:2]) < scored).astype(float)
+
+
 @pytest.mark.parametrize("name", list(LOSSES))
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_loss_gradient_matches_central_differences(name, reduction, rng):
-    z = rng.normal(size=(4, 3, 3)) * 2
-    y = _targets(name, rng, z.shape)
-    mask = (rng.random((4, 3)) < 0.7).astype(float)
+    z, y, mask = _scored(name, rng, (4, 3, 3), 2, 0.7)
     _, dz = loss_and_dlogits(name, z, y, mask, reduction)
     eps = 1e-6
     numeric = np.zeros_like(z)
@@ -63,9 +68,7 @@ def test_unknown_loss_and_reduction_are_named():
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_the_loss_alone_is_the_value_of_loss_and_dlogits(name, reduction, rng):
     """What an evaluation computes (no gradient): the same bits as the training value."""
-    z = rng.normal(size=(6, 5, 3)) * 3
-    y = _targets(name, rng, z.shape)
-    mask = (rng.random((6, 5)) < 0.6).astype(float)
+    z, y, mask = _scored(name, rng, (6, 5, 3), 3, 0.6)
     value = loss_value(name, z, y, mask, reduction)
     assert value == loss_and_dlogits(name, z, y, mask, reduction)[0] and value > 0
     with pytest.raises(ValueError, match="unknown reduction"):

@@ -332,8 +332,8 @@ def test_lanes_blocks_run_on_threads_only_where_they_are_faster(monkeypatch):
 
 
 def test_threads_pay_when_they_save_a_tenth(monkeypatch):
-    """``threads_pay`` times each way on a clock the runs advance: best of three, after a
-    first run each; a call long on one thread (or whose corner, scaled up, is) goes on
+    """``threads_pay`` times each way on a clock the runs advance: best of three, once
+    both are loaded; a call long on one thread (or whose corner, scaled up, is) goes on
     threads unraced."""
     now = [0.0]
     monkeypatch.setattr(compiled, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))

@@ -96,7 +96,7 @@ def loss_value(
     """The masked, reduced loss alone: :func:`loss_and_dlogits`' value (the same bits),
     without the gradient (what an evaluation needs)."""
     loss, scale = _loss_and_scale(name, z, mask, reduction)
-    return float((loss.step_loss(z, y) * mask).sum()) * scale  # scalar
+    return _value(loss, z, y, mask, scale)
 
 
 def loss_and_dlogits(
@@ -114,9 +114,8 @@ def loss_and_dlogits(
         Weight of each step's loss: 1 scored, 0 ignored (padding or unscored).
     """
     loss, scale = _loss_and_scale(name, z, mask, reduction)
-    value = float((loss.step_loss(z, y) * mask).sum()) * scale  # scalar
     dz = loss.dlogits(z, y) * (mask[..., None] * scale)  # (T, B, O)
-    return value, dz
+    return _value(loss, z, y, mask, scale), dz
 
 
 def _loss_and_scale(name: str, z: np.ndarray, mask: np.ndarray, reduction: str):
@@ -129,3 +128,9 @@ def _loss_and_scale(name: str, z: np.ndarray, mask: np.ndarray, reduction: str):
         count = mask.sum() * (z.shape[-1] if loss.elementwise else 1)
         scale = 1.0 / max(float(count), 1.0)
     return loss, scale
+
+
+def _value(loss: Loss, z: np.ndarray, y: np.ndarray, mask: np.ndarray, scale: float) -> float:
+    """The masked loss sum of logits ``z (T, B, O)``, times ``scale``: one expression for
+    both callers, so an evaluation's loss has the bits of a training pass's."""
+    return float((loss.step_loss(z, y) * mask).sum()) * scale

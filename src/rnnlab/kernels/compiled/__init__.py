@@ -87,7 +87,7 @@ def _faster_of(threaded: _Call, net: Network, dtype, T: int, B: int, p: sizes.Pa
     """``threaded`` (lanes blocks on threads) or the same blocks on one thread, whichever
     :func:`threads_pay` finds faster on this shape: both give the same bits. A long batch
     is first timed on a corner of it (``_SAMPLE``), scaled up by its sequences and steps."""
-    training, truncate = options[3], options[2]
+    _, _, truncate, training, _ = options  # (loss, mean, truncate, training, stateful)
     serial = p._replace(parallel=False)
     alone = _made(net, T, B, serial, *options)
     Ts, Bs = min(T, _SAMPLE[0]), min(B, _SAMPLE[1])
