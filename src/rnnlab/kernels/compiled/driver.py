@@ -68,6 +68,7 @@ from rnnlab.kernels.compiled.products import (
     gather_step,
     outer_accumulate,
     product_add,
+    product_set,
     product_t_add,
     rows_accumulate,
     scatter_columns,
@@ -362,26 +363,27 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
     side = ah if split else ax  # where W_hh h_{t-1} goes
     narrow = below.shape[1] < NARROW
     tokens, ids = layer == 0 and blk.onehot[0] != 0.0, blk.ids  # one-hot inputs: columns
+    # (BLAS: a narrow product costs more in the call than the work; loops set ax at once)
+    loops = not tokens and not (use_blas and not narrow)
     for t in range(T):
         if inside:  # the cell adds its bias itself: it gets it in ah
             for g in range(GH):
                 for b in range(n):
-                    ax[0, g, b] = 0.0
                     ah[0, g, b] = b_x[g]
+        if loops:
+            product_set(W_xh, below, t + shift, b_x, not inside, ax, n)
         else:
             for g in range(GH):
                 for b in range(n):
-                    ax[0, g, b] = b_x[g]
+                    ax[0, g, b] = 0.0 if inside else b_x[g]
+            if tokens:
+                add_columns(W_xh, ids, t, ax, n)
+            else:
+                blas_product_add(W_xh, below[t + shift], ax, unliteral(0))
         if split:
             for g in range(GH):
                 for b in range(n):
                     ah[0, g, b] = b_h[g]
-        if tokens:
-            add_columns(W_xh, ids, t, ax, n)
-        elif use_blas and not narrow:
-            blas_product_add(W_xh, below[t + shift], ax, unliteral(0))
-        else:  # (BLAS: a product this small costs more in the call than the work)
-            product_add(W_xh, below, t + shift, ax, 0, n)
         if use_blas:
             blas_product_add(W_hh, hs[t], side, unliteral(0))
         else:

@@ -14,12 +14,13 @@ accumulate in float64.
 
 Every loop that uses them must be compiled with ``error_model="numpy"``: under the
 default (Python's) error model each division checks for zero and raises, and that
-branch alone stops vectorization. They are compiled without fused multiply-adds
-(``fastmath={"contract"}``): that made the float32 sigmoid 1.4x faster here (1.5 to
-1.0 ns per value), but whether LLVM fuses ``a * b + c`` depends on what it inlined
-where, so the bits can depend on how a kernel came to be compiled; with them, a
+branch alone stops vectorization. They are compiled without letting LLVM fuse multiply-adds
+(``fastmath={"contract"}``): whether it fuses ``a * b + c`` depends on what it inlined
+where, so the bits can depend on how a kernel came to be compiled; with it, a
 sweep's worker processes trained to other bits than the test process that ran the
-same runs (``tests/test_sweeps.py``, in the whole suite only).
+same runs (``tests/test_sweeps.py``, in the whole suite only). The float32 twins fuse
+where they say so instead (:func:`fma`, always one rounding, wherever inlined): a
+float32 sigmoid over a (256, 32) block took 0.24 ns per value against 0.31 unfused.
 
 The method (as in the C libraries): for ``x <= 0`` write ``x = n ln2 + r`` with an
 integer ``n`` and ``|r| <= ln2 / 2``; then ``exp(x) = 2**n exp(r)``, ``exp(r) - 1`` is
@@ -220,17 +221,30 @@ def _powers_of_two_32(typingctx, shifted):
     return types.UniTuple(types.float32, 2)(types.float32), codegen
 
 
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's ``fma``: one instruction on x86-64 since 2013,
+    and the same bits wherever it is inlined), for three floats of one type."""
+    if not (a == b == c and isinstance(a, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
 @inline
 def _expm1_parts_32(x):
-    """:func:`_expm1_parts` in float32."""
+    """:func:`_expm1_parts` in float32, its multiply-adds fused."""
     x = max(x, _SMALLEST_32)
-    shifted = x * _LOG2E_32 + _ROUND_32
+    shifted = fma(x, _LOG2E_32, _ROUND_32)
     n = shifted - _ROUND_32
-    r = (x - n * _LN2_HI_32) - n * _LN2_LO_32  # |r| <= ln2 / 2
+    r = fma(n, -_LN2_LO_32, fma(n, -_LN2_HI_32, x))  # |r| <= ln2 / 2
     p = _EXPM1_32[0]
     for c in _EXPM1_32[1:]:
-        p = p * r + c
-    q = r + r * r * p
+        p = fma(p, r, c)
+    q = fma(r * r, p, r)
     s1, s2 = _powers_of_two_32(shifted)
     return q, s1, s2
 
@@ -246,7 +260,7 @@ def _exp_nonpositive32(x):
 def _expm1_nonpositive32(x):
     q, s1, s2 = _expm1_parts_32(x)
     s = s1 * s2
-    value = s * q + (s - _ONE_32)
+    value = fma(s, q, s - _ONE_32)
     return value if x == x and x != _ZERO_32 else x
 
 

@@ -20,7 +20,7 @@ steps of a sweep of fewer than :data:`THIN` sequences are gathered
 from __future__ import annotations
 
 from rnnlab.kernels.compiled.gemm import gemm
-from rnnlab.kernels.compiled.math import hold, inline, summing
+from rnnlab.kernels.compiled.math import hold, inline, summing, zero
 from rnnlab.kernels.compiled.views import view
 
 #: columns (steps x sequences) a BLAS sweep gathers before one weight-gradient product
@@ -54,6 +54,29 @@ def product_add(W, v, tv, out, to, n):
                 for b in range(n):
                     out[to, j, b] += w * v[tv, k, b]
     hold(W, v, out)
+
+
+@inline
+def product_set(W, v, tv, bias, biased, out, n):
+    """out[0, :, :n] = (bias (J,) if ``biased`` else 0) + W (J, K) @ v[tv, :, :n] (K, n):
+    the bias filled in and :func:`product_add` in one pass over ``out`` (a step's
+    narrow input product), in the same order, so to the same bits."""
+    J, K = W.shape
+    if n < FEW or K == 0:
+        for j in range(J):
+            for b in range(n):
+                out[0, j, b] = bias[j] if biased else zero(bias[j])
+        product_add(W, v, tv, out, 0, n)
+    else:
+        for j in range(J):
+            start, w = bias[j] if biased else zero(bias[j]), W[j, 0]
+            for b in range(n):
+                out[0, j, b] = start + w * v[tv, 0, b]
+            for k in range(1, K):
+                w = W[j, k]
+                for b in range(n):
+                    out[0, j, b] += w * v[tv, k, b]
+    hold(W, v, bias, out)
 
 
 @inline
