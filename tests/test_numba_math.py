@@ -170,3 +170,52 @@ def test_unliteral_constants_compile_a_helper_once():
     assert with_literals(3) == with_unliteral(3) == (10, 13)
     assert len(literal.signatures) == 2
     assert len(wrapped.signatures) == 1
+
+
+def test_fma_rounds_once():
+    """(1 + 2^-12)^2 = 1 + 2^-11 + 2^-24: the float32 product drops the last term, the
+    fused multiply-add keeps it (in float32, and in float64 at its own scale)."""
+    fma = compiled_math.fma
+
+    @njit
+    def fused(a, b, c):
+        return fma(a, b, c)
+
+    @njit
+    def unfused(a, b, c):
+        return a * b + c
+
+    for dtype, bits in ((np.float32, 12), (np.float64, 27)):
+        a, c = dtype(1 + 2.0**-bits), dtype(-(1 + 2.0 ** (1 - bits)))
+        assert fused(a, a, c) == 2.0 ** (-2 * bits)
+        assert unfused(a, a, c) == 0.0
+    assert [str(s.return_type) for s in fused.nopython_signatures] == ["float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("K", "n"), [(0, 8), (1, 2), (1, 32), (3, 5), (5, 32)])
+@pytest.mark.parametrize("biased", [True, False])
+def test_product_set_gives_the_bits_of_a_bias_then_the_product_added(dtype, K, n, biased):
+    from rnnlab.kernels.compiled.products import product_add, product_set
+
+    @njit(error_model="numpy")
+    def in_one_pass(W, v, bias, biased, out, n):
+        product_set(W, v, 1, bias, biased, out, n)
+
+    @njit(error_model="numpy")
+    def in_two(W, v, bias, biased, out, n):
+        for j in range(W.shape[0]):
+            for b in range(n):
+                out[0, j, b] = bias[j] if biased else 0.0
+        product_add(W, v, 1, out, 0, n)
+
+    rng = np.random.default_rng(K * 100 + n)
+    W, bias = rng.normal(size=(6, K)).astype(dtype), rng.normal(size=6).astype(dtype)
+    v = rng.normal(size=(3, K, 32)).astype(dtype)
+    one, two = (np.full((1, 6, 32), 7.0, dtype) for _ in range(2))
+    in_one_pass(W, v, bias, biased, one, n)
+    in_two(W, v, bias, biased, two, n)
+    assert np.array_equal(one, two)
+    assert (one[..., n:] == 7.0).all()  # lanes past n untouched
+    expected = (bias if biased else 0 * bias)[:, None] + W.astype(np.float64) @ v[1, :, :n]
+    np.testing.assert_allclose(one[0, :, :n], expected, rtol=1e-5, atol=1e-5)
