@@ -98,6 +98,10 @@ def gru_backward(dh, h_prev, r, z, n, ah_n):
 # -- LSTM (PyTorch's): gates i, f, g, o -------------------------------------------------------
 
 
+#: the LSTM's gate nonlinearities, by gate block (i, f, g, o): g = tanh, the rest sigmoid
+LSTM_TANH_GATE = 2
+
+
 @inline
 def lstm_cell(i, f, g, c_prev):
     """c = f c_{t-1} + i g."""
@@ -160,26 +164,30 @@ def forward_block(cell, act, ax, ah, hs, cs, tape, t, tt, n):
             else:
                 for b in range(n):
                     hs[t + 1, j, b] = elman_forward(RELU, ax[0, j, b])
-    elif cell == GRU:  # tape r, z, n, ah_n; a unit's gates in one pass
-        for j in range(H):
+    elif cell == GRU:  # tape r, z, n, ah_n
+        for q in range(2 * H):  # r, z
             for b in range(n):
-                r = gru_gate(ax[0, j, b], ah[0, j, b])
-                z = gru_gate(ax[0, H + j, b], ah[0, H + j, b])
+                tape[tt, q, b] = gru_gate(ax[0, q, b], ah[0, q, b])
+        for j in range(H):  # then a unit's candidate and state in one pass
+            for b in range(n):
                 ah_n = ah[0, 2 * H + j, b]
-                candidate = gru_candidate(ax[0, 2 * H + j, b], r, ah_n)
-                hs[t + 1, j, b] = gru_hidden(z, candidate, hs[t, j, b])
-                tape[tt, j, b], tape[tt, H + j, b] = r, z
+                candidate = gru_candidate(ax[0, 2 * H + j, b], tape[tt, j, b], ah_n)
+                hs[t + 1, j, b] = gru_hidden(tape[tt, H + j, b], candidate, hs[t, j, b])
                 tape[tt, 2 * H + j, b], tape[tt, 3 * H + j, b] = candidate, ah_n
-    elif cell == LSTM:  # tape i, f, g, o, tanh(c); a unit's gates in one pass
-        for j in range(H):
+    elif cell == LSTM:  # tape i, f, g, o, tanh(c)
+        for q in range(4 * H):
+            if q // H == LSTM_TANH_GATE:
+                for b in range(n):
+                    tape[tt, q, b] = tanh(ax[0, q, b])
+            else:
+                for b in range(n):
+                    tape[tt, q, b] = sigmoid(ax[0, q, b])
+        for j in range(H):  # then a unit's cell state and output in one pass
             for b in range(n):
-                i, f = sigmoid(ax[0, j, b]), sigmoid(ax[0, H + j, b])
-                g, o = tanh(ax[0, 2 * H + j, b]), sigmoid(ax[0, 3 * H + j, b])
-                c = lstm_cell(i, f, g, cs[t, j, b])
-                hs[t + 1, j, b], tc = lstm_hidden(o, c)
+                c = lstm_cell(tape[tt, j, b], tape[tt, H + j, b], tape[tt, 2 * H + j, b],
+                              cs[t, j, b])  # fmt: skip
                 cs[t + 1, j, b] = c
-                tape[tt, j, b], tape[tt, H + j, b], tape[tt, 2 * H + j, b] = i, f, g
-                tape[tt, 3 * H + j, b], tape[tt, 4 * H + j, b] = o, tc
+                hs[t + 1, j, b], tape[tt, 4 * H + j, b] = lstm_hidden(tape[tt, 3 * H + j, b], c)
     elif cell == EXPRNN:  # the bias in ah
         for j in range(H):
             for b in range(n):
