@@ -167,6 +167,10 @@ def timings(s: str, api: str, startup: str, solve: str) -> str:
         "measured on a later 2-core machine\nthan the grid above, whose first line names its "
         "CPU and the OpenBLAS kernels rnnlab's\nproducts ran on (`speed.py` drops an "
         "`OPENBLAS_CORETYPE` pin: PyTorch's MKL picks its own):\n\n```text\n" + api + "```\n\n"
+        "The LSTM's lead is the smallest at H = 16-64 (its forward pass at H = 64 about "
+        "even):\nPyTorch's LSTM is one fused kernel, and at H = 16 a tenth of its update "
+        "time is less\nthan the products and nonlinearities of the update alone take here\n"
+        '(`benchmarks/lstm_floor.py`; docs/architecture.md, "The LSTM against PyTorch").\n\n'
     )
     a = s.index("The paths a user takes")
     b = s.index("How (the whole design")
