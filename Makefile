@@ -45,4 +45,4 @@ papers: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
-	find src -name __pycache__ -type d -prune -exec rm -rf {} +
+	find src benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
