@@ -3,14 +3,15 @@
     python benchmarks/lstm_floor.py
 
 At the sizes of ``speed.py --api`` (float32, B = 32, T = 100, one input, one output) for
-H = 16 and 64, it times the parts no implementation of the LSTM's math on this machine
-can skip, each on its own, best of several:
+H = 16 and 64, it times the parts rnnlab's way of running the LSTM (a BLAS call per
+product and step, its own vectorized nonlinearities) cannot skip, each on its own, best
+of several:
 
 - the products of a step, through the BLAS rnnlab's kernels call: the forward pass's
   ``W_hh h`` (4H x H by H x m), and an update's two more (``W_hh^T da`` and the weight
   gradient ``da h^T``), for m = 32 sequences on one core and m = 16 on each of two;
 - the nonlinearities of a step: 5 H m values (three sigmoids, two tanh) through rnnlab's
-  vectorized float32 sigmoid;
+  vectorized float32 sigmoid (its tanh costs the same);
 - waking a second core: a pool thread's ``submit(...).result()`` of nothing (median);
 
 and, in the same run, PyTorch's ``no_grad`` forward pass and its update (one thread) as
@@ -100,7 +101,6 @@ def wake_seconds(calls=200):
 
 
 def main():
-    import torch
 
     products, nonlinearities = _kernels()
     wake = wake_seconds()
@@ -113,7 +113,6 @@ def main():
     for H, (fit_bar, predict_bar) in BARS.items():
         X, Y, lengths = padded_data(4 * B, T, np.random.default_rng(0))
         theirs = torch_paths("lstm", H, X, Y, lengths, 1)
-        torch.set_num_threads(1)
         their_fit = statistics.median(speed.seconds_per_call(theirs["fit"], 0.05) for _ in range(3))
         their_predict = statistics.median(
             speed.seconds_per_call(theirs["predict_proba"], 0.05) for _ in range(3)

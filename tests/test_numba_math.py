@@ -193,9 +193,11 @@ def test_fma_rounds_once():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("K", "n"), [(0, 8), (1, 2), (1, 32), (3, 5), (5, 32)])
+@pytest.mark.parametrize(("K", "n"), [(1, 4), (1, 32), (2, 4), (3, 5), (5, 32), (0, 8), (1, 2)])
 @pytest.mark.parametrize("biased", [True, False])
 def test_product_set_gives_the_bits_of_a_bias_then_the_product_added(dtype, K, n, biased):
+    """Its one pass from ``FEW`` (4) lanes on; no inputs or fewer lanes take the fill and
+    :func:`product_add` themselves (checked here for the untouched lanes and the values)."""
     from rnnlab.kernels.compiled.products import product_add, product_set
 
     @njit(error_model="numpy")

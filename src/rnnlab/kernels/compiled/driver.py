@@ -57,7 +57,7 @@ from rnnlab.kernels.compiled.functions import (
     loss_block,
     loss_scale,
 )
-from rnnlab.kernels.compiled.math import inline, inline_always, kernel, unliteral
+from rnnlab.kernels.compiled.math import inline, inline_always, kernel, unliteral, zero
 from rnnlab.kernels.compiled.products import (
     GATHER,
     NARROW,
@@ -375,7 +375,7 @@ def layer_forward(theta, net, blk, layer, T, n, training, use_blas):
         else:
             for g in range(GH):
                 for b in range(n):
-                    ax[0, g, b] = 0.0 if inside else b_x[g]
+                    ax[0, g, b] = zero(b_x[g]) if inside else b_x[g]
             if tokens:
                 add_columns(W_xh, ids, t, ax, n)
             else:
