@@ -9,13 +9,12 @@ compiled for another CPU.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from rnnlab.kernels.compiled.cells import ELMAN, GRU, LSTM, forward_block
 from rnnlab.kernels.compiled.functions import TANH
 from rnnlab.kernels.compiled.math import kernel
+from speed import best_seconds
 
 #: cell code, its gate count, its tape's numbers per unit
 CELLS = {"elman": (ELMAN, 1, 0), "gru": (GRU, 3, 4), "lstm": (LSTM, 4, 5)}
@@ -34,13 +33,7 @@ def seconds_per_step(name, hidden=64, lanes=32, repeats=2000, rounds=7):
               for _ in range(2))  # fmt: skip
     hs, cs = np.zeros((2, hidden, lanes), np.float32), np.zeros((2, hidden, lanes), np.float32)
     tape = np.zeros((1, max(taped, 1) * hidden, lanes), np.float32)
-    _steps(code, ax, ah, hs, cs, tape, 1)
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        _steps(code, ax, ah, hs, cs, tape, repeats)
-        best = min(best, time.perf_counter() - start)
-    return best / repeats
+    return best_seconds(lambda: _steps(code, ax, ah, hs, cs, tape, repeats), rounds) / repeats
 
 
 def main():

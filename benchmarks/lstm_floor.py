@@ -63,16 +63,6 @@ def _kernels():
     return products, nonlinearities
 
 
-def best_seconds(fn, rounds=7):
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def pass_parts(H, m, products, nonlinearities):
     """Seconds per pass of T steps over ``m`` sequences: (forward products, update
     products, nonlinearities)."""
@@ -81,11 +71,11 @@ def pass_parts(H, m, products, nonlinearities):
     h = rng.standard_normal((H, m)).astype(np.float32)
     da, dh = np.empty((4 * H, m), np.float32), np.empty((H, m), np.float32)
     grad = np.empty((4 * H, H), np.float32)
-    forward = best_seconds(lambda: products(W, h, da, dh, grad, T, False))
-    update = best_seconds(lambda: products(W, h, da, dh, grad, T, True))
+    forward = speed.best_seconds(lambda: products(W, h, da, dh, grad, T, False))
+    update = speed.best_seconds(lambda: products(W, h, da, dh, grad, T, True))
     values = rng.standard_normal((5 * H, m)).astype(np.float32)
     out = np.empty_like(values)
-    nonlinear = best_seconds(lambda: nonlinearities(values, out, T))
+    nonlinear = speed.best_seconds(lambda: nonlinearities(values, out, T))
     return forward, update, nonlinear
 
 

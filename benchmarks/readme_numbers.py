@@ -1,7 +1,7 @@
 """Rerun every benchmark the README quotes and write its numbers into README.md.
 
     python benchmarks/readme_numbers.py OUT_DIR [--reuse] [--only NAME,NAME] [--sweeps]
-                                                [--timings]
+                                                [--timings] [--text]
 
 Runs ``speed.py --solve 10``, the sweeps of ``benchmarks/sweeps/`` the README quotes
 (``rnnlab sweep SPEC --markdown``), ``sweep_scaling.py``, ``rnnlab train shift``,
@@ -15,10 +15,13 @@ then replaces the README's tables, grid excerpt, summary and timings with them
 (``--sweeps``: the sweep tables alone, the paper-scale one aside unless ``--only``
 names it; each records the machine it ran on, see ``docs_check.py``; ``--timings``: the
 user-path table, the time-to-solve table and the start-up paragraph alone, from ``speed.py
---api``, ``--solve 10`` and ``--startup``, whose outputs are kept in docs/ as well). The
+--api``, ``--solve 10`` and ``--startup``, whose outputs are kept in docs/ as well;
+``--text``: the character model's block alone, from ``text_demo.py`` and ``speed.py
+--text``, kept in docs/ too). The
 summary compares the grid with the previous backend's (``git show
 8a806a5:docs/speed_grid.txt``). ``make docs-check`` reruns the sweep tables and the demo's
-rows; ``tests/test_readme_tables.py`` checks the timings against the outputs kept in docs/.
+rows; ``tests/test_readme_tables.py`` checks the timings and the text block against the
+outputs kept in docs/.
 """
 
 from __future__ import annotations
@@ -147,6 +150,8 @@ API_OUTPUT, STARTUP_OUTPUT = ROOT / "docs/speed_api.txt", ROOT / "docs/startup.t
 SOLVE_OUTPUT = ROOT / "docs/speed_solve.txt"
 #: the outputs the README's timings come from, and where docs/ keeps them
 TIMINGS = {"api.txt": API_OUTPUT, "startup.txt": STARTUP_OUTPUT, "solve.txt": SOLVE_OUTPUT}
+#: the character model's run and its speed against PyTorch, kept in docs/ as well
+TEXT = {"text.txt": ROOT / "docs/text_demo.txt", "text_speed.txt": ROOT / "docs/speed_text.txt"}
 
 
 def timings(s: str, api: str, startup: str, solve: str) -> str:
@@ -196,10 +201,16 @@ def timings(s: str, api: str, startup: str, solve: str) -> str:
     return s[:a] + text + s[b:]
 
 
-def keep_timings(out: Path) -> None:
-    """Keep ``OUT/api.txt``, ``startup.txt`` and ``solve.txt`` in docs/ (what the README
+def text_block(s: str, run: str, speed: str) -> str:
+    """``s`` (the README) with its character-model block written from the outputs of
+    ``text_demo.py`` (``run``) and ``speed.py --text`` (``speed``)."""
+    return between(s, "text", "```text\n" + run + "\n" + speed + "```\n")
+
+
+def keep(out: Path, outputs: dict[str, Path]) -> None:
+    """Keep ``OUT/NAME`` for each of ``outputs`` at its path in docs/ (what the README
     says)."""
-    for output, kept in TIMINGS.items():
+    for output, kept in outputs.items():
         kept.write_text((out / output).read_text())
 
 
@@ -232,8 +243,8 @@ def rewrite(out: Path) -> None:
     s = between(s, "papers", open(out / "papers.txt").read())
     online = open(out / "online.txt").read() + "\n```text\n" + open(out / "online_cost.txt").read()
     s = between(s, "online", online + "```\n")
-    text = open(out / "text.txt").read() + "\n" + open(out / "text_speed.txt").read()
-    s = between(s, "text", "```text\n" + text + "```\n")
+    s = text_block(s, *((out / name).read_text() for name in TEXT))
+    keep(out, TEXT)
     # grid
     open(ROOT / "docs/speed_grid.txt", "w").write(open(out / "grid.txt").read())
     grid = open(out / "grid.txt").read().splitlines()
@@ -295,7 +306,7 @@ def rewrite(out: Path) -> None:
     except OSError as err:
         print("user-path and start-up numbers not updated:", err)
     else:
-        keep_timings(out)
+        keep(out, TIMINGS)
     open(README, "w").write(s)
 
 
@@ -315,13 +326,18 @@ def main() -> int:
         only = {f"{name}.md" for name in SWEEPS} - {"adding_le.md"} if only is None else only
     if "--timings" in sys.argv:  # the user paths, solving and start-up alone
         only = set(TIMINGS)
+    if "--text" in sys.argv:  # the character model alone
+        only = set(TEXT)
     if "--reuse" not in sys.argv:
         run_all(out, only)
     if "--sweeps" in sys.argv:
         README.write_text(sweep_tables(README.read_text(), out))
     elif "--timings" in sys.argv:
         README.write_text(timings(README.read_text(), *((out / n).read_text() for n in TIMINGS)))
-        keep_timings(out)
+        keep(out, TIMINGS)
+    elif "--text" in sys.argv:
+        README.write_text(text_block(README.read_text(), *((out / n).read_text() for n in TEXT)))
+        keep(out, TEXT)
     else:
         rewrite(out)
     return 0

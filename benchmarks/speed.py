@@ -219,6 +219,17 @@ def time_to_solve(seeds):
 # -- timing -----------------------------------------------------------------------------------
 
 
+def best_seconds(fn, rounds=7):
+    """The fastest of ``rounds`` calls of ``fn`` (after one that loads it), in seconds."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def seconds_per_call(fn, min_time):
     fn()
     n, elapsed = 1, 0.0

@@ -79,3 +79,15 @@ def test_the_timings_are_what_the_kept_benchmark_outputs_say(scripts):
     assert readme_numbers.timings(readme, changed, startup, solve) != readme
     changed = solve.replace("    60   ", "    61   ", 1)
     assert changed != solve and readme_numbers.timings(readme, api, startup, changed) != readme
+
+
+def test_the_text_block_is_what_the_kept_outputs_say(scripts):
+    """The character model's block is ``readme_numbers.py --text``'s rendering of
+    ``text_demo.py`` and ``speed.py --text`` outputs kept in docs/, unedited."""
+    _, readme_numbers = scripts
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    run, speed = (kept.read_text() for kept in readme_numbers.TEXT.values())
+    assert readme_numbers.text_block(readme, run, speed) == readme
+    assert run in readme and speed in readme
+    changed = speed.replace("lstm ", "lstm  ", 1)
+    assert changed != speed and readme_numbers.text_block(readme, run, changed) != readme

@@ -78,7 +78,7 @@ def _call(net: Network, dtype, T: int, B: int, path, loss=0, mean=False, truncat
             call = _faster_of(call, net, dtype, T, B, p, options)
         if len(_CALLS) >= 256:  # (many shapes: start again rather than grow)
             _CALLS.clear()
-        call = _CALLS[key] = call
+        _CALLS[key] = call
     return call
 
 
